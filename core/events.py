@@ -1,0 +1,28 @@
+"""Typed events of one call, passed between stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SpeechStarted:
+    at: float  # seconds of call audio
+
+
+@dataclass(frozen=True)
+class PartialTranscript:
+    text: str
+    dialect: str
+
+
+@dataclass(frozen=True)
+class FinalTranscript:
+    text: str
+    dialect: str
+    confidence: float
+    started_at: float  # seconds of call audio
+    ended_at: float
+
+
+AsrEvent = SpeechStarted | PartialTranscript | FinalTranscript

@@ -1,0 +1,1 @@
+"""The composition root: settings, app, call endpoint, REST, CLI."""

@@ -1,0 +1,1 @@
+"""Tickets, escalations and call records."""
