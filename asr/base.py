@@ -12,6 +12,18 @@ from core.audio import AudioChunk
 from core.events import AsrEvent
 
 
+class AsrError(RuntimeError):
+    """Recognition cannot go on (model failed to load, inference error)."""
+
+
+class UnsupportedDialect(ValueError):
+    """A call declared a dialect the recognizer does not know."""
+
+
+class AsrInputError(ValueError):
+    """Audio that the recognizer cannot take (wrong sample rate, wrong shape or dtype)."""
+
+
 @dataclass(frozen=True)
 class Transcript:
     text: str  # Simplified Chinese
@@ -24,6 +36,19 @@ class Transcriber(Protocol):
     """Whole-utterance recognition; blocking, run it in an InferencePool."""
 
     def transcribe(self, pcm16k: np.ndarray, *, dialect: str = "auto") -> Transcript: ...
+
+
+class VoiceActivityDetector(Protocol):
+    """Streaming speech probability of one audio stream; keeps its own state, one instance per call."""
+
+    sample_rate: int  # 16000
+    window_size: int  # samples per probability
+
+    def push(self, pcm16k: np.ndarray) -> np.ndarray:
+        """Samples of any length in; one probability per window completed by them out (float32)."""
+        ...
+
+    def reset(self) -> None: ...
 
 
 class StreamingRecognizer(Protocol):

@@ -59,8 +59,48 @@ class Escalate:
 
 
 @dataclass(frozen=True)
+class UpdateTicket:
+    ticket_id: int
+    slots: dict[str, str]
+
+
+@dataclass(frozen=True)
 class EndCall:
     reason: str = "caller_done"
 
 
-Action = OpenTicket | Escalate | EndCall
+Action = OpenTicket | UpdateTicket | Escalate | EndCall
+
+
+@dataclass(frozen=True)
+class TicketReceipt:
+    id: int
+    number: str
+    category: str
+    sla_hours: int | None = None
+
+
+@dataclass(frozen=True)
+class EscalationReceipt:
+    id: int
+    reason: str
+
+
+class ActionDesk(Protocol):
+    """Carries out the manager's actions (the gateway: persists them and tells the client)."""
+
+    async def open_ticket(self, action: OpenTicket) -> TicketReceipt: ...
+
+    async def update_ticket(self, action: UpdateTicket) -> None: ...
+
+    async def escalate(self, action: Escalate) -> EscalationReceipt: ...
+
+    async def end_call(self, action: EndCall) -> None: ...
+
+
+@dataclass(frozen=True)
+class ReplySentence:
+    """One sentence of the bot's reply, spoken as soon as it is complete."""
+
+    text: str
+    citations: tuple[str, ...] = ()

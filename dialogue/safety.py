@@ -1,0 +1,35 @@
+"""PII redaction for stored transcripts and logs, and requests that must not be served."""
+
+from __future__ import annotations
+
+import re
+
+from dialogue.slots import spoken_digits_to_numerals
+
+_ID_CARD = re.compile(r"\d{6}(?:19|20)\d{2}\d{2}\d{2}\d{3}[\dXx]")
+_PHONE = re.compile(r"1[3-9]\d{9}")
+_LONG_NUMBER = re.compile(r"\d{7,}")
+
+
+def mask_pii(text: str) -> str:
+    """Mask ID-card numbers, mobile numbers and other long digit strings (spoken ones too)."""
+    text = spoken_digits_to_numerals(text)
+    text = _ID_CARD.sub(lambda m: m.group(0)[:4] + "*" * 10 + m.group(0)[-4:], text)
+    text = _PHONE.sub(lambda m: m.group(0)[:3] + "****" + m.group(0)[-4:], text)
+    return _LONG_NUMBER.sub(lambda m: m.group(0)[:2] + "*" * (len(m.group(0)) - 4) + m.group(0)[-2:], text)
+
+
+_OTHERS_DATA = re.compile(
+    r"(别人|他人|我老公|我老婆|我丈夫|我妻子|朋友|同事|对象|女朋友|男朋友|这个号码|那个号码).{0,6}"
+    r"(通话记录|话单|详单|位置|定位|短信|身份证|机主|实名信息|住址)"
+)
+_INJECTION = re.compile(r"忽略.{0,6}(指令|规则|设定|提示)|system\s*prompt|系统提示词|你现在是|扮演|越狱", re.IGNORECASE)
+
+
+def refusal_reason(text: str) -> str | None:
+    """Why a request must not be served, or None."""
+    if _OTHERS_DATA.search(text):
+        return "others_data"
+    if _INJECTION.search(text):
+        return "prompt_injection"
+    return None

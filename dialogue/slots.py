@@ -1,0 +1,151 @@
+"""Slot values taken from what the caller said, never made up: phone, address, since, types.
+
+Every extractor returns the caller's own wording (or a normalised phone number) or None.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_SPOKEN_DIGITS = str.maketrans("零〇洞幺一二两三四五六七拐八九勾", "0001122345677899")
+_DIGIT_CHARS = "0-9零〇洞幺一二两三四五六七拐八九勾"
+# A run of digits (spoken or written) with the spaces and dashes callers put between groups.
+_DIGIT_RUN = re.compile(rf"[{_DIGIT_CHARS}](?:[\s\-–—,，、]*[{_DIGIT_CHARS}]){{6,}}")
+_PHONE = re.compile(r"1[3-9]\d{9}")
+_OWN_NUMBER = re.compile(r"(现在打的|本机|这个号码?就是|用的这个号|来电号码|这个手机号)")
+
+
+def normalise(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).strip()
+
+
+def spoken_digits_to_numerals(text: str) -> str:
+    """幺三八 零零幺二 三四五六 -> 13800123456 (only inside runs of seven or more digits)."""
+
+    def convert(match: re.Match[str]) -> str:
+        return re.sub(r"[\s\-–—,，、]", "", match.group(0)).translate(_SPOKEN_DIGITS)
+
+    return _DIGIT_RUN.sub(convert, text)
+
+
+def extract_phone(text: str) -> str | None:
+    """The last 11-digit mobile number in the text (a correction comes after the mistake)."""
+    found = _PHONE.findall(spoken_digits_to_numerals(normalise(text)))
+    return found[-1] if found else None
+
+
+def refers_to_own_number(text: str) -> bool:
+    return bool(_OWN_NUMBER.search(text))
+
+
+_PLACE_MARK = re.compile(
+    r"(省|市|区|县|镇|乡|村|路|街|道|巷|弄|胡同|小区|花园|家园|公寓|苑|庭|城|大厦|广场|园区|软件园|号楼|\\d+号|[一二三四五六七八九十]+号|栋|幢|单元|室|楼)"
+)
+_FILLER = re.compile(
+    r"^(喂|嗯+|呃|啊|哦|那个|就是那个|就是|地址是?|地址係|地址啊|係|装在|安装在|我的地址是?|我家住?在?|我家里?在?|俺家在?|我屋头在?|"
+    r"屋企喺|我住在?|住在|家住|位置是?|在|是)+"
+)
+_TRAILER = re.compile(r"(那边|这边|那里|附近|上班的地方|那块|那儿)+$")
+_NOT_ADDRESS = re.compile(r"(手机|电话|号码|信号|网|宽带|套餐|流量|话费|投诉|邻居|光猫|灯|营业厅)")
+
+
+def _address_pieces(text: str) -> list[str]:
+    pieces = re.split(r"[\s,，。！？!?；;、]+", spoken_digits_to_numerals(normalise(text)))
+    kept: list[str] = []
+    for piece in pieces:
+        core = _TRAILER.sub("", _FILLER.sub("", piece))
+        if not core or _NOT_ADDRESS.search(core):
+            if kept and piece and not _FILLER.fullmatch(piece):
+                break  # the address ended
+            continue
+        if _PLACE_MARK.search(core) or (kept and re.search(r"\d|[一二三四五六七八九十]+[栋号]", core)):
+            kept.append(core)
+        elif kept and len(core) <= 6 and _FILLER.fullmatch(piece) is None:
+            break
+    return kept
+
+
+def extract_address(text: str) -> str | None:
+    """The caller's address or location in their own words, e.g. 南港区海澄路滨江花园十二栋."""
+    pieces = _address_pieces(text)
+    address = "".join(pieces)
+    return address if len(address) >= 3 else None
+
+
+_CORRECTION = re.compile(r"不是\s*(?P<wrong>[^\s，,。]+?)\s*[，,]?\s*(?:而)?是\s*(?P<right>[^\s，,。]+)")
+
+
+def apply_address_correction(text: str, current: str | None) -> str | None:
+    """不是锦绣小区 是锦秀家园 -> the current address with the wrong part replaced."""
+    match = _CORRECTION.search(normalise(text))
+    if not match or not current:
+        return None
+    wrong, right = match.group("wrong"), match.group("right")
+    if wrong in current:
+        return current.replace(wrong, right)
+    return None
+
+
+_SINCE = re.compile(
+    r"((?:从|打|由)?(?:大?前天|昨天|昨晚|今天|今儿个?|琴日|寻日|尋日|今朝|上周|上个?星期|上礼拜|刚才|刚刚)"
+    r"(?:早上|上午|中午|下午|晚上|夜里|夜晚|半夜)?(?:开始)?"
+    r"|(?:这|近)(?:几|两|两三)天|(?:一|两|三|半|几|十)个?[多来]?个?(?:小时|钟头|天|星期|礼拜|周|月)(?:了|前|以前|之前|吧)"
+    r"|(?:一|两|三|半|几|十)个?[多来]个?(?:小时|钟头|天|星期|礼拜|周|月)"
+    r"|(?:今天|今儿个?)?(?:早上|上午|中午|下午|晚上)(?:起来)?)"
+)
+
+
+def extract_since(text: str) -> str | None:
+    found = "".join(match.group(0) for match in _SINCE.finditer(normalise(text)))
+    return found or None
+
+
+# Ordered: the first pattern that matches decides.
+FAULT_TYPES: tuple[tuple[str, str], ...] = (
+    ("call_drop", r"掉线|掉话|断线|说不了两句|打着打着|通话.*断"),
+    ("intermittent", r"时断时续|断一下又好|好了又断|一会儿?有一会儿?没|老是断|经常断|断好几|一天.*断"),
+    ("no_signal", r"没有?信号|信号都没有|无信号|一格信号|冇信号|无服务|打不出去|打不了电话"),
+    ("slow", r"慢|卡顿|很卡|特别卡|刷不出来|网速"),
+    ("no_connection", r"上不了网|上不去网|没网|无网|冇网|断网|网断了|断了|连不上|上唔到|LOS|los|不亮|一点网都没有|用不了"),
+)
+
+COMPLAINT_TYPES: tuple[tuple[str, str], ...] = (
+    ("repeated_outage", r"断了.{0,4}[回次]|又断|反复|修好了.*又|老是坏|经常坏"),
+    ("billing_dispute", r"扣费|扣了|乱扣|多扣|话费|账单|收费|多收|电话费|多了.*[块元箍]"),
+    ("service_quality", r"师傅|态度|没来|不接|服务|等了|迟到|不理"),
+)
+
+REQUEST_TYPES: tuple[tuple[str, str], ...] = (
+    ("suspend_keep_number", r"停机保号|保号"),
+    ("sim_replacement", r"补卡|补办.*卡|换卡|卡丢了|卡坏了"),
+    ("broadband_move", r"移机|宽带.*搬|搬家.*宽带"),
+    ("broadband_install", r"装.{0,2}宽带|办.{0,3}宽带|宽带.*安装|新装"),
+    ("plan_change", r"换套餐|改套餐|变更套餐|换成.*的|换个套餐|套餐.*换"),
+    ("compensation", r"补偿|赔偿|赔钱"),
+    ("invoice", r"发票"),
+)
+
+
+def classify(text: str, table: tuple[tuple[str, str], ...]) -> str | None:
+    for name, pattern in table:
+        if re.search(pattern, text, flags=re.IGNORECASE):
+            return name
+    return None
+
+
+_STORE = re.compile(r"([^\s，,。]{2,12}?(?:营业厅|门店|店))")
+_DATE = re.compile(r"((?:今天|明天|后天|大后天|周[一二三四五六日天]|星期[一二三四五六日天]|下周[一二三四五六日天]?|\d+月\d+[日号])"
+                   r"(?:上午|下午|中午|晚上)?)")
+
+
+def extract_store(text: str) -> str | None:
+    match = _STORE.search(normalise(text))
+    if not match:
+        return None
+    return re.sub(r"^(去|到|在)+", "", match.group(1))
+
+
+def extract_date(text: str) -> str | None:
+    match = _DATE.search(normalise(text))
+    return match.group(1) if match else None

@@ -1,0 +1,41 @@
+"""The app factory: settings in, a FastAPI app out; models load in the lifespan, once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from core.clock import Clock
+from gateway import calls, rest
+from gateway.services import Services
+from gateway.settings import Settings
+
+log = logging.getLogger("hotline")
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = await asyncio.to_thread(Services.open, settings, clock)
+        app.state.services = services
+        # /healthz answers at once; /readyz waits for this task.
+        loading = asyncio.create_task(services.load_models(), name="load-models")
+        try:
+            yield
+        finally:
+            loading.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await loading
+            services.close()
+
+    app = FastAPI(title="hotline", version="0.1.0", lifespan=lifespan)
+    app.include_router(rest.router)
+    app.include_router(calls.router)
+    return app

@@ -1,0 +1,281 @@
+"""A scripted caller: streams audio files to the hotline as successive turns and records what comes back."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import sys
+import threading
+import time
+import wave
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import websockets
+
+from core.audio import Codec, decode, encode, from_float
+from gateway.settings import Settings
+
+FRAME_MS = 20
+REPLY_TIMEOUT_S = 300.0
+SILENCE_LEVEL = 300  # int16 amplitude under which a frame counts as silence
+
+
+@dataclass(frozen=True)
+class CallOptions:
+    files: list[Path]
+    codec: str = "pcm16"
+    rate: int = 16000
+    dialect: str = "auto"
+    caller_id: str | None = None
+    out_dir: Path | None = None
+    json_lines: bool = False
+    fast: bool = False
+
+
+@dataclass
+class TurnTiming:
+    speech_end: float
+    final: float | None = None
+    reply_text: float | None = None
+    reply_audio: float | None = None
+
+    def as_dict(self) -> dict[str, float | None]:
+        def since(t: float | None) -> float | None:
+            return None if t is None else round(t - self.speech_end, 3)
+
+        return {"final_s": since(self.final), "first_reply_text_s": since(self.reply_text),
+                "first_reply_audio_s": since(self.reply_audio)}
+
+
+@dataclass
+class CallTrace:
+    """What the caller saw, in order, with the client-side times that latency figures come from."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    audio: dict[int, bytearray] = field(default_factory=dict)
+    timings: list[TurnTiming] = field(default_factory=list)
+    finals: int = 0
+    reply_ends: list[dict[str, Any]] = field(default_factory=list)
+    current_turn: int = 0
+    speaking: bool = False
+
+    def of_type(self, kind: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e.get("type") == kind]
+
+
+def load_audio(path: Path, rate: int) -> np.ndarray:
+    """Any audio file -> mono int16 at `rate`."""
+    if not path.is_file():
+        raise FileNotFoundError(f"audio file not found: {path}")
+    from faster_whisper import decode_audio
+
+    return from_float(decode_audio(str(path), sampling_rate=rate))
+
+
+def _speech_tail(pcm: np.ndarray, rate: int) -> float:
+    """Seconds of silence at the end of the clip."""
+    frame = rate * FRAME_MS // 1000
+    loud = [i for i in range(0, len(pcm), frame) if np.abs(pcm[i : i + frame]).max(initial=0) > SILENCE_LEVEL]
+    return (len(pcm) - (loud[-1] + frame)) / rate if loud else len(pcm) / rate
+
+
+class Caller:
+    def __init__(self, url: str, options: CallOptions) -> None:
+        self.url = url
+        self.options = options
+        self.codec = Codec(options.codec)
+        self.trace = CallTrace()
+        self._changed = asyncio.Event()
+
+    async def run(self) -> CallTrace:
+        async with websockets.connect(self.url, max_size=1 << 22) as ws:
+            await ws.send(json.dumps({"type": "start", "codec": self.options.codec, "sample_rate": self.options.rate,
+                                      "dialect": self.options.dialect, "caller_id": self.options.caller_id}))
+            receiver = asyncio.create_task(self._receive(ws))
+            try:
+                await self._wait(lambda: self.trace.of_type("ready") or self.trace.of_type("end"), 30)
+                if not self.trace.of_type("ready"):
+                    return self.trace
+                await self._let_greeting_finish()
+                for path in self.options.files:
+                    await self._speak_turn(ws, load_audio(path, self.options.rate))
+                await ws.send(json.dumps({"type": "stop"}))
+                await self._wait(lambda: self.trace.of_type("end"), 60)
+            finally:
+                receiver.cancel()
+        return self.trace
+
+    async def _receive(self, ws: Any) -> None:
+        try:
+            async for message in ws:
+                now = time.monotonic()
+                if isinstance(message, bytes):
+                    self._on_audio(message, now)
+                else:
+                    self._on_event(json.loads(message), now)
+                self._changed.set()
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            self.trace.events.append({"type": "closed"})
+            self._changed.set()
+
+    def _on_event(self, event: dict[str, Any], now: float) -> None:
+        self.trace.events.append(event)
+        self._print(event)
+        timing = self.trace.timings[-1] if self.trace.timings else None
+        kind = event.get("type")
+        if kind == "final":
+            self.trace.finals += 1
+            if timing and timing.final is None:
+                timing.final = now
+        elif kind == "reply":
+            self.trace.current_turn = event["turn"]
+            self.trace.speaking = True
+            if timing and timing.final is not None and timing.reply_text is None:
+                timing.reply_text = now
+        elif kind == "reply_end":
+            self.trace.reply_ends.append(event)
+            self.trace.speaking = False
+
+    def _on_audio(self, frame: bytes, now: float) -> None:
+        self.trace.audio.setdefault(self.trace.current_turn, bytearray()).extend(frame)
+        timing = self.trace.timings[-1] if self.trace.timings else None
+        if timing and timing.reply_text is not None and timing.reply_audio is None:
+            timing.reply_audio = now
+
+    async def _wait(self, condition: Any, within_s: float) -> bool:
+        deadline = time.monotonic() + within_s
+        while not condition():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self.trace.of_type("closed"):
+                return bool(condition())
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.5))
+            except TimeoutError:
+                pass
+        return True
+
+    async def _let_greeting_finish(self) -> None:
+        if await self._wait(lambda: self.trace.of_type("reply"), 5.0):
+            await self._wait(lambda: self.trace.reply_ends, 60.0)
+
+    async def _speak_turn(self, ws: Any, pcm: np.ndarray) -> None:
+        rate = self.options.rate
+        finals_before, ends_before = self.trace.finals, len(self.trace.reply_ends)
+        frame = rate * FRAME_MS // 1000
+        started = time.monotonic()
+        for index, offset in enumerate(range(0, len(pcm), frame)):
+            await ws.send(encode(pcm[offset : offset + frame], self.codec))
+            await self._pace(started, index + 1)
+        self.trace.timings.append(TurnTiming(speech_end=time.monotonic() - _speech_tail(pcm, rate)))
+
+        def answered() -> bool:
+            heard = self.trace.finals > finals_before
+            return heard and len(self.trace.reply_ends) - ends_before >= self.trace.finals - finals_before
+
+        silence = encode(np.zeros(frame, dtype=np.int16), self.codec)
+        started, index = time.monotonic(), 0
+        deadline = started + REPLY_TIMEOUT_S
+        while not answered() and time.monotonic() < deadline and not self.trace.of_type("closed"):
+            await ws.send(silence)
+            index += 1
+            await self._pace(started, index, always=True)
+        # a little more listening, in case the reply has several turns in flight
+        await self._wait(lambda: not self.trace.speaking, 30.0)
+
+    async def _pace(self, started: float, frames_sent: int, always: bool = False) -> None:
+        if self.options.fast and not always:
+            return
+        ahead = started + frames_sent * FRAME_MS / 1000 - time.monotonic()
+        if ahead > 0:
+            await asyncio.sleep(ahead)
+
+    def _print(self, event: dict[str, Any]) -> None:
+        if self.options.json_lines:
+            print(json.dumps(event, ensure_ascii=False), flush=True)
+            return
+        kind = event.get("type")
+        details = {k: v for k, v in event.items() if k != "type"}
+        text = details.pop("text", None)
+        line = f"[{kind}] {text}" if text is not None else f"[{kind}]"
+        if details:
+            line += "  " + " ".join(f"{k}={v}" for k, v in details.items())
+        print(line, flush=True)
+
+    def write_replies(self, folder: Path) -> list[Path]:
+        folder.mkdir(parents=True, exist_ok=True)
+        written = []
+        for turn, audio in sorted(self.trace.audio.items()):
+            path = folder / f"reply-{turn:02d}.wav"
+            with wave.open(str(path), "wb") as out:
+                out.setnchannels(1)
+                out.setsampwidth(2)
+                out.setframerate(self.options.rate)
+                out.writeframes(decode(bytes(audio), self.codec).astype("<i2").tobytes())
+            written.append(path)
+        return written
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_in_process(settings: Settings) -> tuple[str, Any]:
+    """Serves the same app as `hotline serve` on a free local port; returns its call URL once ready."""
+    import uvicorn
+
+    from gateway.app import create_app
+
+    port = _free_port()
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="hotline-server", daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    print(f"hotline: starting in-process on {base}, loading models...", file=sys.stderr, flush=True)
+    while True:
+        if not thread.is_alive():
+            raise RuntimeError("the in-process hotline stopped while starting; see the log above")
+        try:
+            response = httpx.get(f"{base}/readyz", timeout=2.0)
+            if response.status_code == 200:
+                break
+            if (error := response.json().get("error")) is not None:
+                raise RuntimeError(f"the hotline could not load its models: {error}")
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    return f"ws://127.0.0.1:{port}/v1/calls", server
+
+
+def run_call(options: CallOptions, *, url: str | None, settings: Settings) -> int:
+    server = None
+    if url is None:
+        url, server = start_in_process(settings)
+    caller = Caller(url, options)
+    try:
+        trace = asyncio.run(caller.run())
+    finally:
+        if server is not None:
+            server.should_exit = True
+    if options.out_dir is not None:
+        for path in caller.write_replies(options.out_dir):
+            print(f"wrote {path}", file=sys.stderr)
+    summary = {"type": "timing", "turns": [t.as_dict() for t in trace.timings]}
+    if options.json_lines:
+        print(json.dumps(summary), flush=True)
+    else:
+        for number, timing in enumerate(trace.timings, 1):
+            figures = ", ".join(f"{k} {v if v is not None else '-'}" for k, v in timing.as_dict().items())
+            print(f"turn {number} after end of speech: {figures}", flush=True)
+    errors = trace.of_type("error")
+    return 1 if errors or not trace.of_type("end") else 0

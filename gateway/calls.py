@@ -1,0 +1,369 @@
+"""The WebSocket call endpoint: one CallSession per caller, from `start` to `end`.
+
+Three tasks per call, all owned by the session: the reader turns socket messages into audio
+chunks, the listener runs the recognizer over them, and the responder answers each final
+transcript in turn, speaking it back paced at real time so that a barge-in stops it where
+the caller actually stopped listening.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from core.audio import AudioChunk, AudioFormat, AudioFormatError, decode
+from core.events import FinalTranscript, PartialTranscript, SpeechStarted
+from dialogue.base import (
+    EndCall,
+    Escalate,
+    EscalationReceipt,
+    OpenTicket,
+    ReplySentence,
+    TicketReceipt,
+    UpdateTicket,
+)
+from dialogue.manager import CallState
+from dialogue.safety import mask_pii
+from gateway.protocol import (
+    CLOSE_NORMAL,
+    CLOSE_START_TIMEOUT,
+    CLOSE_TRY_AGAIN,
+    MAX_FRAME_BYTES,
+    ProtocolError,
+    StartMessage,
+    parse_start,
+)
+from gateway.services import Services
+from ticketing import store
+
+log = logging.getLogger("hotline.calls")
+router = APIRouter()
+
+START_TIMEOUT_S = 10.0
+DRAIN_TIMEOUT_S = 120.0
+PLAYBACK_LEAD_S = 0.3  # audio sent ahead of real time, so playback never starves
+
+
+@router.websocket("/v1/calls")
+async def call_endpoint(websocket: WebSocket) -> None:
+    services: Services = websocket.app.state.services
+    await websocket.accept()
+    try:
+        start = await _receive_start(websocket)
+        audio_format = start.audio_format()
+        if not services.ready:
+            raise ProtocolError("not_ready", "the hotline is still loading its models; call again shortly", CLOSE_TRY_AGAIN)
+        if services.active_calls >= services.settings.max_calls:
+            raise ProtocolError("busy", "all lines are busy; call again shortly", CLOSE_TRY_AGAIN)
+    except ProtocolError as exc:
+        await _refuse(websocket, exc)
+        return
+    except WebSocketDisconnect:
+        return
+    session = CallSession(websocket, services, start, audio_format)
+    services.active_calls += 1
+    try:
+        await session.run()
+    finally:
+        services.active_calls -= 1
+
+
+async def _receive_start(websocket: WebSocket) -> StartMessage:
+    try:
+        message = await asyncio.wait_for(websocket.receive(), START_TIMEOUT_S)
+    except TimeoutError:
+        raise ProtocolError("start_timeout", f"no start message within {START_TIMEOUT_S:.0f} s", CLOSE_START_TIMEOUT) from None
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000))
+    return parse_start(message.get("text") if message.get("text") is not None else message.get("bytes"))
+
+
+async def _refuse(websocket: WebSocket, exc: ProtocolError) -> None:
+    with contextlib.suppress(Exception):
+        await websocket.send_json({"type": "error", "code": exc.code, "message": exc.message})
+        await websocket.close(code=exc.close_code, reason=exc.code)
+
+
+@dataclass
+class _Reply:
+    turn: int
+    spoken: list[str]
+    interrupted: bool = False
+
+
+class CallSession:
+    def __init__(self, websocket: WebSocket, services: Services, start: StartMessage, fmt: AudioFormat) -> None:
+        self.ws = websocket
+        self.services = services
+        self.start = start
+        self.format = fmt
+        self.call_id = str(uuid.uuid4())
+        self.state = CallState(call_id=self.call_id, caller_id=start.caller_id)
+        self.audio: asyncio.Queue[AudioChunk | None] = asyncio.Queue()
+        self.finals: asyncio.Queue[FinalTranscript | None] = asyncio.Queue()
+        self.socket_open = True
+        self.end_reason = "caller_hangup"
+        self.turns = 0
+        self.reply: _Reply | None = None
+        self.speaking: asyncio.Task[None] | None = None
+        self.ended = asyncio.Event()
+
+    # ---- lifecycle -------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        await self._db(
+            store.start_call,
+            call_id=self.call_id,
+            caller_id=mask_pii(self.start.caller_id) if self.start.caller_id else None,
+            codec=self.format.codec.value,
+            sample_rate=self.format.sample_rate,
+            dialect=self.start.dialect,
+            now=self.services.clock.now(),
+        )
+        await self.send({"type": "ready", "call_id": self.call_id, "codec": self.format.codec.value,
+                         "sample_rate": self.format.sample_rate})
+        tasks = [
+            asyncio.create_task(self._read(), name=f"read-{self.call_id}"),
+            asyncio.create_task(self._listen(), name=f"listen-{self.call_id}"),
+            asyncio.create_task(self._respond(), name=f"respond-{self.call_id}"),
+        ]
+        if self.services.settings.dialogue.greeting:
+            await self.finals.put(_GREETING)
+        reader, listener, responder = tasks
+        try:
+            await responder  # ends after the listener does, or when the bot ends the call
+            if listener.done() and listener.exception() is not None:
+                raise listener.exception()  # type: ignore[misc]
+        except Exception:
+            log.exception("call %s failed", self.call_id)
+            self.end_reason = "error"
+            await self.send({"type": "error", "code": "internal", "message": "the call failed inside the hotline"})
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self._finish()
+
+    async def _finish(self) -> None:
+        outcome = "escalated" if self.state.escalation else self.end_reason
+        await self._db(store.end_call, call_id=self.call_id, outcome=outcome, now=self.services.clock.now())
+        await self.send({"type": "end", "call_id": self.call_id, "reason": self.end_reason})
+        if self.socket_open:
+            self.socket_open = False
+            with contextlib.suppress(Exception):
+                await self.ws.close(code=CLOSE_NORMAL)
+
+    async def send(self, event: dict[str, Any]) -> None:
+        if not self.socket_open:
+            return
+        try:
+            await self.ws.send_text(json.dumps(event, ensure_ascii=False))
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            self._dropped()
+
+    async def _send_audio(self, frame: bytes) -> None:
+        if not self.socket_open:
+            return
+        try:
+            await self.ws.send_bytes(frame)
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            self._dropped()
+
+    def _dropped(self) -> None:
+        if self.socket_open:
+            self.socket_open = False
+            self.end_reason = "dropped"
+
+    async def _db(self, fn: Any, **kwargs: Any) -> Any:
+        def work() -> Any:
+            with self.services.sessions() as session:
+                return fn(session, **kwargs)
+
+        return await asyncio.to_thread(work)
+
+    # ---- reader: socket -> audio -----------------------------------------------------------------
+
+    async def _read(self) -> None:
+        try:
+            while not self.ended.is_set():
+                message = await self.ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    self._dropped()
+                    break
+                if message.get("bytes") is not None:
+                    await self._on_audio(message["bytes"])
+                elif message.get("text") is not None and await self._on_text(message["text"]):
+                    break
+        except (WebSocketDisconnect, RuntimeError):
+            self._dropped()
+        finally:
+            await self.audio.put(None)
+
+    async def _on_audio(self, payload: bytes) -> None:
+        if len(payload) > MAX_FRAME_BYTES:
+            await self.send({"type": "error", "code": "bad_audio",
+                             "message": f"audio frame of {len(payload)} bytes is over {MAX_FRAME_BYTES}; frame dropped"})
+            return
+        try:
+            pcm = decode(payload, self.format.codec)
+        except AudioFormatError as exc:
+            await self.send({"type": "error", "code": "bad_audio", "message": f"{exc}; frame dropped"})
+            return
+        await self.audio.put(AudioChunk(pcm, self.format.sample_rate))
+
+    async def _on_text(self, text: str) -> bool:
+        """Handles a control message; True when the caller ends the call."""
+        try:
+            kind = json.loads(text).get("type")
+        except (json.JSONDecodeError, AttributeError):
+            kind = None
+        if kind == "stop":
+            self.end_reason = "caller_stop"
+            return True
+        await self.send({"type": "error", "code": "bad_message",
+                         "message": f"unknown control message {text[:80]!r}; expected {{\"type\": \"stop\"}}"})
+        return False
+
+    async def _audio_stream(self) -> AsyncIterator[AudioChunk]:
+        while (chunk := await self.audio.get()) is not None:
+            yield chunk
+
+    # ---- listener: audio -> transcripts ----------------------------------------------------------
+
+    async def _listen(self) -> None:
+        recognizer = self.services.new_recognizer(self.start.dialect)
+        try:
+            async for event in recognizer.run(self._audio_stream()):
+                if isinstance(event, SpeechStarted):
+                    await self._barge_in()
+                elif isinstance(event, PartialTranscript):
+                    await self.send({"type": "partial", "text": event.text, "dialect": event.dialect})
+                elif isinstance(event, FinalTranscript):
+                    await self._on_final(event)
+        finally:
+            await self.finals.put(None)
+
+    async def _on_final(self, event: FinalTranscript) -> None:
+        await self.send({"type": "final", "text": event.text, "dialect": event.dialect,
+                         "confidence": round(event.confidence, 3),
+                         "start": round(event.started_at, 3), "end": round(event.ended_at, 3)})
+        await self._db(store.add_turn, call_id=self.call_id, speaker="caller", text=mask_pii(event.text),
+                       dialect=event.dialect, now=self.services.clock.now())
+        await self._barge_in()  # a newer utterance supersedes whatever is still being said
+        await self.finals.put(event)
+
+    async def _barge_in(self) -> None:
+        if self.speaking is None or self.speaking.done() or self.reply is None:
+            return
+        self.reply.interrupted = True
+        self.speaking.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.speaking
+        await self.send({"type": "interrupted", "turn": self.reply.turn})
+
+    # ---- responder: transcripts -> replies -------------------------------------------------------
+
+    async def _respond(self) -> None:
+        while (final := await self.finals.get()) is not None:
+            await self._answer(final)
+            if self.state.ended:
+                self.end_reason = "bot_end"
+                self.ended.set()
+                break
+        # the caller hung up: answer what is still queued so tickets are not lost, without audio
+        while not self.finals.empty():
+            if (final := self.finals.get_nowait()) is not None:
+                await asyncio.wait_for(self._answer(final), DRAIN_TIMEOUT_S)
+
+    async def _answer(self, final: FinalTranscript) -> None:
+        self.turns += 1
+        self.reply = reply = _Reply(self.turns, [])
+        if final is _GREETING:
+            sentences = _single(self.services.manager.greeting())
+        else:
+            sentences = self.services.manager.turn(self.state, final.text, _Desk(self))
+        try:
+            async for sentence in sentences:
+                if reply.interrupted:
+                    break
+                await self.send({"type": "reply", "turn": reply.turn, "text": sentence.text,
+                                 "citations": list(sentence.citations)})
+                self.speaking = asyncio.create_task(self._speak(sentence.text))
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self.speaking
+                if not reply.interrupted:
+                    reply.spoken.append(sentence.text)
+        except Exception as exc:
+            log.exception("turn %d of call %s failed", reply.turn, self.call_id)
+            await self.send({"type": "error", "code": "turn_failed", "message": f"could not answer this turn: {exc}"})
+        finally:
+            await sentences.aclose()
+        heard = "".join(reply.spoken)
+        self.state.remember_reply(heard)
+        await self.send({"type": "reply_end", "turn": reply.turn, "text": heard, "interrupted": reply.interrupted})
+        if heard:
+            await self._db(store.add_turn, call_id=self.call_id, speaker="bot", text=mask_pii(heard),
+                           dialect=None, now=self.services.clock.now(), interrupted=reply.interrupted)
+
+    async def _speak(self, text: str) -> None:
+        clock = self.services.clock
+        started = clock.monotonic()
+        sent = 0.0
+        async for frame in self.services.speak(text, self.format):
+            ahead = started + sent - clock.monotonic() - PLAYBACK_LEAD_S
+            if ahead > 0:
+                await asyncio.sleep(ahead)
+            await self._send_audio(frame)
+            sent += len(frame) / (self.format.bytes_per_sample * self.format.sample_rate)
+            if not self.socket_open:
+                return
+
+
+_GREETING = FinalTranscript(text="", dialect="", confidence=1.0, started_at=0.0, ended_at=0.0)
+
+
+async def _single(text: str) -> AsyncIterator[ReplySentence]:
+    yield ReplySentence(text)
+
+
+class _Desk:
+    """Carries out the dialogue's actions for one call: persist, then tell the client."""
+
+    def __init__(self, session: CallSession) -> None:
+        self.session = session
+
+    async def open_ticket(self, action: OpenTicket) -> TicketReceipt:
+        s = self.session
+        ticket = await s._db(store.open_ticket, call_id=s.call_id, category=action.category, slots=action.slots,
+                             summary=mask_pii(action.summary), now=s.services.clock.now())
+        sla = int((ticket.due_at - ticket.created_at).total_seconds() // 3600) if ticket.due_at else None
+        await s.send({"type": "ticket", "id": ticket.id, "number": ticket.number, "category": ticket.category})
+        return TicketReceipt(ticket.id, ticket.number, ticket.category, sla)
+
+    async def update_ticket(self, action: UpdateTicket) -> None:
+        s = self.session
+        ticket = await s._db(store.update_ticket_slots, ticket_id=action.ticket_id, slots=action.slots,
+                             now=s.services.clock.now())
+        await s.send({"type": "ticket", "id": ticket.id, "number": ticket.number, "category": ticket.category,
+                      "updated": sorted(action.slots)})
+
+    async def escalate(self, action: Escalate) -> EscalationReceipt:
+        s = self.session
+        context = {"transcript": [{"role": m.role, "text": mask_pii(m.content)} for m in s.state.history],
+                   "slots": dict(s.state.flow.slots) if s.state.flow else {},
+                   "dialect": s.start.dialect}
+        escalation = await s._db(store.raise_escalation, call_id=s.call_id, reason=action.reason, context=context,
+                                 now=s.services.clock.now())
+        await s.send({"type": "escalation", "id": escalation.id, "reason": escalation.reason})
+        return EscalationReceipt(escalation.id, escalation.reason)
+
+    async def end_call(self, action: EndCall) -> None:
+        self.session.end_reason = action.reason

@@ -1,0 +1,56 @@
+"""The `hotline` command: `serve` the hotline, or `call` it with recorded audio as a caller."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from gateway.settings import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hotline", description="Telecom customer-service voice hotline")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    commands.add_parser("serve", help="serve the hotline (settings from HOTLINE_* environment variables)")
+
+    call = commands.add_parser("call", help="call the hotline with WAV files as the caller's successive turns")
+    call.add_argument("audio", nargs="+", type=Path, help="audio files (WAV or anything ffmpeg/PyAV reads)")
+    call.add_argument("--url", help="ws://HOST:PORT/v1/calls of a running hotline; default: run one in-process")
+    call.add_argument("--codec", default="pcm16", choices=["pcm16", "mulaw", "alaw"])
+    call.add_argument("--rate", type=int, default=16000, choices=[8000, 16000])
+    call.add_argument("--dialect", default="auto")
+    call.add_argument("--caller-id", default=None)
+    call.add_argument("--out", type=Path, help="write each bot reply as a WAV file in this folder")
+    call.add_argument("--json", action="store_true", help="print one JSON object a line")
+    call.add_argument("--fast", action="store_true", help="send audio as fast as possible, not at real-time pace")
+
+    args = parser.parse_args(argv)
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "serve":
+        return serve(settings)
+    from gateway.caller import CallOptions, run_call
+
+    options = CallOptions(files=args.audio, codec=args.codec, rate=args.rate, dialect=args.dialect,
+                          caller_id=args.caller_id, out_dir=args.out, json_lines=args.json, fast=args.fast)
+    return run_call(options, url=args.url, settings=settings)
+
+
+def serve(settings: Settings) -> int:
+    import uvicorn
+
+    from gateway.app import create_app
+
+    print(f"hotline: call ws://{settings.host}:{settings.port}/v1/calls  "
+          f"(REST and docs at http://{settings.host}:{settings.port}/docs; ready when /readyz says so)", flush=True)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
+                ws_max_size=1 << 20)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Alembic migrations of the hotline database, run by `gateway.db.migrate`."""

@@ -1,0 +1,1 @@
+"""Alembic revisions: 0001 ticketing and call records, 0002 knowledge base."""

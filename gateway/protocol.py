@@ -1,0 +1,69 @@
+"""The call protocol's messages: the client's start message and the server's close codes."""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from core.audio import SUPPORTED_RATES, AudioFormat, Codec
+
+CLOSE_NORMAL = 1000
+CLOSE_TRY_AGAIN = 1013  # not ready yet, or at capacity
+CLOSE_BAD_START = 4400
+CLOSE_START_TIMEOUT = 4408
+CLOSE_UNSUPPORTED_FORMAT = 4415
+MAX_FRAME_BYTES = 64_000
+
+
+class ProtocolError(Exception):
+    def __init__(self, code: str, message: str, close_code: int = CLOSE_BAD_START) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.close_code = close_code
+
+
+class StartMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    type: Literal["start"]
+    codec: str
+    sample_rate: int
+    dialect: str = "auto"
+    caller_id: str | None = None
+
+    def audio_format(self) -> AudioFormat:
+        try:
+            codec = Codec(self.codec)
+        except ValueError:
+            supported = ", ".join(c.value for c in Codec)
+            raise ProtocolError(
+                "unsupported_codec", f"codec {self.codec!r} is not supported; use one of {supported}",
+                CLOSE_UNSUPPORTED_FORMAT,
+            ) from None
+        if self.sample_rate not in SUPPORTED_RATES:
+            raise ProtocolError(
+                "unsupported_rate",
+                f"sample_rate {self.sample_rate} is not supported; use one of {', '.join(map(str, SUPPORTED_RATES))}",
+                CLOSE_UNSUPPORTED_FORMAT,
+            )
+        return AudioFormat(codec, self.sample_rate)
+
+
+def parse_start(raw: str | bytes | None) -> StartMessage:
+    if not isinstance(raw, str):
+        raise ProtocolError("bad_start", "the first message must be a JSON text message of type 'start'")
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ProtocolError("bad_start", f"the first message is not JSON: {exc.msg}") from None
+    if not isinstance(data, dict) or data.get("type") != "start":
+        kind = data.get("type") if isinstance(data, dict) else type(data).__name__
+        raise ProtocolError("bad_start", f"the first message must have type 'start', got {kind!r}")
+    try:
+        return StartMessage.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ProtocolError("bad_start", f"invalid start message: {problems}") from None

@@ -1,0 +1,130 @@
+"""REST: health, tickets, escalations, call records and the knowledge base. Routes stay thin."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
+
+from gateway import db
+from gateway.services import Services
+from kb import store as kb_store
+from kb.schemas import KbDocumentPublic
+from ticketing import store
+from ticketing.errors import InvalidInputError, NotFoundError
+from ticketing.schemas import (
+    CallRecordPublic,
+    CallSummaryPublic,
+    EscalationPublic,
+    TicketPublic,
+    TicketStatusUpdate,
+)
+
+router = APIRouter()
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_session(services: ServicesDep) -> Iterator[Session]:
+    with services.sessions() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def _not_found(exc: NotFoundError) -> HTTPException:
+    return HTTPException(status_code=404, detail=str(exc))
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+def readyz(services: ServicesDep) -> JSONResponse:
+    store_ok = db.ping(services.engine)
+    body = {"ready": services.ready and store_ok, "models": services.ready, "store": store_ok,
+            "error": services.load_error, "active_calls": services.active_calls}
+    return JSONResponse(body, status_code=200 if body["ready"] else 503)
+
+
+@router.get("/v1/tickets", response_model=list[TicketPublic])
+def list_tickets(session: SessionDep, status: str | None = None,
+                 limit: Annotated[int, Query(ge=1, le=500)] = 50,
+                 offset: Annotated[int, Query(ge=0)] = 0) -> list[TicketPublic]:
+    try:
+        return store.list_tickets(session, status=status, limit=limit, offset=offset)
+    except InvalidInputError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from None
+
+
+@router.get("/v1/tickets/{ticket_id}", response_model=TicketPublic)
+def get_ticket(ticket_id: int, session: SessionDep) -> TicketPublic:
+    try:
+        return store.get_ticket(session, ticket_id=ticket_id)
+    except NotFoundError as exc:
+        raise _not_found(exc) from None
+
+
+@router.patch("/v1/tickets/{ticket_id}", response_model=TicketPublic)
+def update_ticket(ticket_id: int, update: TicketStatusUpdate, session: SessionDep,
+                  services: ServicesDep) -> TicketPublic:
+    try:
+        return store.update_ticket_status(session, ticket_id=ticket_id, status=update.status, note=update.note,
+                                          now=services.clock.now())
+    except NotFoundError as exc:
+        raise _not_found(exc) from None
+    except InvalidInputError as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from None
+
+
+@router.get("/v1/escalations", response_model=list[EscalationPublic])
+def list_escalations(session: SessionDep, status: str | None = None,
+                     limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[EscalationPublic]:
+    return store.list_escalations(session, status=status, limit=limit)
+
+
+@router.get("/v1/calls", response_model=list[CallSummaryPublic])
+def list_calls(session: SessionDep, limit: Annotated[int, Query(ge=1, le=500)] = 50,
+               offset: Annotated[int, Query(ge=0)] = 0) -> list[CallSummaryPublic]:
+    return store.list_calls(session, limit=limit, offset=offset)
+
+
+@router.get("/v1/calls/{call_id}", response_model=CallRecordPublic)
+def get_call(call_id: str, session: SessionDep) -> CallRecordPublic:
+    try:
+        return store.get_call(session, call_id=call_id)
+    except NotFoundError as exc:
+        raise _not_found(exc) from None
+
+
+@router.get("/v1/kb/documents", response_model=list[KbDocumentPublic])
+def list_documents(session: SessionDep) -> list[KbDocumentPublic]:
+    return kb_store.list_documents(session)
+
+
+@router.get("/v1/kb/documents/{doc_id}", response_model=KbDocumentPublic)
+def get_document(doc_id: str, session: SessionDep) -> KbDocumentPublic:
+    document = kb_store.get_document(session, doc_id=doc_id)
+    if document is None:
+        raise HTTPException(status_code=404, detail=f"no knowledge-base document {doc_id!r}")
+    return document
+
+
+@router.get("/v1/kb/search")
+def search(q: Annotated[str, Query(min_length=1, max_length=500)], services: ServicesDep,
+           k: Annotated[int, Query(ge=1, le=20)] = 3) -> list[dict[str, object]]:
+    if not services.ready:
+        raise HTTPException(status_code=503, detail="models are still loading")
+    passages = services.models["retriever"].search(q, k)
+    return [{"doc_id": p.doc_id, "title": p.title, "text": p.text, "score": round(p.score, 4)} for p in passages]

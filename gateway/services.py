@@ -1,0 +1,166 @@
+"""What one hotline process holds: the store, the models (loaded once), the dialogue manager."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.audio import AudioFormat
+from core.bundled import resolve
+from core.clock import Clock, SystemClock
+from core.concurrency import InferencePool
+from gateway import db
+from gateway.settings import Settings
+
+log = logging.getLogger("hotline.services")
+
+DEMO_KB = Path(__file__).resolve().parent.parent / "kb" / "demo"
+PHRASE_CACHE_SIZE = 256
+PHRASE_MAX_CHARS = 40
+
+
+@dataclass
+class Services:
+    settings: Settings
+    clock: Clock
+    engine: Engine
+    sessions: sessionmaker[Session]
+    ready: bool = False
+    load_error: str | None = None
+    active_calls: int = 0
+    models: dict[str, Any] = field(default_factory=dict)
+    pools: dict[str, InferencePool] = field(default_factory=dict)
+    _phrases: OrderedDict[tuple[str, AudioFormat], list[bytes]] = field(default_factory=OrderedDict)
+
+    @classmethod
+    def open(cls, settings: Settings, clock: Clock | None = None) -> Services:
+        """Opens and migrates the store; models come later, with `load_models`."""
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        url = settings.resolved_database_url
+        engine = db.create_engine_for(url)
+        db.migrate_engine(engine)
+        return cls(settings, clock or SystemClock(), engine, db.session_factory(engine))
+
+    # ---- loading ---------------------------------------------------------------------------------
+
+    async def load_models(self) -> None:
+        """Loads every model off the event loop, seeds the demo KB into an empty store, then is ready."""
+        try:
+            await asyncio.gather(
+                asyncio.to_thread(self._load_asr),
+                asyncio.to_thread(self._load_llm),
+                asyncio.to_thread(self._load_tts),
+                asyncio.to_thread(self._load_kb),
+            )
+            self._build_manager()
+            self.ready = True
+            log.info("models loaded; the hotline is ready")
+        except Exception as exc:
+            self.load_error = f"{type(exc).__name__}: {exc}"
+            log.exception("loading the models failed")
+            raise
+
+    def _load_asr(self) -> None:
+        from asr.vad import SileroVadModel
+        from asr.whisper import WhisperTranscriber
+
+        s = self.settings.asr
+        path = resolve(s.model, self.settings.model_dir)
+        self.models["asr"] = WhisperTranscriber(
+            path, device=s.device, compute_type=s.compute_type, cpu_threads=s.threads, beam_size=s.beam_size
+        )
+        self.models["vad"] = SileroVadModel()
+        self.pools["asr"] = InferencePool("asr", s.workers)
+
+    def _load_llm(self) -> None:
+        from dialogue.llm import load_language_model
+
+        s = self.settings.llm
+        self.models["llm"] = load_language_model(
+            s.model, cache_dir=self.settings.model_dir, n_threads=s.threads, n_ctx=s.context,
+            base_url=s.base_url, api_key=s.api_key,
+        )
+        self.pools["llm"] = InferencePool("llm", s.workers)
+
+    def _load_tts(self) -> None:
+        from tts.loader import load_synthesizer
+
+        s = self.settings.tts
+        self.models["tts"] = load_synthesizer(s.backend, threads=s.threads)
+        self.pools["tts"] = InferencePool("tts", s.workers)
+
+    def _load_kb(self) -> None:
+        from kb.embedder import E5Embedder
+        from kb.index import HybridRetriever
+        from kb.store import count_documents, import_directory, load_chunks
+
+        os.environ.setdefault("OMP_NUM_THREADS", "2")
+        embedder = E5Embedder()
+        with self.sessions() as session:
+            if count_documents(session) == 0:
+                folder = self.settings.kb_dir or DEMO_KB
+                report = import_directory(session, path=folder, embedder=embedder, now=self.clock.now())
+                log.info("imported %d knowledge-base documents from %s", report.total, folder)
+            chunks = load_chunks(session)
+        self.models["embedder"] = embedder
+        self.models["retriever"] = HybridRetriever(chunks, embedder)
+        self.pools["kb"] = InferencePool("kb", 1)
+
+    def _build_manager(self) -> None:
+        from dialogue.manager import DialogueManager, DialogueOptions
+
+        d = self.settings.dialogue
+        retriever = self.models["retriever"]
+        options = DialogueOptions(
+            carrier=d.carrier, hotline=d.hotline, top_k=d.top_k, min_score=d.min_score or retriever.min_score
+        )
+        self.models["manager"] = DialogueManager(
+            kb=retriever, llm=self.models["llm"], llm_pool=self.pools["llm"], kb_pool=self.pools["kb"],
+            options=options,
+        )
+
+    # ---- per call --------------------------------------------------------------------------------
+
+    @property
+    def manager(self) -> Any:
+        return self.models["manager"]
+
+    def new_recognizer(self, dialect: str) -> Any:
+        from asr.stream import EndpointOptions, StreamingAsr
+
+        return StreamingAsr(
+            self.models["asr"], self.models["vad"].stream, self.pools["asr"], EndpointOptions(), dialect=dialect
+        )
+
+    async def speak(self, text: str, fmt: AudioFormat) -> AsyncIterator[bytes]:
+        """Reply audio frames in the call's format; short fixed phrases are synthesized once."""
+        from tts.stream import speak
+
+        key = (text, fmt)
+        if (frames := self._phrases.get(key)) is not None:
+            self._phrases.move_to_end(key)
+            for frame in frames:
+                yield frame
+            return
+        produced: list[bytes] = []
+        async for frame in speak(self.models["tts"], self.pools["tts"], text, fmt):
+            produced.append(frame)
+            yield frame
+        if len(text) <= PHRASE_MAX_CHARS:
+            self._phrases[key] = produced
+            while len(self._phrases) > PHRASE_CACHE_SIZE:
+                self._phrases.popitem(last=False)
+
+    def close(self) -> None:
+        for pool in self.pools.values():
+            pool.close()
+        self.engine.dispose()

