@@ -7,12 +7,13 @@ import re
 import threading
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from asr.base import AsrError, AsrInputError, Transcript, UnsupportedDialect
+from asr.base import AsrError, AsrInputError, Transcript
+from asr.dialects import AUTO_LANGUAGES, dialect_of_language, route_dialect
 from core.audio import to_float
 
 SAMPLE_RATE = 16000
@@ -21,38 +22,16 @@ SAMPLE_RATE = 16000
 TELECOM_HOTWORDS = ("宽带", "光猫", "套餐", "流量", "携号转网", "话费", "停机", "信号", "营业厅")
 
 
-@dataclass(frozen=True)
-class DialectRoute:
-    language: str | None  # whisper language code; None = detect among the allowed ones
-    dialect: str | None  # tag reported in the transcript; None = from the language found
-
-
-# Whisper has language tokens for Mandarin ("zh"), English and (large-v3 only) Cantonese ("yue");
-# every other Chinese variety is decoded as "zh" and keeps the tag the call declared.
-_DIALECT_ROUTES: dict[str, DialectRoute] = {
-    "auto": DialectRoute(None, None),
-    "mandarin": DialectRoute("zh", "mandarin"),
-    "putonghua": DialectRoute("zh", "mandarin"),
-    "zh": DialectRoute("zh", "mandarin"),
-    "cantonese": DialectRoute("yue", "cantonese"),
-    "yue": DialectRoute("yue", "cantonese"),
-    "english": DialectRoute("en", "english"),
-    "en": DialectRoute("en", "english"),
-    **{
-        name: DialectRoute("zh", name)
-        for name in ("sichuan", "wu", "shanghainese", "minnan", "hokkien", "hakka", "mindong", "dongbei")
-    },
-}
-_DIALECT_OF_LANGUAGE = {"zh": "mandarin", "yue": "cantonese", "en": "english"}
-_AUTO_LANGUAGES = ("zh", "yue", "en")
-
 # Subtitle credits and sign-offs that Whisper writes on silence, music and noise (after t2s and
 # normalisation). A segment containing a marker, or equal to a sign-off, is dropped.
 _HALLUCINATION_MARKERS = (
     "字幕",
-    "订阅",
-    "点赞",
-    "打赏",
+    "请订阅",
+    "订阅我的频道",
+    "订阅频道",
+    "点赞订阅",
+    "订阅转发",
+    "打赏支持",
     "amara",
     "明镜与点点",
     "独播剧场",
@@ -63,17 +42,6 @@ _HALLUCINATION_SIGN_OFFS = frozenset(
     {"谢谢观看", "感谢观看", "谢谢收看", "感谢收看", "谢谢大家观看", "谢谢您的观看", "thankyouforwatching"}
 )
 _NOT_WORD = re.compile(r"[\W_]+")
-
-
-def known_dialects() -> list[str]:
-    return sorted(_DIALECT_ROUTES)
-
-
-def route_dialect(dialect: str) -> DialectRoute:
-    route = _DIALECT_ROUTES.get(dialect.strip().lower())
-    if route is None:
-        raise UnsupportedDialect(f"unknown dialect {dialect!r}; known: {', '.join(known_dialects())}")
-    return route
 
 
 def is_hallucination(text: str) -> bool:
@@ -139,9 +107,9 @@ class WhisperTranscriber:
         if language is None and found not in self._auto_languages():
             language = self._best_allowed(audio)
             segments, found = self._decode(audio, language)
-        kept = [s for s in segments if not self._is_noise(s)]
-        text = self._join(kept, found)
-        dialect_tag = route.dialect or _DIALECT_OF_LANGUAGE.get(found, found)
+        kept = [s for s in map(self._simplified, segments) if not self._is_noise(s)]
+        text = _join(kept, found)
+        dialect_tag = route.dialect or dialect_of_language(found)
         return Transcript(text, found, dialect_tag, _confidence(kept) if text else 0.0)
 
     def _decode(self, audio: np.ndarray, language: str | None) -> tuple[list[SegmentScore], str]:
@@ -167,7 +135,7 @@ class WhisperTranscriber:
         return max((p, lang) for lang, p in probabilities if lang in allowed)[1]
 
     def _auto_languages(self) -> tuple[str, ...]:
-        return tuple(lang for lang in _AUTO_LANGUAGES if lang != "yue" or self._has_cantonese)
+        return tuple(lang for lang in AUTO_LANGUAGES if lang != "yue" or self._has_cantonese)
 
     def _supported_language(self, language: str | None) -> str | None:
         if language == "yue" and not self._has_cantonese:
@@ -177,11 +145,14 @@ class WhisperTranscriber:
     def _is_noise(self, segment: SegmentScore) -> bool:
         return segment.no_speech_prob > self.no_speech_drop or is_hallucination(segment.text)
 
-    def _join(self, segments: Iterable[SegmentScore], language: str) -> str:
-        separator = " " if language == "en" else ""
-        text = separator.join(s.text.strip() for s in segments).strip()
+    def _simplified(self, segment: SegmentScore) -> SegmentScore:
         with self._t2s_lock:
-            return self._t2s.convert(text) if text else ""
+            text = self._t2s.convert(segment.text.strip())
+        return replace(segment, text=text)
+
+
+def _join(segments: Iterable[SegmentScore], language: str) -> str:
+    return (" " if language == "en" else "").join(s.text for s in segments).strip()
 
 
 def _score(segment: object) -> SegmentScore:

@@ -51,12 +51,10 @@ class TicketFlow:
     ticket: TicketReceipt | None = None
 
     def required(self) -> list[str]:
-        needs = ["phone"]
-        if self.category in ("broadband", "mobile-network") or self.slots.get("request_type", "").startswith(
-            "broadband_"
-        ):
-            needs.append("address")
-        return needs
+        needs_place = self.category in ("broadband", "mobile-network") or self.slots.get(
+            "request_type", ""
+        ).startswith("broadband_")
+        return ["address", "phone"] if needs_place else ["phone"]
 
 
 @dataclass
@@ -201,8 +199,9 @@ class DialogueManager:
         missing = [name for name in flow.required() if name not in flow.slots]
         askable = [name for name in missing if flow.asks[name] < self.options.max_asks_per_slot]
         if askable:
+            acknowledgement = self._acknowledge(flow)
             flow.asks[askable[0]] += 1
-            yield ReplySentence(self._acknowledge(flow) + prompts.SLOT_QUESTIONS[askable[0]])
+            yield ReplySentence(acknowledgement + prompts.SLOT_QUESTIONS[askable[0]])
             return
         if flow.intent is Intent.FAULT_REPORT:
             flow.slots.setdefault("fault_type", "other")

@@ -122,7 +122,7 @@ class CallSession:
         await self._db(
             store.start_call,
             call_id=self.call_id,
-            caller_id=mask_pii(self.start.caller_id) if self.start.caller_id else None,
+            caller_id=self.start.caller_id,
             codec=self.format.codec.value,
             sample_rate=self.format.sample_rate,
             dialect=self.start.dialect,

@@ -14,7 +14,7 @@ from gateway.services import Services
 from kb import store as kb_store
 from kb.schemas import KbDocumentPublic
 from ticketing import store
-from ticketing.errors import InvalidInputError, NotFoundError
+from ticketing.errors import ConcurrentUpdateError, InvalidInputError, NotFoundError
 from ticketing.schemas import (
     CallRecordPublic,
     CallSummaryPublic,
@@ -84,7 +84,7 @@ def update_ticket(ticket_id: int, update: TicketStatusUpdate, session: SessionDe
                                           now=services.clock.now())
     except NotFoundError as exc:
         raise _not_found(exc) from None
-    except InvalidInputError as exc:
+    except (InvalidInputError, ConcurrentUpdateError) as exc:
         raise HTTPException(status_code=409, detail=str(exc)) from None
 
 

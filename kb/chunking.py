@@ -94,13 +94,13 @@ def _pack(blocks: list[_Block], options: ChunkingOptions) -> list[list[_Block]]:
     size = 0
     for block in blocks:
         new_section = bool(current) and block.heading != current[-1].heading and size >= options.min_chars
-        too_big = bool(current) and size + len(block.text) > options.max_chars
+        too_big = bool(current) and size + _length(block) > options.max_chars
         if new_section or too_big:
             carried = _introduction(current)
             groups.append(current)
             current, size = carried, _size(carried)
         current.append(block)
-        size += len(block.text)
+        size += _length(block)
     if current:
         # a short tail reads better joined to the chunk before it, if that stays within bounds
         if groups and size < options.min_chars and _size(groups[-1]) + size <= options.max_chars:
@@ -118,7 +118,11 @@ def _introduction(group: list[_Block]) -> list[_Block]:
 
 
 def _size(group: list[_Block]) -> int:
-    return sum(len(block.text) for block in group)
+    return sum(_length(block) for block in group)
+
+
+def _length(block: _Block) -> int:
+    return len(block.text) + 1  # with its line break
 
 
 def _with_context(title: str, group: list[_Block]) -> str:

@@ -1,6 +1,6 @@
 """Retrieval evaluation: recall@1/@3 and search latency of the hybrid retriever on a KB and dialogue cases.
 
-    python -m kb.evaluate --kb /path/to/kb --cases /path/to/dialogue_dev.jsonl
+python -m kb.evaluate --kb /path/to/kb --cases /path/to/dialogue_dev.jsonl
 """
 
 from __future__ import annotations
@@ -132,7 +132,9 @@ def print_report(results: Sequence[QueryResult], *, verbose: bool, min_score: fl
     if verbose:
         for r in results:
             mark = "ok  " if r.hit(1) else ("top3" if r.hit(3) else ("----" if not r.expected else "MISS"))
-            print(f"{mark} {r.case_id:<14} {r.mode:<10} {r.top_score:.3f} {list(r.ranked)} want={sorted(r.expected)}")
+            print(
+                f"{mark} {r.case_id:<14} {r.mode:<10} {r.top_score:.3f} {list(r.ranked)} want={sorted(r.expected)}"
+            )
 
 
 def main(argv: Sequence[str] | None = None) -> None:

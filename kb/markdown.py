@@ -65,7 +65,9 @@ def render_markdown(doc: DocumentIn) -> str:
 def _split_front_matter(text: str, *, source: str) -> tuple[str, str]:
     lines = text.lstrip("\ufeff").splitlines()
     if not lines or lines[0].strip() != _FENCE:
-        raise MarkdownDocumentError(source, "missing YAML front matter (the file must start with a '---' line)")
+        raise MarkdownDocumentError(
+            source, "missing YAML front matter (the file must start with a '---' line)"
+        )
     for index, line in enumerate(lines[1:], start=1):
         if line.strip() == _FENCE:
             return "\n".join(lines[1:index]), "\n".join(lines[index + 1 :])

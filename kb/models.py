@@ -34,7 +34,9 @@ class KbDocument(Base):
 
 class KbChunk(Base):
     __tablename__ = "kb_chunks"
-    __table_args__ = (UniqueConstraint("document_id", "version", "ordinal", name="uq_kb_chunks_doc_version_ordinal"),)
+    __table_args__ = (
+        UniqueConstraint("document_id", "version", "ordinal", name="uq_kb_chunks_doc_version_ordinal"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     document_id: Mapped[str] = mapped_column(

@@ -150,9 +150,7 @@ def load_chunks(session: Session) -> list[ChunkRecord]:
     ]
 
 
-def import_directory(
-    session: Session, *, path: Path, embedder: Embedder, now: dt.datetime
-) -> ImportReport:
+def import_directory(session: Session, *, path: Path, embedder: Embedder, now: dt.datetime) -> ImportReport:
     """Import every ``*.md`` file in ``path`` (not recursive).
 
     All files are parsed before anything is written, so one bad file stops the import with nothing changed.
@@ -186,14 +184,21 @@ def read_directory(path: Path) -> list[DocumentIn]:
     for file in files:
         doc = read_markdown_file(file)
         if doc.id in seen:
-            raise DuplicateDocumentError(f"document id {doc.id!r} is declared by both {seen[doc.id]} and {file}")
+            raise DuplicateDocumentError(
+                f"document id {doc.id!r} is declared by both {seen[doc.id]} and {file}"
+            )
         seen[doc.id] = file
         docs.append(doc)
     return docs
 
 
 def _same_content(row: KbDocument, doc: DocumentIn) -> bool:
-    return (row.title, row.category, row.body, row.updated) == (doc.title, doc.category, doc.body, doc.updated)
+    return (row.title, row.category, row.body, row.updated) == (
+        doc.title,
+        doc.category,
+        doc.body,
+        doc.updated,
+    )
 
 
 def _to_bytes(vector: np.ndarray) -> bytes:

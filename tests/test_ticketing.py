@@ -87,7 +87,13 @@ def test_call_record_with_turns_round_trips(sessions: sessionmaker[Session], clo
     started = clock.now()
     with sessions() as session:
         call_id = _start_call(session, clock)
-        store.add_turn(session, call_id=call_id, speaker="bot", text="您好，请问有什么可以帮您？", now=clock.advance(seconds=1))
+        store.add_turn(
+            session,
+            call_id=call_id,
+            speaker="bot",
+            text="您好，请问有什么可以帮您？",
+            now=clock.advance(seconds=1),
+        )
         store.add_turn(
             session,
             call_id=call_id,
@@ -97,7 +103,12 @@ def test_call_record_with_turns_round_trips(sessions: sessionmaker[Session], clo
             now=clock.advance(seconds=4),
         )
         store.add_turn(
-            session, call_id=call_id, speaker="bot", text="好的，我帮您", interrupted=True, now=clock.advance(seconds=2)
+            session,
+            call_id=call_id,
+            speaker="bot",
+            text="好的，我帮您",
+            interrupted=True,
+            now=clock.advance(seconds=2),
         )
         ended = store.end_call(session, call_id=call_id, outcome="ticket", now=clock.advance(seconds=30))
     assert ended.ended_at == started + timedelta(seconds=37)
@@ -274,7 +285,9 @@ def test_unknown_ticket_raises(session: Session, clock: ManualClock) -> None:
 def test_status_change_adds_an_event(sessions: sessionmaker[Session], clock: ManualClock) -> None:
     with sessions() as session:
         ticket = _open(session, clock)
-        store.update_ticket_status(session, ticket_id=ticket.id, status="in_progress", now=clock.advance(hours=1))
+        store.update_ticket_status(
+            session, ticket_id=ticket.id, status="in_progress", now=clock.advance(hours=1)
+        )
         store.add_ticket_note(session, ticket_id=ticket.id, text="已派装维", now=clock.advance(minutes=5))
         resolved = store.update_ticket_status(
             session, ticket_id=ticket.id, status="resolved", note="光猫已更换", now=clock.advance(hours=2)
@@ -288,6 +301,36 @@ def test_status_change_adds_an_event(sessions: sessionmaker[Session], clock: Man
     assert stored.events[3].at == clock.now()
 
 
+def test_corrected_slots_update_the_ticket_with_a_note(
+    sessions: sessionmaker[Session], clock: ManualClock
+) -> None:
+    with sessions() as session:
+        ticket = _open(session, clock)
+        updated = store.update_ticket_slots(
+            session,
+            ticket_id=ticket.id,
+            slots={"phone": "13987654321", "fault_type": "无法上网"},
+            now=clock.advance(seconds=20),
+        )
+        unchanged = store.update_ticket_slots(
+            session, ticket_id=ticket.id, slots={"phone": "13987654321"}, now=clock.now()
+        )
+    assert updated.phone == "13987654321" and updated.slots["phone"] == "13987654321"
+    assert updated.address == ticket.address and updated.number == ticket.number
+    assert unchanged.events == updated.events
+    with sessions() as session:
+        stored = store.get_ticket(session, ticket_id=ticket.id)
+    assert stored.phone == "13987654321"
+    assert [e.kind for e in stored.events] == ["created", "note"]
+    assert stored.events[1].detail["slots"] == {"phone": {"from": "13812345678", "to": "13987654321"}}
+    with sessions() as session:
+        store.update_ticket_status(session, ticket_id=ticket.id, status="closed", now=clock.now())
+        with pytest.raises(InvalidInputError, match="is closed"):
+            store.update_ticket_slots(session, ticket_id=ticket.id, slots={"phone": "1"}, now=clock.now())
+        with pytest.raises(TicketNotFound):
+            store.update_ticket_slots(session, ticket_id=4242, slots={}, now=clock.now())
+
+
 def test_invalid_status_change_is_refused_without_an_event(session: Session, clock: ManualClock) -> None:
     ticket = _open(session, clock)
     store.update_ticket_status(session, ticket_id=ticket.id, status="closed", now=clock.now())
@@ -295,7 +338,10 @@ def test_invalid_status_change_is_refused_without_an_event(session: Session, clo
         store.update_ticket_status(session, ticket_id=ticket.id, status="open", now=clock.now())
     with pytest.raises(InvalidInputError, match="unknown ticket status 'done'"):
         store.update_ticket_status(session, ticket_id=ticket.id, status="done", now=clock.now())
-    assert [e.kind for e in store.get_ticket(session, ticket_id=ticket.id).events] == ["created", "status_changed"]
+    assert [e.kind for e in store.get_ticket(session, ticket_id=ticket.id).events] == [
+        "created",
+        "status_changed",
+    ]
 
 
 def test_bad_ticket_input_is_refused(session: Session, clock: ManualClock) -> None:
@@ -335,7 +381,9 @@ def test_escalation_queue(sessions: sessionmaker[Session], clock: ManualClock) -
         first = store.raise_escalation(
             session, call_id=call_id, reason="caller asked for a human", context={"turns": 3}, now=clock.now()
         )
-        second = store.raise_escalation(session, call_id=None, reason="repeated failure", now=clock.advance(seconds=5))
+        second = store.raise_escalation(
+            session, call_id=None, reason="repeated failure", now=clock.advance(seconds=5)
+        )
         with pytest.raises(CallNotFound):
             store.raise_escalation(session, call_id="missing", reason="x", now=clock.now())
     with sessions() as session:

@@ -1,1 +1,67 @@
-"""Tickets, escalations and call records."""
+"""Tickets, escalations and call records.
+
+Data access is in `ticketing.store` (keyword-only functions taking a SQLAlchemy Session first),
+API schemas in `ticketing.schemas`, SLA targets in `ticketing.sla`, errors in `ticketing.errors`.
+The ORM models (`ticketing.models`) stay inside this package and the migrations.
+"""
+
+from ticketing.errors import (
+    CallAlreadyEnded,
+    CallAlreadyExists,
+    CallNotFound,
+    ConcurrentUpdateError,
+    EscalationNotFound,
+    InvalidInputError,
+    InvalidStatusTransition,
+    NaiveDatetimeError,
+    NotFoundError,
+    TicketingError,
+    TicketNotFound,
+)
+from ticketing.models import EscalationStatus, Speaker, TicketCategory, TicketEventKind, TicketStatus
+from ticketing.schemas import (
+    CallRecordPublic,
+    CallSummaryPublic,
+    CallTurnPublic,
+    EscalationCreate,
+    EscalationPublic,
+    EscalationStatusUpdate,
+    TicketCreate,
+    TicketEventPublic,
+    TicketNoteCreate,
+    TicketPublic,
+    TicketStatusUpdate,
+)
+from ticketing.sla import DEFAULT_SLA, SlaPolicy
+
+__all__ = [
+    "DEFAULT_SLA",
+    "CallAlreadyEnded",
+    "CallAlreadyExists",
+    "CallNotFound",
+    "CallRecordPublic",
+    "CallSummaryPublic",
+    "CallTurnPublic",
+    "ConcurrentUpdateError",
+    "EscalationCreate",
+    "EscalationNotFound",
+    "EscalationPublic",
+    "EscalationStatus",
+    "EscalationStatusUpdate",
+    "InvalidInputError",
+    "InvalidStatusTransition",
+    "NaiveDatetimeError",
+    "NotFoundError",
+    "SlaPolicy",
+    "Speaker",
+    "TicketCategory",
+    "TicketCreate",
+    "TicketEventKind",
+    "TicketEventPublic",
+    "TicketNoteCreate",
+    "TicketNotFound",
+    "TicketPublic",
+    "TicketStatus",
+    "TicketStatusUpdate",
+    "TicketingError",
+]

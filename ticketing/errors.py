@@ -40,7 +40,9 @@ class NaiveDatetimeError(InvalidInputError):
 class InvalidStatusTransition(InvalidInputError):
     def __init__(self, kind: str, current: str, requested: str, allowed: frozenset[str]) -> None:
         allowed_text = ", ".join(sorted(allowed)) or "none"
-        super().__init__(f"{kind} cannot go from {current!r} to {requested!r} (allowed from {current!r}: {allowed_text})")
+        super().__init__(
+            f"{kind} cannot go from {current!r} to {requested!r} (allowed from {current!r}: {allowed_text})"
+        )
         self.current = current
         self.requested = requested
 

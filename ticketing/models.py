@@ -31,7 +31,9 @@ class UtcDateTime(sa.types.TypeDecorator[datetime]):
         if value is None:
             return None
         if value.tzinfo is None or value.utcoffset() is None:
-            raise NaiveDatetimeError(f"timestamp {value.isoformat()} has no timezone; pass an aware UTC datetime")
+            raise NaiveDatetimeError(
+                f"timestamp {value.isoformat()} has no timezone; pass an aware UTC datetime"
+            )
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 

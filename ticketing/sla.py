@@ -43,7 +43,9 @@ class SlaPolicy:
                 category = TicketCategory(name)
             except ValueError:
                 known = ", ".join(c.value for c in TicketCategory)
-                raise ValueError(f"unknown ticket category {name!r} in SLA settings (known: {known})") from None
+                raise ValueError(
+                    f"unknown ticket category {name!r} in SLA settings (known: {known})"
+                ) from None
             merged[category] = value
         return cls(hours=MappingProxyType(merged))
 

@@ -10,7 +10,7 @@ as given: callers pass it already masked. Functions return pydantic schemas, nev
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
@@ -119,11 +119,15 @@ def _check_page(limit: int, offset: int) -> None:
 
 
 def _coerce_enum(enum: type[_E], value: object, name: str) -> _E:
-    try:
-        return enum(value)
-    except ValueError:
-        known = ", ".join(member.value for member in enum)
-        raise InvalidInputError(f"unknown {name} {value!r} (expected one of: {known})") from None
+    if isinstance(value, enum):
+        return value
+    known = ", ".join(member.value for member in enum)
+    if isinstance(value, str):
+        try:
+            return enum(value)
+        except ValueError:
+            pass
+    raise InvalidInputError(f"unknown {name} {value!r} (expected one of: {known})")
 
 
 def _require_call_exists(session: Session, call_id: str) -> None:
@@ -208,7 +212,13 @@ def add_turn(
         if seq is None:
             raise CallNotFound(call_id)
         turn = CallTurn(
-            call_id=call_id, seq=seq, speaker=speaker, text=text, dialect=dialect, at=now, interrupted=interrupted
+            call_id=call_id,
+            seq=seq,
+            speaker=speaker,
+            text=text,
+            dialect=dialect,
+            at=now,
+            interrupted=interrupted,
         )
         session.add(turn)
         session.flush()
@@ -270,6 +280,7 @@ def _next_ticket_seq(session: Session, local_day: str) -> int:
     ticket gives its number back.
     """
     dialect = session.get_bind().dialect.name
+    insert: Callable[..., Any]
     if dialect == "postgresql":
         insert = postgresql.insert
     elif dialect == "sqlite":
@@ -297,12 +308,17 @@ def _clean_slots(slots: Mapping[str, str]) -> dict[str, str]:
             raise InvalidInputError(f"slot names must be non-empty strings, got {key!r}")
         if not isinstance(value, str):
             raise InvalidInputError(f"slot {key!r} must be a string, got {type(value).__name__}")
-        cleaned[key.strip()] = _require_text(value, f"slot {key!r}", max_length=1000, allow_empty=True).strip()
+        cleaned[key.strip()] = _require_text(
+            value, f"slot {key!r}", max_length=1000, allow_empty=True
+        ).strip()
     return cleaned
 
 
-def _load_ticket(session: Session, ticket_id: int) -> Ticket:
-    ticket = session.scalar(select(Ticket).where(Ticket.id == ticket_id).options(selectinload(Ticket.events)))
+def _load_ticket(session: Session, ticket_id: int, *, for_update: bool = False) -> Ticket:
+    query = select(Ticket).where(Ticket.id == ticket_id).options(selectinload(Ticket.events))
+    if for_update:
+        query = query.with_for_update(of=Ticket)  # PostgreSQL row lock; SQLite serialises writers anyway
+    ticket = session.scalar(query)
     if ticket is None:
         raise TicketNotFound(ticket_id)
     return ticket
@@ -343,7 +359,9 @@ def open_ticket(
             due_at=sla.due_at(category, now),
         )
         ticket.events.append(
-            TicketEvent(kind=TicketEventKind.CREATED, at=now, detail={"number": number, "category": category.value})
+            TicketEvent(
+                kind=TicketEventKind.CREATED, at=now, detail={"number": number, "category": category.value}
+            )
         )
         session.add(ticket)
         session.flush()
@@ -358,7 +376,9 @@ def get_ticket(session: Session, *, ticket_id: int) -> TicketPublic:
 def get_ticket_by_number(session: Session, *, number: str) -> TicketPublic:
     """The ticket a caller reads back, e.g. '2611220007' (spaces and dashes are ignored)."""
     normalised = "".join(ch for ch in number if ch not in " -")
-    ticket = session.scalar(select(Ticket).where(Ticket.number == normalised).options(selectinload(Ticket.events)))
+    ticket = session.scalar(
+        select(Ticket).where(Ticket.number == normalised).options(selectinload(Ticket.events))
+    )
     if ticket is None:
         raise TicketNotFound(number)
     return TicketPublic.model_validate(ticket)
@@ -416,13 +436,51 @@ def update_ticket_status(
             .execution_options(synchronize_session=False)
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
-            raise ConcurrentUpdateError(f"ticket {ticket_id} changed status meanwhile; reload it and try again")
+            raise ConcurrentUpdateError(
+                f"ticket {ticket_id} changed status meanwhile; reload it and try again"
+            )
         set_committed_value(ticket, "status", requested)
         detail: dict[str, Any] = {"from": current.value, "to": requested.value}
         if note:
             detail["note"] = note
         ticket.events.append(TicketEvent(kind=TicketEventKind.STATUS_CHANGED, at=now, detail=detail))
         session.flush()
+        public = TicketPublic.model_validate(ticket)
+    return public
+
+
+def update_ticket_slots(
+    session: Session, *, ticket_id: int, slots: Mapping[str, str], now: datetime
+) -> TicketPublic:
+    """Merge corrected slot values (e.g. the caller restates the phone) into an open ticket.
+
+    The phone and address columns follow their slots; the change is recorded as a `note` event
+    with each slot's old and new value. Values that did not change add no event.
+    """
+    _require_aware(now)
+    updates = _clean_slots(slots)
+    with _transaction(session):
+        ticket = _load_ticket(session, ticket_id, for_update=True)
+        if ticket.status == TicketStatus.CLOSED:
+            raise InvalidInputError(f"ticket {ticket_id} is closed; its details can no longer change")
+        changes = {
+            name: {"from": ticket.slots.get(name), "to": value}
+            for name, value in updates.items()
+            if ticket.slots.get(name) != value
+        }
+        if changes:
+            merged = {**ticket.slots, **updates}
+            ticket.slots = merged  # a new dict, so the JSON column is seen as changed
+            ticket.phone = _optional_text(merged.get("phone"), "slot 'phone'", max_length=32)
+            ticket.address = _optional_text(merged.get("address"), "slot 'address'", max_length=255)
+            ticket.events.append(
+                TicketEvent(
+                    kind=TicketEventKind.NOTE,
+                    at=now,
+                    detail={"text": f"details updated: {', '.join(sorted(changes))}", "slots": changes},
+                )
+            )
+            session.flush()
         public = TicketPublic.model_validate(ticket)
     return public
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 import numpy as np
 
@@ -98,7 +98,7 @@ def _clause_audio(synth: Synthesizer, clause: str, sample_rate: int, trailing_pa
 
 async def speak(
     synth: Synthesizer, pool: InferencePool, text: str, fmt: AudioFormat, frame_ms: int = 20
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """Yield the reply as frames of exactly frame_ms in the call's codec and rate.
 
     The next clause is synthesized while the current one's frames are sent. Closing or cancelling

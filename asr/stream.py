@@ -1,0 +1,360 @@
+"""Streaming recognition of one call: VAD endpointing, partial and final transcripts.
+
+Audio is brought to 16 kHz, cut into the VAD's 512-sample windows and run through a small state
+machine (idle -> speaking -> idle). Partials re-transcribe the utterance so far; a final transcribes
+the whole utterance once the caller has been silent for `endpoint_silence_s`. Transcription runs in
+the shared InferencePool while this call keeps reading audio, so an onset (barge-in) is reported
+even while a final is being computed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.signal import firwin, lfilter, lfilter_zi
+
+from asr.base import AsrInputError, Transcriber, Transcript, VoiceActivityDetector
+from asr.dialects import route_dialect
+from core.audio import SUPPORTED_RATES, AudioChunk, from_float, to_float
+from core.concurrency import InferencePool
+from core.events import AsrEvent, FinalTranscript, PartialTranscript, SpeechStarted
+
+SAMPLE_RATE = 16000
+
+
+@dataclass(frozen=True)
+class EndpointOptions:
+    start_threshold: float = 0.5  # VAD probability that counts as speech while idle
+    end_threshold: float = 0.35  # below this, while speaking, counts as silence (hysteresis)
+    min_speech_s: float = 0.2  # continuous speech needed before an onset is declared
+    endpoint_silence_s: float = 0.6  # silence that ends an utterance
+    partial_interval_s: float = 1.0  # utterance audio between two partials
+    max_utterance_s: float = 20.0  # an utterance this long is cut and a new one begins
+    preroll_s: float = 0.3  # audio kept before the onset
+    tail_s: float = 0.2  # silence kept after the last speech in a final's audio
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.end_threshold <= self.start_threshold < 1.0:
+            raise ValueError(
+                f"need 0 < end_threshold <= start_threshold < 1, got {self.end_threshold}, "
+                f"{self.start_threshold}"
+            )
+        for name in ("min_speech_s", "endpoint_silence_s", "partial_interval_s", "max_utterance_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.preroll_s < 0 or self.tail_s < 0:
+            raise ValueError("preroll_s and tail_s cannot be negative")
+
+
+class StreamingUpsampler:
+    """8 kHz (or 16 kHz) int16 -> 16 kHz int16, chunk by chunk, with filter state kept across chunks.
+
+    Resampling each chunk on its own would taper every chunk's edges and put a click at each frame.
+    """
+
+    def __init__(self, source_rate: int, *, taps: int = 63) -> None:
+        if source_rate not in SUPPORTED_RATES:
+            raise AsrInputError(
+                f"sample rate {source_rate} Hz is not supported; use one of {SUPPORTED_RATES}"
+            )
+        self.source_rate = source_rate
+        self._factor = SAMPLE_RATE // source_rate
+        self._filter = firwin(taps, 1.0 / self._factor) * self._factor if self._factor > 1 else None
+        self._state = lfilter_zi(self._filter, 1.0) * 0.0 if self._filter is not None else None
+
+    def push(self, pcm: np.ndarray) -> np.ndarray:
+        if self._filter is None or len(pcm) == 0:
+            return pcm
+        stuffed = np.zeros(len(pcm) * self._factor, dtype=np.float64)
+        stuffed[:: self._factor] = pcm
+        out, self._state = lfilter(self._filter, 1.0, stuffed, zi=self._state)
+        return np.clip(np.round(out), -32768, 32767).astype(np.int16)
+
+
+@dataclass(frozen=True)
+class _Onset:
+    at_sample: int
+
+
+@dataclass(frozen=True)
+class _Endpoint:
+    audio: np.ndarray  # float32 at 16 kHz, pre-roll and tail included
+    start_sample: int
+    end_sample: int
+
+
+class _Endpointer:
+    """The per-window state machine: speech probability in, onsets and endpoints out."""
+
+    def __init__(self, options: EndpointOptions, window: int) -> None:
+        self._options = options
+        self._window = window
+        self._preroll: deque[np.ndarray] = deque(
+            maxlen=max(0, round(options.preroll_s * SAMPLE_RATE / window))
+        )
+        self._candidate: list[np.ndarray] = []
+        self._candidate_start = 0
+        self._utterance: list[np.ndarray] | None = None
+        self._utterance_start = 0
+        self._utterance_offset = 0  # samples of pre-roll before `_utterance_start`
+        self._last_speech_end = 0
+        self._silence = 0
+
+    @property
+    def speaking(self) -> bool:
+        return self._utterance is not None
+
+    def utterance_audio(self) -> np.ndarray:
+        return np.concatenate(self._utterance) if self._utterance else np.zeros(0, np.float32)
+
+    @property
+    def utterance_samples(self) -> int:
+        return len(self._utterance) * self._window if self._utterance else 0
+
+    def push(self, window: np.ndarray, probability: float, start: int) -> list[_Onset | _Endpoint]:
+        if self._utterance is None:
+            return self._push_idle(window, probability, start)
+        return self._push_speaking(window, probability, start)
+
+    def flush(self, now: int) -> _Endpoint | None:
+        """The open utterance at the end of the stream, if any."""
+        return self._close(now) if self._utterance is not None else None
+
+    def _push_idle(self, window: np.ndarray, probability: float, start: int) -> list[_Onset | _Endpoint]:
+        if probability < self._options.start_threshold:
+            self._preroll.extend(self._candidate)
+            self._preroll.append(window)
+            self._candidate = []
+            return []
+        if not self._candidate:
+            self._candidate_start = start
+        self._candidate.append(window)
+        if len(self._candidate) * self._window < self._options.min_speech_s * SAMPLE_RATE:
+            return []
+        self._open(list(self._preroll) + self._candidate, self._candidate_start, start + self._window)
+        self._preroll.clear()
+        self._candidate = []
+        return [_Onset(self._utterance_start)]
+
+    def _push_speaking(self, window: np.ndarray, probability: float, start: int) -> list[_Onset | _Endpoint]:
+        assert self._utterance is not None
+        self._utterance.append(window)
+        end = start + self._window
+        if probability >= self._options.end_threshold:
+            self._silence = 0
+            self._last_speech_end = end
+        else:
+            self._silence += self._window
+        if self._silence >= self._options.endpoint_silence_s * SAMPLE_RATE:
+            return [self._close(end)]
+        if end - self._utterance_start >= self._options.max_utterance_s * SAMPLE_RATE:
+            endpoint = self._close(end, cut=True)
+            self._open([], end, end)
+            return [endpoint, _Onset(end)]
+        return []
+
+    def _open(self, windows: list[np.ndarray], start: int, last_speech_end: int) -> None:
+        self._utterance = windows
+        self._utterance_offset = sum(len(w) for w in windows) - (last_speech_end - start)
+        self._utterance_start = start
+        self._last_speech_end = last_speech_end
+        self._silence = 0
+
+    def _close(self, now: int, *, cut: bool = False) -> _Endpoint:
+        end = now if cut else min(now, self._last_speech_end + round(self._options.tail_s * SAMPLE_RATE))
+        audio = self.utterance_audio()[: self._utterance_offset + end - self._utterance_start]
+        speech_end = now if cut else self._last_speech_end
+        endpoint = _Endpoint(audio, self._utterance_start, speech_end)
+        # What followed the speech is the pre-roll of the next utterance.
+        tail = self._utterance[-self._preroll.maxlen :] if self._preroll.maxlen else []  # type: ignore[index]
+        self._preroll.clear()
+        if not cut:
+            self._preroll.extend(tail)
+        self._utterance = None
+        return endpoint
+
+
+@dataclass
+class _Partial:
+    utterance: int
+    task: asyncio.Future[Transcript]
+
+
+@dataclass
+class _Final:
+    endpoint: _Endpoint
+    task: asyncio.Future[Transcript]
+
+
+class StreamingAsr:
+    """One call's recognizer (StreamingRecognizer). The transcriber and pool are shared across calls."""
+
+    def __init__(
+        self,
+        transcriber: Transcriber,
+        vad_factory: Callable[[], VoiceActivityDetector],
+        pool: InferencePool,
+        options: EndpointOptions | None = None,
+        dialect: str = "auto",
+    ) -> None:
+        route_dialect(dialect)  # an unknown dialect fails here, not in the first transcription
+        self._transcriber = transcriber
+        self._vad_factory = vad_factory
+        self._pool = pool
+        self._options = options or EndpointOptions()
+        self.dialect = dialect
+
+    async def run(self, chunks: AsyncIterator[AudioChunk]) -> AsyncIterator[AsrEvent]:
+        call = _CallState(self._vad_factory(), self._options)
+        source = aiter(chunks)
+        reading: asyncio.Future[AudioChunk] | None = asyncio.ensure_future(anext(source))
+        try:
+            while reading is not None or call.finals:
+                waiting: set[asyncio.Future[Any]] = {f.task for f in call.finals}
+                if reading is not None:
+                    waiting.add(reading)
+                if call.partial is not None:
+                    waiting.add(call.partial.task)
+                done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                if reading is not None and reading in done:
+                    try:
+                        chunk = reading.result()
+                    except StopAsyncIteration:
+                        reading = None
+                        call.finish()
+                    else:
+                        reading = asyncio.ensure_future(anext(source))
+                        for event in call.feed(chunk):
+                            yield event
+                    self._schedule(call)
+                for event in self._collect(call):
+                    yield event
+        finally:
+            for future in [reading, *(f.task for f in call.finals)]:
+                if future is not None:
+                    future.cancel()
+            call.drop_partial()
+
+    def _schedule(self, call: _CallState) -> None:
+        for endpoint in call.take_endpoints():
+            call.drop_partial()  # a queued partial would only delay the final
+            call.finals.append(_Final(endpoint, self._transcribe(endpoint.audio)))
+        if call.partial_due() and call.partial is None and not call.finals:
+            call.partial = _Partial(call.utterance_number, self._transcribe(call.utterance_audio()))
+            call.mark_partial()
+
+    def _collect(self, call: _CallState) -> list[AsrEvent]:
+        events: list[AsrEvent] = []
+        partial = call.partial
+        if partial is not None and partial.task.done():
+            call.partial = None
+            transcript = partial.task.result()
+            if partial.utterance == call.utterance_number and call.speaking and transcript.text:
+                events.append(PartialTranscript(transcript.text, transcript.dialect))
+        while call.finals and call.finals[0].task.done():  # finals leave in utterance order
+            final = call.finals.popleft()
+            transcript = final.task.result()
+            if transcript.text:
+                events.append(
+                    FinalTranscript(
+                        text=transcript.text,
+                        dialect=transcript.dialect,
+                        confidence=transcript.confidence,
+                        started_at=final.endpoint.start_sample / SAMPLE_RATE,
+                        ended_at=final.endpoint.end_sample / SAMPLE_RATE,
+                    )
+                )
+        return events
+
+    def _transcribe(self, audio: np.ndarray) -> asyncio.Future[Transcript]:
+        return asyncio.ensure_future(self._pool.run(self._transcribe_blocking, from_float(audio)))
+
+    def _transcribe_blocking(self, pcm16k: np.ndarray) -> Transcript:
+        return self._transcriber.transcribe(pcm16k, dialect=self.dialect)
+
+
+class _CallState:
+    """Audio position, VAD and endpointer of one call, plus its transcriptions in flight."""
+
+    def __init__(self, vad: VoiceActivityDetector, options: EndpointOptions) -> None:
+        if vad.sample_rate != SAMPLE_RATE:
+            raise AsrInputError(f"the VAD must take {SAMPLE_RATE} Hz audio, it takes {vad.sample_rate}")
+        self._vad = vad
+        self._options = options
+        self._endpointer = _Endpointer(options, vad.window_size)
+        self._upsampler: StreamingUpsampler | None = None
+        self._unscored = np.zeros(0, dtype=np.float32)  # samples the VAD holds until a window is full
+        self._position = 0  # samples at 16 kHz handed to the endpointer
+        self._endpoints: list[_Endpoint] = []
+        self._partial_mark = 0
+        self.utterance_number = 0
+        self.partial: _Partial | None = None
+        self.finals: deque[_Final] = deque()
+
+    @property
+    def speaking(self) -> bool:
+        return self._endpointer.speaking
+
+    def feed(self, chunk: AudioChunk) -> list[AsrEvent]:
+        pcm = self._upsample(chunk)
+        probabilities = self._vad.push(pcm)
+        self._unscored = np.concatenate([self._unscored, to_float(pcm)])
+        window = self._vad.window_size
+        events: list[AsrEvent] = []
+        for index, probability in enumerate(probabilities):
+            samples = self._unscored[index * window : (index + 1) * window]
+            for found in self._endpointer.push(samples, float(probability), self._position):
+                events.extend(self._on(found))
+            self._position += window
+        self._unscored = self._unscored[len(probabilities) * window :]
+        return events
+
+    def finish(self) -> None:
+        endpoint = self._endpointer.flush(self._position)
+        if endpoint is not None:
+            self._endpoints.append(endpoint)
+        self.drop_partial()
+
+    def take_endpoints(self) -> list[_Endpoint]:
+        taken, self._endpoints = self._endpoints, []
+        return taken
+
+    def partial_due(self) -> bool:
+        interval = self._options.partial_interval_s * SAMPLE_RATE
+        return self.speaking and self._endpointer.utterance_samples - self._partial_mark >= interval
+
+    def mark_partial(self) -> None:
+        self._partial_mark = self._endpointer.utterance_samples
+
+    def utterance_audio(self) -> np.ndarray:
+        return self._endpointer.utterance_audio()
+
+    def drop_partial(self) -> None:
+        if self.partial is not None:
+            self.partial.task.cancel()
+            self.partial = None
+
+    def _on(self, found: _Onset | _Endpoint) -> list[AsrEvent]:
+        if isinstance(found, _Onset):
+            self.utterance_number += 1
+            self._partial_mark = 0
+            return [SpeechStarted(at=found.at_sample / SAMPLE_RATE)]
+        self._endpoints.append(found)
+        return []
+
+    def _upsample(self, chunk: AudioChunk) -> np.ndarray:
+        pcm = np.asarray(chunk.pcm)
+        if pcm.ndim != 1 or pcm.dtype != np.int16:
+            raise AsrInputError(f"audio chunks must be mono int16, got {pcm.dtype} with shape {pcm.shape}")
+        if self._upsampler is None:
+            self._upsampler = StreamingUpsampler(chunk.sample_rate)
+        elif chunk.sample_rate != self._upsampler.source_rate:
+            raise AsrInputError(
+                f"sample rate changed from {self._upsampler.source_rate} to {chunk.sample_rate} Hz mid-call"
+            )
+        return self._upsampler.push(pcm)

@@ -1,0 +1,220 @@
+"""End to end: the real app on a real socket, real models, speech made by the project's own TTS."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import websockets
+
+from asr.cer import cer
+from core.audio import Codec, decode, encode, resample
+from gateway.caller import Caller, CallOptions, start_in_process
+from gateway.settings import Settings
+
+pytestmark = pytest.mark.slow
+
+QUESTION = "你好，我想问一下千兆宽带一个月多少钱？"
+FAULT_TURNS = (
+    "我家宽带从昨天晚上开始就上不了网了。",
+    "地址是东城区文昌路十八号。",
+    "我的电话是一三八零零一二三四五六。",
+)
+HUMAN = "我要转人工客服。"
+
+
+@pytest.fixture(scope="module")
+def hotline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """(ws call URL, http base URL) of the hotline, served the way `hotline call` serves it."""
+    data_dir = tmp_path_factory.mktemp("hotline-data")
+    settings = Settings(data_dir=data_dir, llm={"model": "bundled:qwen2.5-0.5b"})
+    url, server = start_in_process(settings)
+    try:
+        yield url, url.replace("ws://", "http://").removesuffix("/v1/calls")
+    finally:
+        server.should_exit = True
+
+
+@pytest.fixture(scope="module")
+def voice(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Caller utterances synthesized once with the project's own TTS, as 16 kHz WAV files."""
+    from tts.loader import load_synthesizer
+
+    synth = load_synthesizer("auto")
+    folder = tmp_path_factory.mktemp("voice")
+    files = {}
+    for index, text in enumerate((QUESTION, *FAULT_TURNS, HUMAN)):
+        pcm = resample(synth.synthesize(text), synth.sample_rate, 16000)
+        padded = np.concatenate([np.zeros(4000, np.int16), pcm, np.zeros(4000, np.int16)])
+        path = folder / f"utt-{index}.wav"
+        with wave.open(str(path), "wb") as out:
+            out.setnchannels(1)
+            out.setsampwidth(2)
+            out.setframerate(16000)
+            out.writeframes(padded.tobytes())
+        files[text] = path
+    return files
+
+
+def _call(url: str, files: list[Path], codec: str, rate: int, tmp_path: Path) -> Caller:
+    caller = Caller(url, CallOptions(files=files, codec=codec, rate=rate, fast=True, out_dir=tmp_path))
+    asyncio.run(caller.run())
+    return caller
+
+
+def test_consultation_is_answered_from_the_kb_with_citation(hotline, voice, tmp_path):
+    url, base = hotline
+    caller = _call(url, [voice[QUESTION]], "pcm16", 16000, tmp_path)
+    trace = caller.trace
+    finals = trace.of_type("final")
+    assert finals, trace.events
+    assert cer(QUESTION, finals[0]["text"]) < 0.3, finals[0]["text"]
+    replies = [e for e in trace.of_type("reply") if e["turn"] > 1]
+    assert replies and any(e["citations"] for e in replies), trace.events
+    cited = {doc for e in replies for doc in e["citations"]}
+    documents = {d["id"] for d in httpx.get(f"{base}/v1/kb/documents").json()}
+    assert cited <= documents
+    answer_audio = trace.audio[replies[0]["turn"]]
+    assert len(answer_audio) % 2 == 0 and len(answer_audio) > 16000  # pcm16: over half a second
+    assert trace.of_type("end")
+
+
+def test_fault_report_opens_a_ticket_and_a_human_can_be_asked_for(hotline, voice, tmp_path):
+    url, base = hotline
+    files = [voice[text] for text in FAULT_TURNS] + [voice[HUMAN]]
+    caller = _call(url, files, "mulaw", 8000, tmp_path)
+    trace = caller.trace
+    tickets = trace.of_type("ticket")
+    assert tickets, trace.events
+    number = tickets[0]["number"]
+    assert any(number in e["text"] for e in trace.of_type("reply")), "the ticket number is read back"
+    stored = httpx.get(f"{base}/v1/tickets/{tickets[0]['id']}").json()
+    assert stored["number"] == number and stored["category"] == "broadband"
+    assert stored["phone"] == "13800123456"
+    assert "文昌路" in (stored["address"] or "")
+    assert trace.of_type("escalation")
+    escalations = httpx.get(f"{base}/v1/escalations").json()
+    assert any(e["id"] == trace.of_type("escalation")[0]["id"] for e in escalations)
+    # reply audio comes back as 8 kHz mu-law: decodes to speech, not noise or silence
+    audio = decode(bytes(trace.audio[tickets and trace.of_type("reply")[-1]["turn"]]), Codec.MULAW)
+    assert audio.size > 8000 and np.abs(audio).max() > 1000
+    call_id = trace.of_type("ready")[0]["call_id"]
+    record = httpx.get(f"{base}/v1/calls/{call_id}").json()
+    assert [t["speaker"] for t in record["turns"]].count("caller") >= 4
+    assert "13800123456" not in json.dumps(record, ensure_ascii=False), "phone numbers are masked in transcripts"
+
+
+def test_reply_audio_in_alaw(hotline, tmp_path):
+    url, _ = hotline
+    caller = _call(url, [], "alaw", 8000, tmp_path)
+    greeting = caller.trace.audio[1]
+    audio = decode(bytes(greeting), Codec.ALAW)
+    assert audio.size > 8000 and np.abs(audio).max() > 1000
+    assert caller.write_replies(tmp_path / "wav")
+
+
+async def _exchange(url: str, first: str | bytes) -> tuple[list[dict], int | None]:
+    events = []
+    async with websockets.connect(url) as ws:
+        await ws.send(first)
+        try:
+            async for message in ws:
+                if isinstance(message, str):
+                    events.append(json.loads(message))
+        except websockets.ConnectionClosed:
+            pass
+        return events, ws.close_code
+
+
+@pytest.mark.parametrize(
+    ("first", "code", "close_code"),
+    [
+        ("hello", "bad_start", 4400),
+        (json.dumps({"type": "dial"}), "bad_start", 4400),
+        (b"\x00\x01", "bad_start", 4400),
+        (json.dumps({"type": "start", "codec": "opus", "sample_rate": 16000}), "unsupported_codec", 4415),
+        (json.dumps({"type": "start", "codec": "pcm16", "sample_rate": 44100}), "unsupported_rate", 4415),
+        (json.dumps({"type": "start", "codec": "pcm16"}), "bad_start", 4400),
+    ],
+)
+def test_bad_start_gets_a_clear_error_and_close_code(hotline, first, code, close_code):
+    url, _ = hotline
+    events, closed_with = asyncio.run(_exchange(url, first))
+    assert events[0]["type"] == "error" and events[0]["code"] == code, events
+    assert events[0]["message"]
+    assert closed_with == close_code
+
+
+def _wait_for_end(base: str, call_id: str) -> dict:
+    for _ in range(600):
+        record = httpx.get(f"{base}/v1/calls/{call_id}").json()
+        if record.get("ended_at"):
+            return record
+        time.sleep(0.2)
+    raise AssertionError(f"call {call_id} was never closed: {record}")
+
+
+def test_odd_pcm_frame_and_unknown_message_keep_the_call(hotline):
+    url, base = hotline
+
+    async def scenario() -> tuple[list[dict], str]:
+        async with websockets.connect(url) as ws:
+            await ws.send(json.dumps({"type": "start", "codec": "pcm16", "sample_rate": 16000}))
+            ready = json.loads(await ws.recv())
+            await ws.send(b"\x01\x02\x03")
+            await ws.send("not json")
+            await ws.send(np.zeros(320, np.int16).tobytes())
+            await ws.send(json.dumps({"type": "stop"}))
+            events = []
+            async for message in ws:
+                if isinstance(message, str):
+                    events.append(json.loads(message))
+            return events, ready["call_id"]
+
+    events, call_id = asyncio.run(scenario())
+    errors = [e for e in events if e["type"] == "error"]
+    assert {e["code"] for e in errors} == {"bad_audio", "bad_message"}
+    assert any("odd number of bytes" in e["message"] for e in errors)
+    assert events[-1]["type"] == "end"
+    assert _wait_for_end(base, call_id)["outcome"] == "caller_stop"
+
+
+def test_socket_dropped_mid_reply_keeps_the_call_record(hotline, voice):
+    url, base = hotline
+    pcm = _wav_pcm(voice[QUESTION])
+
+    async def scenario() -> str:
+        ws = await websockets.connect(url)
+        await ws.send(json.dumps({"type": "start", "codec": "pcm16", "sample_rate": 16000}))
+        call_id = json.loads(await ws.recv())["call_id"]
+        for offset in range(0, len(pcm), 320):
+            await ws.send(encode(pcm[offset : offset + 320], Codec.PCM16))
+        silence = np.zeros(320, np.int16).tobytes()
+        while True:  # keep the line open until the answer starts, then hang up mid-reply
+            await ws.send(silence)
+            try:
+                message = await asyncio.wait_for(ws.recv(), 0.02)
+            except TimeoutError:
+                continue
+            event = json.loads(message) if isinstance(message, str) else {}
+            if event.get("type") == "reply" and event["turn"] > 1:
+                break
+        ws.transport.abort()  # no closing handshake: the line just drops
+        return call_id
+
+    call_id = asyncio.run(scenario())
+    record = _wait_for_end(base, call_id)
+    assert record["outcome"] in ("dropped", "caller_hangup")
+    assert any(t["speaker"] == "caller" and t["text"] for t in record["turns"])
+
+
+def _wav_pcm(path: Path) -> np.ndarray:
+    with wave.open(str(path)) as source:
+        return np.frombuffer(source.readframes(source.getnframes()), dtype=np.int16)

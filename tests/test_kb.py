@@ -1,0 +1,370 @@
+"""Knowledge base: markdown parsing, chunking, the SQL store and hybrid retrieval on the demo KB."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from gateway.db import create_engine_for
+from kb.chunking import ChunkingOptions, chunk_document
+from kb.index import HybridRetriever
+from kb.lexicon import chinese_to_digits, tokenize
+from kb.markdown import MarkdownDocumentError, parse_markdown, read_markdown_file, render_markdown
+from kb.models import Base, KbChunk
+from kb.schemas import DocumentIn
+from kb.seed import DEMO_DIR, seed_demo_if_empty
+from kb.store import (
+    DuplicateDocumentError,
+    count_documents,
+    delete_document,
+    get_document,
+    import_directory,
+    list_documents,
+    load_chunks,
+    upsert_document,
+)
+
+NOW = dt.datetime(2026, 5, 4, 9, 30, tzinfo=dt.UTC)
+LATER = NOW + dt.timedelta(days=3)
+
+PLAN_MD = """---
+id: plan-test-59
+title: 测试59元套餐
+category: plans
+updated: 2026-04-01
+---
+# 测试59元套餐
+
+- 月费：59元。
+- 流量：全国流量20GB。
+"""
+
+
+class HashingEmbedder:
+    """A real ``Embedder``: hashed character bigrams, L2-normalised. For tests about storage, not ranking."""
+
+    dim = 64
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        return self._embed(texts)
+
+    def embed_passages(self, texts: list[str]) -> np.ndarray:
+        return self._embed(texts)
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for a, b in zip(text, text[1:], strict=False):
+                out[row, hashlib.blake2b((a + b).encode(), digest_size=2).digest()[0] % self.dim] += 1.0
+            out[row] /= max(float(np.linalg.norm(out[row])), 1e-9)
+        return out
+
+
+class BrokenEmbedder(HashingEmbedder):
+    def embed_passages(self, texts: list[str]) -> np.ndarray:
+        raise RuntimeError("embedding engine failed")
+
+
+def make_doc(
+    *, body: str = "- 月费：59元。\n- 流量：全国流量20GB。", title: str = "测试59元套餐"
+) -> DocumentIn:
+    return DocumentIn(
+        id="plan-test-59", title=title, category="plans", updated=dt.date(2026, 4, 1), body=body
+    )
+
+
+# --- markdown -------------------------------------------------------------------------------------
+
+
+def test_parse_markdown_reads_front_matter_and_body() -> None:
+    doc = parse_markdown(PLAN_MD, source="plan.md")
+    assert doc.id == "plan-test-59"
+    assert doc.title == "测试59元套餐"
+    assert doc.category == "plans"
+    assert doc.updated == dt.date(2026, 4, 1)
+    assert doc.body.startswith("# 测试59元套餐")
+    assert "20GB" in doc.body
+
+
+def test_rendered_markdown_parses_back_to_the_same_document() -> None:
+    doc = parse_markdown(PLAN_MD)
+    assert parse_markdown(render_markdown(doc)) == doc
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("# 没有元数据\n正文", "missing YAML front matter"),
+        ("---\nid: a\ntitle: t\n正文", "not closed"),
+        ("---\nid: plan-a\n---\n正文", "lacks required field(s): title, category, updated"),
+        (
+            "---\nid: plan-a\ntitle: t\ncategory: snacks\nupdated: 2026-01-01\n---\n正文",
+            "unknown category 'snacks'",
+        ),
+        ("---\nid: Plan A!\ntitle: t\ncategory: plans\nupdated: 2026-01-01\n---\n正文", "id:"),
+        ("---\nid: plan-a\ntitle: t\ncategory: plans\nupdated: 2026-02-30\n---\n正文", "not valid YAML"),
+        ("---\nid: plan-a\ntitle: t\ncategory: plans\nupdated: 2026-01-01\n---\n  \n", "body is empty"),
+        ("---\n- a list\n---\n正文", "must be a YAML mapping"),
+    ],
+)
+def test_bad_markdown_is_rejected_with_a_clear_message(text: str, message: str) -> None:
+    with pytest.raises(MarkdownDocumentError) as caught:
+        parse_markdown(text, source="bad.md")
+    assert str(caught.value).startswith("bad.md: ")
+    assert message in str(caught.value)
+
+
+def test_demo_documents_are_valid_and_named_by_their_id() -> None:
+    files = sorted(DEMO_DIR.glob("*.md"))
+    assert len(files) >= 12
+    for file in files:
+        doc = read_markdown_file(file)
+        assert doc.id == file.stem
+        han = len(re.findall(r"[\u4e00-\u9fff]", doc.body))
+        assert 150 <= han <= 500, f"{file.name} has {han} Chinese characters"
+        assert not [name for name in ("星河", "临江", "10099") if name in doc.body], "another carrier's name"
+
+
+# --- chunking and tokens --------------------------------------------------------------------------
+
+
+def test_chunks_stand_alone_and_respect_the_size_bounds() -> None:
+    items = "\n".join(
+        f"- 第{n}条：这是一条用来测试切分的说明文字，内容足够长，能让切分器把文本分成几段。"
+        for n in range(20)
+    )
+    body = f"# 长文档\n\n开头的介绍段落。\n\n## 第一部分\n\n{items}\n\n## 第二部分\n\n最后一段话。"
+    chunks = chunk_document(title="长文档", body=body, options=ChunkingOptions(min_chars=100, max_chars=300))
+    assert len(chunks) >= 3
+    assert [chunk.ordinal for chunk in chunks] == list(range(len(chunks)))
+    for chunk in chunks:
+        title, content = chunk.text.split("\n", 1)
+        assert title == "长文档"
+        assert len(content) <= 300 + len("第一部分：\n")
+    # list items are never cut in the middle
+    joined = "\n".join(chunk.text for chunk in chunks)
+    assert joined.count("能让切分器把文本分成几段。") == 20
+    assert "第二部分：\n最后一段话。" in joined
+
+
+def test_a_line_that_introduces_a_list_stays_with_the_list() -> None:
+    body = "- " + "甲" * 290 + "\n\n重启顺序：\n\n1. 先关路由器；\n2. 再关光猫。"
+    chunks = chunk_document(title="重启", body=body)
+    assert chunks[-1].text.startswith("重启\n重启顺序：\n1. 先关路由器；")
+
+
+def test_an_overlong_paragraph_is_split_at_sentence_ends() -> None:
+    body = "".join(f"这是第{n}句话，用来把一个段落撑得很长很长。" for n in range(30))
+    chunks = chunk_document(title="长段落", body=body, options=ChunkingOptions(min_chars=50, max_chars=120))
+    assert len(chunks) > 1
+    assert all(chunk.text.endswith("。") for chunk in chunks)
+
+
+def test_chunking_options_are_checked() -> None:
+    with pytest.raises(ValueError, match="min_chars"):
+        ChunkingOptions(min_chars=400, max_chars=300)
+
+
+@pytest.mark.parametrize(
+    ("spoken", "written"),
+    [
+        ("一百二十九的套餐", "129的套餐"),
+        ("二十块钱", "20块钱"),
+        ("五百兆", "500兆"),
+        ("一万二", "12000"),
+        ("一百零二", "102"),
+        ("问一下", "问一下"),
+        ("十来天", "10来天"),
+    ],
+)
+def test_spoken_numbers_become_digits(spoken: str, written: str) -> None:
+    assert chinese_to_digits(spoken) == written
+
+
+def test_tokens_keep_telecom_terms_whole_and_drop_fillers() -> None:
+    tokens = tokenize("喂 你好 我想问一下 携号转网和停机保号 还有光猫 那个")
+    assert {"携号转网", "停机保号", "光猫"} <= set(tokens)
+    assert not {"喂", "你好", "那个", "一下"} & set(tokens)
+
+
+# --- store (SQLite file and PostgreSQL) -----------------------------------------------------------
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = create_engine_for(database_url)
+    Base.metadata.create_all(engine)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    with Session(engine) as session:
+        yield session
+
+
+def test_upsert_creates_a_document_with_its_chunks(session: Session) -> None:
+    created = upsert_document(session, doc=make_doc(), embedder=HashingEmbedder(), now=NOW)
+    assert created.version == 1
+    assert created.updated == dt.date(2026, 4, 1)
+    assert get_document(session, doc_id="plan-test-59") == created
+    chunks = load_chunks(session)
+    assert [(c.doc_id, c.version, c.ordinal) for c in chunks] == [("plan-test-59", 1, 0)]
+    assert chunks[0].text.startswith("测试59元套餐\n")
+    expected = HashingEmbedder().embed_passages([chunks[0].text])[0]
+    assert chunks[0].embedding.dtype == np.float32
+    np.testing.assert_allclose(chunks[0].embedding, expected, rtol=1e-6)
+
+
+def test_unchanged_document_keeps_its_version_and_a_changed_one_gets_the_next(session: Session) -> None:
+    embedder = HashingEmbedder()
+    upsert_document(session, doc=make_doc(), embedder=embedder, now=NOW)
+    same = upsert_document(session, doc=make_doc(), embedder=embedder, now=LATER)
+    assert same.version == 1
+    assert same.updated_at.replace(tzinfo=None) == NOW.replace(tzinfo=None)
+
+    changed = upsert_document(
+        session, doc=make_doc(body="- 月费：59元。\n- 流量：全国流量30GB。"), embedder=embedder, now=LATER
+    )
+    assert changed.version == 2
+    assert changed.created_at.replace(tzinfo=None) == NOW.replace(tzinfo=None)
+    assert changed.updated_at.replace(tzinfo=None) == LATER.replace(tzinfo=None)
+    chunks = load_chunks(session)
+    assert [c.version for c in chunks] == [2]
+    assert "30GB" in chunks[0].text
+    assert session.scalar(select(func.count()).select_from(KbChunk)) == 1
+
+
+def test_a_failing_embedder_leaves_the_stored_version_untouched(session: Session) -> None:
+    upsert_document(session, doc=make_doc(), embedder=HashingEmbedder(), now=NOW)
+    with pytest.raises(RuntimeError, match="embedding engine failed"):
+        upsert_document(session, doc=make_doc(body="新的正文内容。"), embedder=BrokenEmbedder(), now=LATER)
+    stored = get_document(session, doc_id="plan-test-59")
+    assert stored is not None and stored.version == 1 and "20GB" in stored.body
+    assert len(load_chunks(session)) == 1
+
+
+def test_delete_removes_the_document_and_its_chunks(session: Session) -> None:
+    upsert_document(session, doc=make_doc(), embedder=HashingEmbedder(), now=NOW)
+    assert delete_document(session, doc_id="plan-test-59") is True
+    assert delete_document(session, doc_id="plan-test-59") is False
+    assert get_document(session, doc_id="plan-test-59") is None
+    assert load_chunks(session) == []
+    assert session.scalar(select(func.count()).select_from(KbChunk)) == 0
+
+
+def test_import_directory_then_list_and_count_by_category(session: Session, tmp_path: Path) -> None:
+    (tmp_path / "plan-test-59.md").write_text(PLAN_MD, encoding="utf-8")
+    (tmp_path / "roam.md").write_text(
+        "---\nid: roam\ntitle: 漫游\ncategory: roaming\nupdated: 2026-04-02\n---\n出境前打开数据漫游。\n",
+        encoding="utf-8",
+    )
+    report = import_directory(session, path=tmp_path, embedder=HashingEmbedder(), now=NOW)
+    assert sorted(report.created) == ["plan-test-59", "roam"]
+    assert count_documents(session) == 2
+    assert count_documents(session, category="roaming") == 1
+    assert [d.id for d in list_documents(session)] == ["plan-test-59", "roam"]
+    assert [d.id for d in list_documents(session, category="plans")] == ["plan-test-59"]
+    assert [d.id for d in list_documents(session, offset=1, limit=1)] == ["roam"]
+
+    again = import_directory(session, path=tmp_path, embedder=HashingEmbedder(), now=LATER)
+    assert sorted(again.unchanged) == ["plan-test-59", "roam"] and again.created == again.updated == ()
+
+
+def test_import_stops_before_writing_when_a_file_is_bad(session: Session, tmp_path: Path) -> None:
+    (tmp_path / "a.md").write_text(PLAN_MD, encoding="utf-8")
+    (tmp_path / "b.md").write_text("no front matter here", encoding="utf-8")
+    with pytest.raises(MarkdownDocumentError, match="b.md: missing YAML front matter"):
+        import_directory(session, path=tmp_path, embedder=HashingEmbedder(), now=NOW)
+    assert count_documents(session) == 0
+
+
+def test_import_rejects_two_files_with_one_id(session: Session, tmp_path: Path) -> None:
+    (tmp_path / "a.md").write_text(PLAN_MD, encoding="utf-8")
+    (tmp_path / "b.md").write_text(PLAN_MD, encoding="utf-8")
+    with pytest.raises(DuplicateDocumentError, match="plan-test-59"):
+        import_directory(session, path=tmp_path, embedder=HashingEmbedder(), now=NOW)
+    assert count_documents(session) == 0
+
+
+def test_seed_imports_the_demo_kb_only_into_an_empty_store(session: Session) -> None:
+    seeded = seed_demo_if_empty(session, embedder=HashingEmbedder(), now=NOW)
+    assert seeded == len(list(DEMO_DIR.glob("*.md")))
+    assert seed_demo_if_empty(session, embedder=HashingEmbedder(), now=LATER) == 0
+    assert count_documents(session) == seeded
+
+
+def test_lexical_side_of_the_retriever_ranks_and_rebuilds(session: Session) -> None:
+    seed_demo_if_empty(session, embedder=HashingEmbedder(), now=NOW)
+    retriever = HybridRetriever(load_chunks(session), HashingEmbedder())
+    assert retriever.search("停机保号每个月多少钱", k=1)[0].doc_id == "suspend-keep-number"
+    assert retriever.search("   ") == []
+    with pytest.raises(ValueError, match="k must be"):
+        retriever.search("补卡", k=0)
+    delete_document(session, doc_id="suspend-keep-number")
+    retriever.rebuild(load_chunks(session))
+    assert all(p.doc_id != "suspend-keep-number" for p in retriever.search("停机保号每个月多少钱", k=3))
+
+
+# --- retrieval on the demo KB with the real embedder ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo_retriever(tmp_path_factory: pytest.TempPathFactory) -> HybridRetriever:
+    from kb.embedder import E5Embedder
+
+    embedder = E5Embedder(num_threads=2)
+    engine = create_engine_for(f"sqlite:///{tmp_path_factory.mktemp('kb') / 'kb.db'}")
+    Base.metadata.create_all(engine)
+    with Session(engine) as session:
+        seed_demo_if_empty(session, embedder=embedder, now=NOW)
+        chunks = load_chunks(session)
+    engine.dispose()
+    return HybridRetriever(chunks, embedder)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("question", "doc_id"),
+    [
+        ("喂 你好 我流量快用完了 有没有那种加流量的包", "data-packs"),
+        ("我家想装宽带 装一次要收多少安装费", "broadband-plans-install"),
+        ("光猫上那个LOS灯亮红灯了是怎么回事", "ont-wifi-selfcheck"),
+        ("我下个月要出国读书 号码想先停了保留着", "suspend-keep-number"),
+        ("手机卡丢了 补一张要带什么证件", "sim-replacement"),
+        ("这个月话费忘了交 晚交了要罚多少钱", "billing-late-fees"),
+        ("我爸今年六十五了 有没有适合老人的便宜套餐", "plan-4g-19"),
+        ("去日本旅游 手机上网一天多少钱", "roaming-guide"),
+        ("你们营业厅晚上几点关门", "stores-hotline-hours"),
+        ("宽带坏了报修以后多久能修好", "complaints-repair-sla"),
+    ],
+)
+def test_demo_kb_answers_natural_questions(
+    demo_retriever: HybridRetriever, question: str, doc_id: str
+) -> None:
+    passages = demo_retriever.search(question, k=3)
+    assert passages[0].doc_id == doc_id, [p.doc_id for p in passages]
+    assert passages[0].score >= demo_retriever.min_score
+    assert passages[0].text.startswith(passages[0].title)
+    assert len({p.doc_id for p in passages}) == len(passages)  # best chunk per document
+    assert passages == sorted(passages, key=lambda p: p.score, reverse=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "question", ["今天天气怎么样 会不会下雨", "红烧肉怎么做才好吃", "推荐一部好看的电影"]
+)
+def test_off_topic_questions_find_nothing_relevant(demo_retriever: HybridRetriever, question: str) -> None:
+    assert demo_retriever.search(question, k=3)[0].score < demo_retriever.min_score
+    assert demo_retriever.search_relevant(question, k=3) == []

@@ -1,0 +1,140 @@
+"""Migrations and database plumbing on a real SQLite file and a real PostgreSQL database."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
+
+from gateway.db import (
+    DatabaseUrlError,
+    create_engine_for,
+    current_revision,
+    head_revision,
+    migrate,
+    ping,
+    session_factory,
+)
+from ticketing import store
+from ticketing.models import Base as TicketingBase
+
+TICKETING_TABLES = {
+    "call_records",
+    "call_turns",
+    "tickets",
+    "ticket_events",
+    "ticket_number_counters",
+    "escalations",
+}
+NOW = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
+
+
+def test_migrations_apply_to_an_empty_database(database_url: str) -> None:
+    engine = create_engine_for(database_url)
+    try:
+        assert current_revision(engine) is None
+        migrate(database_url)
+        assert current_revision(engine) == head_revision()
+        tables = set(inspect(engine).get_table_names())
+        assert TICKETING_TABLES <= tables
+        assert {"kb_documents", "kb_chunks"} <= tables
+    finally:
+        engine.dispose()
+
+
+def test_migrations_are_idempotent_and_keep_data(database_url: str) -> None:
+    migrate(database_url)
+    engine = create_engine_for(database_url)
+    try:
+        with session_factory(engine)() as session:
+            ticket = store.open_ticket(
+                session, call_id=None, category="billing", slots={"phone": "13900001111"}, summary="", now=NOW
+            )
+        migrate(database_url)
+        migrate(database_url)
+        assert current_revision(engine) == head_revision()
+        with session_factory(engine)() as session:
+            assert store.get_ticket(session, ticket_id=ticket.id).number == ticket.number
+    finally:
+        engine.dispose()
+
+
+def test_ticketing_migration_matches_the_models(database_url: str) -> None:
+    """Autogenerate finds nothing to change in the ticketing tables: models and 0001 agree."""
+    migrate(database_url)
+    engine = create_engine_for(database_url)
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            diffs = compare_metadata(context, TicketingBase.metadata)
+    finally:
+        engine.dispose()
+
+    def touches_ticketing(diff: object) -> bool:
+        return any(name in repr(diff) for name in TICKETING_TABLES)
+
+    assert [d for d in diffs if touches_ticketing(d)] == []
+
+
+def test_concurrent_migrations_on_postgresql(database_url: str) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("concurrent start-up of several gateways is a PostgreSQL deployment")
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            migrate(database_url)
+        except BaseException as error:  # collected and asserted below
+            errors.append(error)
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    engine = create_engine_for(database_url)
+    try:
+        assert current_revision(engine) == head_revision()
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_engine_creates_its_folder_with_wal_and_foreign_keys(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "er" / "hotline.db"
+    engine = create_engine_for(f"sqlite:///{path}")
+    try:
+        with engine.connect() as connection:
+            assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+            assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        assert path.exists()
+        assert ping(engine)
+    finally:
+        engine.dispose()
+
+
+def test_ping_is_false_when_the_database_is_unreachable() -> None:
+    engine = create_engine_for("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2")
+    try:
+        assert ping(engine) is False
+    finally:
+        engine.dispose()
+
+
+def test_postgres_urls_use_psycopg3() -> None:
+    engine = create_engine_for("postgresql://nobody@127.0.0.1:1/none")
+    try:
+        assert engine.dialect.driver == "psycopg"
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("url", ["mysql://root@localhost/x", "not a url"])
+def test_unsupported_database_urls_are_refused(url: str) -> None:
+    with pytest.raises(DatabaseUrlError):
+        create_engine_for(url)
