@@ -153,16 +153,18 @@ class _Endpointer:
         if self._silence >= self._options.endpoint_silence_s * SAMPLE_RATE:
             return [self._close(end)]
         if end - self._utterance_start >= self._options.max_utterance_s * SAMPLE_RATE:
+            # Cut where we are (possibly mid-word) and go straight on with a new utterance.
             endpoint = self._close(end, cut=True)
             self._open([], end, end)
             return [endpoint, _Onset(end)]
         return []
 
-    def _open(self, windows: list[np.ndarray], start: int, last_speech_end: int) -> None:
+    def _open(self, windows: list[np.ndarray], start: int, end: int) -> None:
+        """Begin an utterance whose speech runs from `start` to `end`, the end of `windows`."""
         self._utterance = windows
-        self._utterance_offset = sum(len(w) for w in windows) - (last_speech_end - start)
+        self._utterance_offset = sum(len(w) for w in windows) - (end - start)
         self._utterance_start = start
-        self._last_speech_end = last_speech_end
+        self._last_speech_end = end
         self._silence = 0
 
     def _close(self, now: int, *, cut: bool = False) -> _Endpoint:
@@ -170,11 +172,10 @@ class _Endpointer:
         audio = self.utterance_audio()[: self._utterance_offset + end - self._utterance_start]
         speech_end = now if cut else self._last_speech_end
         endpoint = _Endpoint(audio, self._utterance_start, speech_end)
-        # What followed the speech is the pre-roll of the next utterance.
-        tail = self._utterance[-self._preroll.maxlen :] if self._preroll.maxlen else []  # type: ignore[index]
         self._preroll.clear()
-        if not cut:
-            self._preroll.extend(tail)
+        if not cut and self._preroll.maxlen:
+            # The silence that ended this utterance is the pre-roll of the next one.
+            self._preroll.extend(self._utterance[-self._preroll.maxlen :])  # type: ignore[index]
         self._utterance = None
         return endpoint
 
@@ -191,8 +192,16 @@ class _Final:
     task: asyncio.Future[Transcript]
 
 
+Transcribe = Callable[[np.ndarray], "asyncio.Future[Transcript]"]
+
+
 class StreamingAsr:
-    """One call's recognizer (StreamingRecognizer). The transcriber and pool are shared across calls."""
+    """One call's recognizer (StreamingRecognizer). The transcriber and pool are shared across calls.
+
+    Events leave in the order of the audio: an onset heard while the previous utterance's final is
+    still being computed is held until that final is out, so each SpeechStarted precedes its own
+    utterance's partials and final.
+    """
 
     def __init__(
         self,
@@ -210,66 +219,31 @@ class StreamingAsr:
         self.dialect = dialect
 
     async def run(self, chunks: AsyncIterator[AudioChunk]) -> AsyncIterator[AsrEvent]:
-        call = _CallState(self._vad_factory(), self._options)
+        call = _CallState(self._vad_factory(), self._options, self._transcribe)
         source = aiter(chunks)
         reading: asyncio.Future[AudioChunk] | None = asyncio.ensure_future(anext(source))
         try:
-            while reading is not None or call.finals:
-                waiting: set[asyncio.Future[Any]] = {f.task for f in call.finals}
+            while reading is not None or call.outbox:
+                waiting: set[asyncio.Future[Any]] = set(call.pending())
                 if reading is not None:
                     waiting.add(reading)
-                if call.partial is not None:
-                    waiting.add(call.partial.task)
-                done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-                if reading is not None and reading in done:
+                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                if reading is not None and reading.done():
                     try:
-                        chunk = reading.result()
+                        call.feed(reading.result())
                     except StopAsyncIteration:
                         reading = None
                         call.finish()
                     else:
                         reading = asyncio.ensure_future(anext(source))
-                        for event in call.feed(chunk):
-                            yield event
-                    self._schedule(call)
-                for event in self._collect(call):
+                call.collect_partial()
+                call.start_partial_if_due()
+                for event in call.ready_events():
                     yield event
         finally:
-            for future in [reading, *(f.task for f in call.finals)]:
-                if future is not None:
-                    future.cancel()
-            call.drop_partial()
-
-    def _schedule(self, call: _CallState) -> None:
-        for endpoint in call.take_endpoints():
-            call.drop_partial()  # a queued partial would only delay the final
-            call.finals.append(_Final(endpoint, self._transcribe(endpoint.audio)))
-        if call.partial_due() and call.partial is None and not call.finals:
-            call.partial = _Partial(call.utterance_number, self._transcribe(call.utterance_audio()))
-            call.mark_partial()
-
-    def _collect(self, call: _CallState) -> list[AsrEvent]:
-        events: list[AsrEvent] = []
-        partial = call.partial
-        if partial is not None and partial.task.done():
-            call.partial = None
-            transcript = partial.task.result()
-            if partial.utterance == call.utterance_number and call.speaking and transcript.text:
-                events.append(PartialTranscript(transcript.text, transcript.dialect))
-        while call.finals and call.finals[0].task.done():  # finals leave in utterance order
-            final = call.finals.popleft()
-            transcript = final.task.result()
-            if transcript.text:
-                events.append(
-                    FinalTranscript(
-                        text=transcript.text,
-                        dialect=transcript.dialect,
-                        confidence=transcript.confidence,
-                        started_at=final.endpoint.start_sample / SAMPLE_RATE,
-                        ended_at=final.endpoint.end_sample / SAMPLE_RATE,
-                    )
-                )
-        return events
+            if reading is not None:
+                reading.cancel()
+            call.cancel()
 
     def _transcribe(self, audio: np.ndarray) -> asyncio.Future[Transcript]:
         return asyncio.ensure_future(self._pool.run(self._transcribe_blocking, from_float(audio)))
@@ -279,73 +253,100 @@ class StreamingAsr:
 
 
 class _CallState:
-    """Audio position, VAD and endpointer of one call, plus its transcriptions in flight."""
+    """Audio position, VAD and endpointer of one call, its transcriptions in flight and its outbox."""
 
-    def __init__(self, vad: VoiceActivityDetector, options: EndpointOptions) -> None:
+    def __init__(self, vad: VoiceActivityDetector, options: EndpointOptions, transcribe: Transcribe) -> None:
         if vad.sample_rate != SAMPLE_RATE:
             raise AsrInputError(f"the VAD must take {SAMPLE_RATE} Hz audio, it takes {vad.sample_rate}")
         self._vad = vad
         self._options = options
+        self._transcribe = transcribe
         self._endpointer = _Endpointer(options, vad.window_size)
         self._upsampler: StreamingUpsampler | None = None
         self._unscored = np.zeros(0, dtype=np.float32)  # samples the VAD holds until a window is full
         self._position = 0  # samples at 16 kHz handed to the endpointer
-        self._endpoints: list[_Endpoint] = []
         self._partial_mark = 0
-        self.utterance_number = 0
-        self.partial: _Partial | None = None
-        self.finals: deque[_Final] = deque()
+        self._utterance_number = 0
+        self._partial: _Partial | None = None
+        self.outbox: deque[AsrEvent | _Final] = deque()  # in audio order; a _Final waits for its task
 
-    @property
-    def speaking(self) -> bool:
-        return self._endpointer.speaking
-
-    def feed(self, chunk: AudioChunk) -> list[AsrEvent]:
+    def feed(self, chunk: AudioChunk) -> None:
         pcm = self._upsample(chunk)
         probabilities = self._vad.push(pcm)
         self._unscored = np.concatenate([self._unscored, to_float(pcm)])
         window = self._vad.window_size
-        events: list[AsrEvent] = []
         for index, probability in enumerate(probabilities):
             samples = self._unscored[index * window : (index + 1) * window]
             for found in self._endpointer.push(samples, float(probability), self._position):
-                events.extend(self._on(found))
+                self._on(found)
             self._position += window
         self._unscored = self._unscored[len(probabilities) * window :]
-        return events
 
     def finish(self) -> None:
         endpoint = self._endpointer.flush(self._position)
         if endpoint is not None:
-            self._endpoints.append(endpoint)
-        self.drop_partial()
+            self._on(endpoint)
+        self._drop_partial()
 
-    def take_endpoints(self) -> list[_Endpoint]:
-        taken, self._endpoints = self._endpoints, []
-        return taken
+    def pending(self) -> list[asyncio.Future[Transcript]]:
+        futures = [item.task for item in self.outbox if isinstance(item, _Final)]
+        return futures + ([self._partial.task] if self._partial is not None else [])
 
-    def partial_due(self) -> bool:
-        interval = self._options.partial_interval_s * SAMPLE_RATE
-        return self.speaking and self._endpointer.utterance_samples - self._partial_mark >= interval
+    def collect_partial(self) -> None:
+        partial = self._partial
+        if partial is None or not partial.task.done():
+            return
+        self._partial = None
+        transcript = partial.task.result()
+        if partial.utterance == self._utterance_number and self._endpointer.speaking and transcript.text:
+            self.outbox.append(PartialTranscript(transcript.text, transcript.dialect))
 
-    def mark_partial(self) -> None:
-        self._partial_mark = self._endpointer.utterance_samples
+    def start_partial_if_due(self) -> None:
+        """One partial at a time, and none while a final waits: partials must not delay finals."""
+        if self._partial is not None or any(isinstance(item, _Final) for item in self.outbox):
+            return
+        samples = self._endpointer.utterance_samples
+        if (
+            self._endpointer.speaking
+            and samples - self._partial_mark >= self._options.partial_interval_s * SAMPLE_RATE
+        ):
+            self._partial = _Partial(
+                self._utterance_number, self._transcribe(self._endpointer.utterance_audio())
+            )
+            self._partial_mark = samples
 
-    def utterance_audio(self) -> np.ndarray:
-        return self._endpointer.utterance_audio()
+    def ready_events(self) -> list[AsrEvent]:
+        events: list[AsrEvent] = []
+        while self.outbox:
+            item = self.outbox[0]
+            if isinstance(item, _Final):
+                if not item.task.done():
+                    break
+                events.extend(_final_event(item))
+            else:
+                events.append(item)
+            self.outbox.popleft()
+        return events
 
-    def drop_partial(self) -> None:
-        if self.partial is not None:
-            self.partial.task.cancel()
-            self.partial = None
+    def cancel(self) -> None:
+        for item in self.outbox:
+            if isinstance(item, _Final):
+                item.task.cancel()
+        self._drop_partial()
 
-    def _on(self, found: _Onset | _Endpoint) -> list[AsrEvent]:
+    def _drop_partial(self) -> None:
+        if self._partial is not None:
+            self._partial.task.cancel()  # a partial still queued in the pool never runs
+            self._partial = None
+
+    def _on(self, found: _Onset | _Endpoint) -> None:
         if isinstance(found, _Onset):
-            self.utterance_number += 1
+            self._utterance_number += 1
             self._partial_mark = 0
-            return [SpeechStarted(at=found.at_sample / SAMPLE_RATE)]
-        self._endpoints.append(found)
-        return []
+            self.outbox.append(SpeechStarted(at=found.at_sample / SAMPLE_RATE))
+        else:
+            self._drop_partial()
+            self.outbox.append(_Final(found, self._transcribe(found.audio)))
 
     def _upsample(self, chunk: AudioChunk) -> np.ndarray:
         pcm = np.asarray(chunk.pcm)
@@ -358,3 +359,18 @@ class _CallState:
                 f"sample rate changed from {self._upsampler.source_rate} to {chunk.sample_rate} Hz mid-call"
             )
         return self._upsampler.push(pcm)
+
+
+def _final_event(final: _Final) -> list[FinalTranscript]:
+    transcript = final.task.result()
+    if not transcript.text:
+        return []  # nothing was said, or only what Whisper invents on noise
+    return [
+        FinalTranscript(
+            text=transcript.text,
+            dialect=transcript.dialect,
+            confidence=transcript.confidence,
+            started_at=final.endpoint.start_sample / SAMPLE_RATE,
+            ended_at=final.endpoint.end_sample / SAMPLE_RATE,
+        )
+    ]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import re
-import threading
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -72,7 +71,7 @@ class WhisperTranscriber:
         cpu_threads: int = 2,
         beam_size: int = 5,
         hotwords: Sequence[str] | None = None,
-        temperature: Sequence[float] = (0.0, 0.4),
+        temperature: Sequence[float] = (0.0, 0.4),  # one fallback, to get out of repetition loops
         no_speech_drop: float = 0.8,
     ) -> None:
         if beam_size < 1:
@@ -90,7 +89,7 @@ class WhisperTranscriber:
         import opencc
 
         self._t2s = opencc.OpenCC("t2s")
-        self._t2s_lock = threading.Lock()  # the pure-Python converter keeps per-call state
+        self._t2s.convert("載入")  # it loads its dictionaries on first use: do that now, not in two threads
         self._has_cantonese = self._model.hf_tokenizer.token_to_id("<|yue|>") is not None
         self.beam_size = beam_size
         self.hotwords = tuple(hotwords or ())
@@ -146,9 +145,7 @@ class WhisperTranscriber:
         return segment.no_speech_prob > self.no_speech_drop or is_hallucination(segment.text)
 
     def _simplified(self, segment: SegmentScore) -> SegmentScore:
-        with self._t2s_lock:
-            text = self._t2s.convert(segment.text.strip())
-        return replace(segment, text=text)
+        return replace(segment, text=self._t2s.convert(segment.text.strip()))
 
 
 def _join(segments: Iterable[SegmentScore], language: str) -> str:

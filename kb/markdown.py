@@ -32,12 +32,14 @@ def parse_markdown(text: str, *, source: str = "<document>") -> DocumentIn:
     if not body.strip():
         raise MarkdownDocumentError(source, "document body is empty")
     try:
-        return DocumentIn(
-            id=str(fields["id"]),
-            title=str(fields["title"]),
-            category=str(fields["category"]),
-            updated=fields["updated"],
-            body=body.strip(),
+        return DocumentIn.model_validate(
+            {
+                "id": str(fields["id"]),
+                "title": str(fields["title"]),
+                "category": str(fields["category"]),
+                "updated": fields["updated"],
+                "body": body.strip(),
+            }
         )
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in exc.errors())

@@ -34,6 +34,14 @@ class DocumentIn(BaseModel):
     updated: dt.date
     body: str = Field(min_length=1)
 
+    @field_validator("updated", mode="before")
+    @classmethod
+    def _date_not_number(cls, value: object) -> object:
+        # pydantic would read a bare number as a Unix timestamp; an editor who wrote one meant something else
+        if isinstance(value, int | float):
+            raise ValueError(f"expected a date such as 2026-03-01, got the number {value}")
+        return value
+
     @field_validator("category")
     @classmethod
     def _known_category(cls, value: str) -> str:

@@ -113,6 +113,7 @@ def test_rendered_markdown_parses_back_to_the_same_document() -> None:
         ("---\nid: plan-a\ntitle: t\ncategory: plans\nupdated: 2026-02-30\n---\n正文", "not valid YAML"),
         ("---\nid: plan-a\ntitle: t\ncategory: plans\nupdated: 2026-01-01\n---\n  \n", "body is empty"),
         ("---\n- a list\n---\n正文", "must be a YAML mapping"),
+        ("---\nid: plan-a\ntitle: t\ncategory: plans\nupdated: 20260101\n---\n正文", "expected a date"),
     ],
 )
 def test_bad_markdown_is_rejected_with_a_clear_message(text: str, message: str) -> None:

