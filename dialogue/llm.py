@@ -8,9 +8,12 @@ by the engine, and both stream text pieces as they are decoded. When the consume
 from __future__ import annotations
 
 import json
+import logging
+import os
 import queue
 import re
 import secrets
+import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -21,6 +24,8 @@ import httpx
 
 from core.bundled import BUNDLED_PREFIX, ModelUnavailable, resolve
 from dialogue.base import ChatMessage, GenerationOptions, LanguageModel
+
+log = logging.getLogger(__name__)
 
 GGUF_MAGIC = b"GGUF"
 _ROLES = frozenset({"system", "user", "assistant"})
@@ -162,6 +167,20 @@ def check_gguf_file(path: Path) -> None:
         raise ModelLoadError(path, f"it is not a GGUF file (starts with {head!r}, expected {GGUF_MAGIC!r})")
 
 
+def prefer_sleeping_openmp_waits() -> None:
+    """Make llama.cpp's CPU threads sleep, not spin, while they wait for each other.
+
+    The threads meet at an OpenMP barrier after every operation and by default spin there. When other
+    processes share the cores, a spinning thread burns the time slice its descheduled partner needs:
+    here decoding with 2 threads fell from ~20 to ~1.5 tokens/s (0.5B model, load average 6 on 2 cores).
+    libgomp reads OMP_WAIT_POLICY once, when it is loaded, so this must run before xllamacpp is
+    first imported; an explicit OMP_WAIT_POLICY in the environment is left alone.
+    """
+    if "OMP_WAIT_POLICY" not in os.environ and "xllamacpp" in sys.modules:
+        log.warning("xllamacpp was imported before OMP_WAIT_POLICY was set; llama.cpp threads will spin")
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 class _End:
     """Marks the end of one request's chunks on the relay queue."""
 
@@ -194,7 +213,7 @@ class _ChunkRelay:
 def _run_request(server: Any, body: dict[str, Any], relay: _ChunkRelay) -> None:
     try:
         server.handle_chat_completions(body, relay.on_chunk)
-    except Exception as exc:  # noqa: BLE001 - handed to the consumer as a GenerationError
+    except Exception as exc:  # handed to the consumer, which raises it
         relay.items.put(GenerationError(f"llama.cpp rejected the request: {exc}"))
     finally:
         relay.items.put(_END)
@@ -209,7 +228,7 @@ class LlamaCppModel:
     """A GGUF chat model run in this process by llama.cpp's server engine (xllamacpp).
 
     Safe to call from several threads: the engine queues requests and runs `n_parallel` of them at a
-    time (each slot gets `n_ctx / n_parallel` tokens of context). Each slot keeps the KV cache of its
+    time (the slots share the `n_ctx`-token KV cache). Each slot keeps the KV cache of its
     last prompt, so a request that starts with the same system prompt only evaluates what follows it.
     The engine also listens on a random loopback port (unavoidable in xllamacpp); that port is
     locked with a random API key nobody is told.
@@ -239,6 +258,7 @@ class LlamaCppModel:
 
     @staticmethod
     def _start_engine(path: Path, n_ctx: int, n_threads: int, n_parallel: int, verbose: bool) -> Any:
+        prefer_sleeping_openmp_waits()
         import xllamacpp  # imported here so that the HTTP client works without the native wheel
 
         params = xllamacpp.CommonParams()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from dialogue.base import ChatMessage, KnowledgePassage
@@ -69,10 +70,47 @@ def ask_fault_kind() -> str:
     return "请问具体是什么问题，比如完全上不了网、网速慢，还是经常断线？"
 
 
+def _bigrams(text: str) -> set[str]:
+    return {text[i : i + 2] for i in range(len(text) - 1)}
+
+
+def focus(passage: str, question: str, budget: int) -> str:
+    """The lines of a passage that share most with the question, in their order, within `budget` chars.
+
+    Prompt length is what the caller waits for (prefill dominates on CPU), so the model reads
+    only the part of each passage the question is about.
+    """
+    lines = [line.strip(" -•#") for line in re.split(r"\n|(?<=[。；])", passage) if line.strip(" -•#")]
+    if sum(map(len, lines)) <= budget:
+        return _join(lines)
+    asked = _bigrams(question)
+    ranked = sorted(range(len(lines)), key=lambda i: (-len(_bigrams(lines[i]) & asked), i))
+    kept: set[int] = set()
+    used = 0
+    for index in ranked:
+        if used + len(lines[index]) > budget and kept:
+            continue
+        kept.add(index)
+        used += len(lines[index])
+    return _join([lines[i] for i in sorted(kept)])
+
+
+def _join(lines: list[str]) -> str:
+    return "".join(line if line[-1] in "。；：！？" else line + "；" for line in lines)
+
+
 def grounded_messages(
-    *, carrier: str, question: str, passages: Sequence[KnowledgePassage], history: Sequence[ChatMessage]
+    *,
+    carrier: str,
+    question: str,
+    passages: Sequence[KnowledgePassage],
+    history: Sequence[ChatMessage],
+    budget: int = 160,
 ) -> list[ChatMessage]:
-    sources = "\n".join(f"[{i}] {p.title}：{p.text}" for i, p in enumerate(passages, 1))
+    sources = "\n".join(
+        f"[{i}] {p.title}：{focus(p.text.removeprefix(p.title).strip(), question, budget)}"
+        for i, p in enumerate(passages, 1)
+    )
     return [
         ChatMessage("system", SYSTEM_PROMPT.format(carrier=carrier)),
         *history,
