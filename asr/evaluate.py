@@ -58,6 +58,8 @@ class ClipResult:
 
 
 def read_manifest(path: Path, *, langs: Sequence[str] = (), limit: int | None = None) -> list[Clip]:
+    if not path.is_file():
+        raise ManifestError(f"manifest not found: {path}")
     clips: list[Clip] = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
@@ -142,7 +144,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    clips = read_manifest(args.manifest, langs=args.lang, limit=args.limit)
+    try:
+        clips = read_manifest(args.manifest, langs=args.lang, limit=args.limit)
+    except ManifestError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if not clips:
         print(f"no clips selected from {args.manifest}", file=sys.stderr)
         return 1

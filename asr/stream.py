@@ -113,6 +113,11 @@ class _Endpointer:
         return np.concatenate(self._utterance) if self._utterance else np.zeros(0, np.float32)
 
     @property
+    def pausing(self) -> bool:
+        """Speaking, but the last window was silence: an endpoint may be near."""
+        return self._utterance is not None and self._silence > 0
+
+    @property
     def utterance_samples(self) -> int:
         return len(self._utterance) * self._window if self._utterance else 0
 
@@ -305,11 +310,10 @@ class _CallState:
         """One partial at a time, and none while a final waits: partials must not delay finals."""
         if self._partial is not None or any(isinstance(item, _Final) for item in self.outbox):
             return
+        if not self._endpointer.speaking or self._endpointer.pausing:
+            return  # a partial started in a pause would likely hold up the final that follows
         samples = self._endpointer.utterance_samples
-        if (
-            self._endpointer.speaking
-            and samples - self._partial_mark >= self._options.partial_interval_s * SAMPLE_RATE
-        ):
+        if samples - self._partial_mark >= self._options.partial_interval_s * SAMPLE_RATE:
             self._partial = _Partial(
                 self._utterance_number, self._transcribe(self._endpointer.utterance_audio())
             )

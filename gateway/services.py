@@ -76,7 +76,8 @@ class Services:
         s = self.settings.asr
         path = resolve(s.model, self.settings.model_dir)
         self.models["asr"] = WhisperTranscriber(
-            path, device=s.device, compute_type=s.compute_type, cpu_threads=s.threads, beam_size=s.beam_size
+            path, device=s.device, compute_type=s.compute_type, cpu_threads=s.threads, beam_size=s.beam_size,
+            hotwords=s.hotwords,
         )
         self.models["vad"] = SileroVadModel()
         self.pools["asr"] = InferencePool("asr", s.workers)

@@ -12,10 +12,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class AsrSettings(BaseModel):
     model: str = "bundled:whisper-base"  # or a path to any faster-whisper (CTranslate2) model directory
     device: str = "cpu"  # "cuda" on a GPU machine
-    compute_type: str = "float32"  # int8 is faster on CPU but costs accuracy; float16 on GPU
+    compute_type: str = "int8"  # measured: CER 15.6% vs 15.4% for float32, RTF 0.26 vs 0.29; float16 on GPU
     threads: int = 2
     workers: int = 1  # concurrent recognitions
-    beam_size: int = 1
+    beam_size: int = 5  # beam 1 is ~20% faster but 2.4-3.7 CER points worse
+    hotwords: str | None = None  # e.g. "宽带 光猫 套餐 流量": helped on scripted telecom phrases, hurt on real speech
 
 
 class LlmSettings(BaseModel):

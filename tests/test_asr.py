@@ -52,7 +52,9 @@ def whisper():  # type: ignore[no-untyped-def]
     from core.bundled import resolve
 
     # int8 keeps the slow tests short on 2 cores; float32 writes the same text for these sentences.
-    return WhisperTranscriber(resolve("bundled:whisper-base", MODEL_CACHE), compute_type="int8", cpu_threads=2)
+    return WhisperTranscriber(
+        resolve("bundled:whisper-base", MODEL_CACHE), compute_type="int8", cpu_threads=2
+    )
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 import wave
 from collections.abc import Iterator
@@ -34,7 +35,8 @@ HUMAN = "我要转人工客服。"
 def hotline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """(ws call URL, http base URL) of the hotline, served the way `hotline call` serves it."""
     data_dir = tmp_path_factory.mktemp("hotline-data")
-    settings = Settings(data_dir=data_dir, llm={"model": "bundled:qwen2.5-0.5b"})
+    model_dir = Path(os.environ.get("HOTLINE_TEST_MODEL_CACHE", "/tmp/mc"))
+    settings = Settings(data_dir=data_dir, model_dir=model_dir, llm={"model": "bundled:qwen2.5-0.5b"})
     url, server = start_in_process(settings)
     try:
         yield url, url.replace("ws://", "http://").removesuffix("/v1/calls")
