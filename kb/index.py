@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from kb.base import Embedder, Passage
-from kb.lexicon import tokenize
+from kb.lexicon import phonetic_tokens, tokenize
 from kb.store import ChunkRecord
 
 
@@ -24,6 +24,8 @@ class RetrievalOptions:
     dense_ceiling: float = 0.93
     # BM25 score at which the lexical evidence counts as half of "certain".
     lexical_half: float = 6.0
+    # Pinyin matches count for less than matches of the words themselves (homophones are common).
+    phonetic_weight: float = 0.7
     dense_weight: float = 0.7
     # Below this fused score a caller should treat the best hit as "nothing relevant".
     min_score: float = 0.3
@@ -38,9 +40,12 @@ class ScoredChunk:
 
 
 class Bm25Index:
-    def __init__(self, texts: Sequence[str], *, k1: float, b: float) -> None:
+    def __init__(
+        self, texts: Sequence[str], *, k1: float, b: float, tokens: Callable[[str], list[str]] = tokenize
+    ) -> None:
         self._k1, self._b = k1, b
-        self._docs = [Counter(tokenize(text)) for text in texts]
+        self._tokens = tokens
+        self._docs = [Counter(tokens(text)) for text in texts]
         self._lengths = np.array([sum(doc.values()) for doc in self._docs], dtype=np.float64)
         self._avg_length = float(self._lengths.mean()) if len(self._docs) else 0.0
         frequency: Counter[str] = Counter()
@@ -54,7 +59,7 @@ class Bm25Index:
         if not self._docs:
             return result
         norm = self._k1 * (1 - self._b + self._b * self._lengths / max(self._avg_length, 1e-9))
-        for term in set(tokenize(query)):
+        for term in set(self._tokens(query)):
             idf = self._idf.get(term)
             if idf is None:
                 continue
@@ -84,9 +89,11 @@ class HybridRetriever:
             if chunks
             else np.zeros((0, self._embedder.dim), dtype=np.float32)
         )
-        lexical = Bm25Index([chunk.text for chunk in chunks], k1=self.options.k1, b=self.options.b)
-        # Swap all three in one assignment so a concurrent search sees either the old or the new index.
-        self._state = (chunks, matrix, lexical)
+        texts = [chunk.text for chunk in chunks]
+        lexical = Bm25Index(texts, k1=self.options.k1, b=self.options.b)
+        phonetic = Bm25Index(texts, k1=self.options.k1, b=self.options.b, tokens=phonetic_tokens)
+        # Swap all in one assignment so a concurrent search sees either the old or the new index.
+        self._state = (chunks, matrix, lexical, phonetic)
 
     def __len__(self) -> int:
         return len(self._state[0])
@@ -105,11 +112,12 @@ class HybridRetriever:
         """Top ``k`` documents (best chunk of each) with the signals that made their score."""
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
-        chunks, matrix, lexical = self._state
+        chunks, matrix, lexical, phonetic = self._state
         if not chunks or not query.strip():
             return []
         dense = matrix @ self._embedder.embed_queries([query])[0]
-        bm25 = lexical.scores(query)
+        # The words as heard, or as they sound: whichever matches better.
+        bm25 = np.maximum(lexical.scores(query), self.options.phonetic_weight * phonetic.scores(query))
         fused = self._fuse(dense, bm25)
         best: dict[str, ScoredChunk] = {}
         for index in np.argsort(-fused, kind="stable"):

@@ -8,6 +8,7 @@ from functools import lru_cache
 from typing import Final
 
 import jieba
+from pypinyin import lazy_pinyin
 
 # Terms jieba would otherwise cut apart; high frequencies keep them whole.
 TELECOM_TERMS: Final[tuple[str, ...]] = tuple(
@@ -98,6 +99,18 @@ def tokenize(text: str) -> list[str]:
     """Search tokens: jieba words (and their sub-words) without stopwords and punctuation."""
     words = _tokenizer().cut_for_search(normalise(text))
     return [word for word in (w.strip() for w in words) if _is_content(word)]
+
+
+def phonetic_tokens(text: str) -> list[str]:
+    """Toneless pinyin syllable pairs of the content words: 签照款待 and 千兆宽带 both give
+    qian_zhao, zhao_kuan, kuan_dai, so a recognizer's homophone errors still find the document."""
+    syllables = [
+        syllable
+        for word in tokenize(text)
+        for syllable in lazy_pinyin(word, errors="ignore")
+        if syllable.isascii() and syllable.isalpha()
+    ]
+    return [f"{a}_{b}" for a, b in zip(syllables, syllables[1:], strict=False)]
 
 
 def _is_content(word: str) -> bool:
