@@ -20,6 +20,7 @@ from dialogue.base import (
     Escalate,
     EscalationReceipt,
     GenerationOptions,
+    KnowledgePassage,
     KnowledgeSearch,
     LanguageModel,
     OpenTicket,
@@ -37,6 +38,8 @@ class DialogueOptions:
     hotline: str = "10077"
     top_k: int = 2
     min_score: float = 0.0  # passages scoring below this count as "nothing relevant"
+    runner_up_ratio: float = 0.8  # a second passage goes into the prompt only if it scores this close to the first
+    passage_chars: int = 120  # per passage: every prompt token costs ~20 ms of prefill on 2 cores
     history_turns: int = 4
     max_asks_per_slot: int = 2
     generation: GenerationOptions = GenerationOptions(max_tokens=120, temperature=0.1)
@@ -76,6 +79,7 @@ class CallState:
             self.history.append(ChatMessage("assistant", text))
 
 
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _SENTENCE_END = re.compile(r"[。！？!?；;\n]")
 _MARKDOWN = re.compile(r"[*#`>|]|^\s*[-•]\s*|^\s*\d+[.、]\s*", re.MULTILINE)
 
@@ -231,17 +235,34 @@ class DialogueManager:
         query = f"{state.last_question} {text}" if state.last_question and len(text) < 12 else text
         state.last_question = text
         passages = await self._kb_pool.run(self._kb.search, query, self.options.top_k)
-        relevant = [p for p in passages if p.score >= self.options.min_score]
+        relevant = self._worth_reading(passages)
         if not relevant:
             yield ReplySentence(prompts.no_answer(self.options.hotline))
             return
         citations = tuple(dict.fromkeys(p.doc_id for p in relevant))
         history = state.history[:-1][-self.options.history_turns :]
         messages = prompts.grounded_messages(
-            carrier=self.options.carrier, question=text, passages=relevant, history=history
+            carrier=self.options.carrier,
+            question=text,
+            passages=relevant,
+            history=history,
+            budget=self.options.passage_chars,
         )
+        grounded = _numbers(text) | {n for p in relevant for n in _numbers(p.text)}
+        answered = False
         async for sentence in self._generate(messages):
+            if not _numbers(sentence) <= grounded:
+                break  # a figure the passages do not hold: never say it
+            answered = True
             yield ReplySentence(sentence, citations)
+        if not answered:
+            yield ReplySentence(prompts.no_answer(self.options.hotline))
+
+    def _worth_reading(self, passages: Sequence[KnowledgePassage]) -> list[KnowledgePassage]:
+        if not passages or passages[0].score < self.options.min_score:
+            return []
+        floor = max(self.options.min_score, passages[0].score * self.options.runner_up_ratio)
+        return [p for p in passages if p.score >= floor]
 
     async def _generate(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
         buffer = ""
@@ -254,6 +275,10 @@ class DialogueManager:
                     yield cleaned
         if cleaned := _clean(buffer):
             yield cleaned
+
+
+def _numbers(text: str) -> set[str]:
+    return set(_NUMBER.findall(text))
 
 
 def _clean(sentence: str) -> str:

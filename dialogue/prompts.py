@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
 
 from dialogue.base import ChatMessage, KnowledgePassage
@@ -84,7 +85,11 @@ def focus(passage: str, question: str, budget: int) -> str:
     if sum(map(len, lines)) <= budget:
         return _join(lines)
     asked = _bigrams(question)
-    ranked = sorted(range(len(lines)), key=lambda i: (-len(_bigrams(lines[i]) & asked), i))
+    shared = [_bigrams(line) & asked for line in lines]
+    # A pair of characters found in few lines says more about which line is meant (日本 vs 漫游).
+    spread = Counter(pair for pairs in shared for pair in pairs)
+    weight = [sum(1 / spread[pair] for pair in pairs) for pairs in shared]
+    ranked = sorted(range(len(lines)), key=lambda i: (-weight[i], i))
     kept: set[int] = set()
     used = 0
     for index in ranked:

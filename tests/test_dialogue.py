@@ -236,3 +236,23 @@ async def test_escalation_and_goodbye(manager):
     assert desk.escalations and "人工" in replies[0]
     _, desk, replies = await _conversation(manager, ["好的 谢谢 再见"])
     assert desk.ended and "再见" in replies[0]
+
+
+class InventingModel:
+    """A LanguageModel that states a price no passage holds."""
+
+    name = "inventing"
+
+    def stream(self, messages: Sequence[ChatMessage], options: GenerationOptions) -> Iterator[str]:
+        yield "千兆宽带每月只要88元。"
+
+
+async def test_figures_the_passages_do_not_hold_are_never_said():
+    pools = InferencePool("llm"), InferencePool("kb")
+    manager = DialogueManager(kb=KeywordKb(), llm=InventingModel(), llm_pool=pools[0], kb_pool=pools[1],
+                              options=DialogueOptions(min_score=0.3))
+    sentences = [s async for s in manager.turn(CallState("call-3"), "千兆宽带每月多少钱", RecordingDesk())]
+    assert "88" not in "".join(s.text for s in sentences)
+    assert "没有查到" in sentences[0].text
+    for pool in pools:
+        pool.close()
