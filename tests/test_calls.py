@@ -22,7 +22,7 @@ from gateway.settings import Settings
 
 pytestmark = pytest.mark.slow
 
-QUESTION = "你好，我想问一下千兆宽带一个月多少钱？"
+QUESTION = "请问宽带安装费是多少？"
 FAULT_TURNS = (
     "我家宽带从昨天晚上开始就上不了网了。",
     "地址是东城区文昌路十八号。",
