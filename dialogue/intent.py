@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 
+from pypinyin import lazy_pinyin
+
 
 class Intent(StrEnum):
     CONSULTATION = "consultation"
@@ -17,6 +19,8 @@ class Intent(StrEnum):
 
 
 _ESCALATION = re.compile(r"人工|真人|转接|接线员|客服代表|经理|领导|主管|不跟机器|不要机器|解决不了|听不懂|整不明白|说不明白")
+# The same request as it sounds, so that a misheard 转人工客服 (转员工克服) still reaches a human.
+_ESCALATION_SOUNDS = re.compile(r"\bren gong\b|\bzhuan( \w+){0,3} ke fu\b|\bzhen ren\b")
 _COMPLAINT = re.compile(r"投诉|举报|曝光")
 _GOODBYE = re.compile(r"^(好的?|嗯|行|那)?\s*(谢谢|多谢|再见|拜拜|没有了|没事了|就这样)[了吧啊呀]?\s*(再见|拜拜)?$")
 _FAULT = re.compile(
@@ -35,8 +39,13 @@ _STRONG_QUESTION = re.compile(r"想问|问一下|问下|问问|请问|什么意�
 _EXPLICIT_ACT = re.compile(r"我要投诉|我想投诉|要投诉|帮我(办|报|登记|预约|申请)|给我(办|报|登记)|我要报修|我想报修")
 
 
+def sounds(text: str) -> str:
+    """Toneless pinyin of the Chinese in `text`, syllables separated by spaces."""
+    return " ".join(lazy_pinyin(text, errors="ignore"))
+
+
 def classify_intent(text: str) -> Intent:
-    if _ESCALATION.search(text):
+    if _ESCALATION.search(text) or _ESCALATION_SOUNDS.search(sounds(text)):
         return Intent.ESCALATION
     acting = bool(_EXPLICIT_ACT.search(text))
     if _COMPLAINT.search(text) and (acting or not _QUESTION.search(text)):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 from core.concurrency import InferencePool
@@ -28,7 +28,7 @@ from dialogue.base import (
     TicketReceipt,
     UpdateTicket,
 )
-from dialogue.intent import Intent, classify_intent
+from dialogue.intent import Intent, classify_intent, sounds
 from dialogue.safety import refusal_reason
 
 
@@ -115,7 +115,9 @@ class DialogueManager:
     def greeting(self) -> str:
         return prompts.greeting(self.options.carrier)
 
-    async def turn(self, state: CallState, text: str, desk: ActionDesk) -> AsyncIterator[ReplySentence]:
+    async def turn(
+        self, state: CallState, text: str, desk: ActionDesk
+    ) -> AsyncGenerator[ReplySentence, None]:
         """One caller utterance in, the bot's reply out sentence by sentence; actions go to `desk`."""
         text = slots.normalise(text)
         intent = classify_intent(text)
@@ -227,7 +229,8 @@ class DialogueManager:
 
     @staticmethod
     def _escalation_reason(text: str) -> str:
-        return "caller_request" if re.search(r"人工|真人|转接|经理|领导|主管", text) else "caller_frustrated"
+        asked = re.search(r"人工|真人|转接|经理|领导|主管|客服", text) or "ren gong" in sounds(text)
+        return "caller_request" if asked else "caller_frustrated"
 
     # ---- questions -------------------------------------------------------------------------------
 

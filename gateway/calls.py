@@ -13,7 +13,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,7 +119,7 @@ class CallSession:
     # ---- lifecycle -------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        await self._db(
+        await self.run_db(
             store.start_call,
             call_id=self.call_id,
             caller_id=self.start.caller_id,
@@ -154,7 +154,7 @@ class CallSession:
 
     async def _finish(self) -> None:
         outcome = "escalated" if self.state.escalation else self.end_reason
-        await self._db(store.end_call, call_id=self.call_id, outcome=outcome, now=self.services.clock.now())
+        await self.run_db(store.end_call, call_id=self.call_id, outcome=outcome, now=self.services.clock.now())
         await self.send({"type": "end", "call_id": self.call_id, "reason": self.end_reason})
         if self.socket_open:
             self.socket_open = False
@@ -182,7 +182,7 @@ class CallSession:
             self.socket_open = False
             self.end_reason = "dropped"
 
-    async def _db(self, fn: Any, **kwargs: Any) -> Any:
+    async def run_db(self, fn: Any, **kwargs: Any) -> Any:
         def work() -> Any:
             with self.services.sessions() as session:
                 return fn(session, **kwargs)
@@ -255,7 +255,7 @@ class CallSession:
         await self.send({"type": "final", "text": event.text, "dialect": event.dialect,
                          "confidence": round(event.confidence, 3),
                          "start": round(event.started_at, 3), "end": round(event.ended_at, 3)})
-        await self._db(store.add_turn, call_id=self.call_id, speaker="caller", text=mask_pii(event.text),
+        await self.run_db(store.add_turn, call_id=self.call_id, speaker="caller", text=mask_pii(event.text),
                        dialect=event.dialect, now=self.services.clock.now())
         await self._barge_in()  # a newer utterance supersedes whatever is still being said
         await self.finals.put(event)
@@ -286,6 +286,7 @@ class CallSession:
     async def _answer(self, final: FinalTranscript) -> None:
         self.turns += 1
         self.reply = reply = _Reply(self.turns, [])
+        sentences: AsyncGenerator[ReplySentence, None]
         if final is _GREETING:
             sentences = _single(self.services.manager.greeting())
         else:
@@ -310,7 +311,7 @@ class CallSession:
         self.state.remember_reply(heard)
         await self.send({"type": "reply_end", "turn": reply.turn, "text": heard, "interrupted": reply.interrupted})
         if heard:
-            await self._db(store.add_turn, call_id=self.call_id, speaker="bot", text=mask_pii(heard),
+            await self.run_db(store.add_turn, call_id=self.call_id, speaker="bot", text=mask_pii(heard),
                            dialect=None, now=self.services.clock.now(), interrupted=reply.interrupted)
 
     async def _speak(self, text: str) -> None:
@@ -330,7 +331,7 @@ class CallSession:
 _GREETING = FinalTranscript(text="", dialect="", confidence=1.0, started_at=0.0, ended_at=0.0)
 
 
-async def _single(text: str) -> AsyncIterator[ReplySentence]:
+async def _single(text: str) -> AsyncGenerator[ReplySentence, None]:
     yield ReplySentence(text)
 
 
@@ -342,7 +343,7 @@ class _Desk:
 
     async def open_ticket(self, action: OpenTicket) -> TicketReceipt:
         s = self.session
-        ticket = await s._db(store.open_ticket, call_id=s.call_id, category=action.category, slots=action.slots,
+        ticket = await s.run_db(store.open_ticket, call_id=s.call_id, category=action.category, slots=action.slots,
                              summary=mask_pii(action.summary), now=s.services.clock.now())
         sla = int((ticket.due_at - ticket.created_at).total_seconds() // 3600) if ticket.due_at else None
         await s.send({"type": "ticket", "id": ticket.id, "number": ticket.number, "category": ticket.category})
@@ -350,7 +351,7 @@ class _Desk:
 
     async def update_ticket(self, action: UpdateTicket) -> None:
         s = self.session
-        ticket = await s._db(store.update_ticket_slots, ticket_id=action.ticket_id, slots=action.slots,
+        ticket = await s.run_db(store.update_ticket_slots, ticket_id=action.ticket_id, slots=action.slots,
                              now=s.services.clock.now())
         await s.send({"type": "ticket", "id": ticket.id, "number": ticket.number, "category": ticket.category,
                       "updated": sorted(action.slots)})
@@ -360,7 +361,7 @@ class _Desk:
         context = {"transcript": [{"role": m.role, "text": mask_pii(m.content)} for m in s.state.history],
                    "slots": dict(s.state.flow.slots) if s.state.flow else {},
                    "dialect": s.start.dialect}
-        escalation = await s._db(store.raise_escalation, call_id=s.call_id, reason=action.reason, context=context,
+        escalation = await s.run_db(store.raise_escalation, call_id=s.call_id, reason=action.reason, context=context,
                                  now=s.services.clock.now())
         await s.send({"type": "escalation", "id": escalation.id, "reason": escalation.reason})
         return EscalationReceipt(escalation.id, escalation.reason)

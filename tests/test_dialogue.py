@@ -88,6 +88,8 @@ def test_fault_types(said, kind):
         ("我想办个停机保号", Intent.SERVICE_REQUEST),
         ("停机保号一个月多少钱", Intent.CONSULTATION),
         ("给我转人工", Intent.ESCALATION),
+        ("我要转员工克服", Intent.ESCALATION),  # 转人工客服, misheard
+        ("我们员工宿舍的宽带上不了网", Intent.FAULT_REPORT),
         ("好的 谢谢 再见", Intent.GOODBYE),
         ("国内流量包有哪些", Intent.CONSULTATION),
     ],
