@@ -35,7 +35,7 @@ _SERVICE = re.compile(
 
 # A question about a topic is a consultation, not a request to act on it.
 _QUESTION = re.compile(r"想问|问一下|问下|问问|请问|多少钱|多少天|多久|什么意思|啥意思|是不是|要带|带什么|带啥|哪些|能不能|可不可以|吗|呢")
-_STRONG_QUESTION = re.compile(r"想问|问一下|问下|问问|请问|什么意思|啥意思|要带|带什么|带啥|多少钱")
+_STRONG_QUESTION = re.compile(r"想问|问一下|问下|问问|请问|什么意思|啥意思|怎么回事|要带|带什么|带啥|多少钱")
 _EXPLICIT_ACT = re.compile(r"我要投诉|我想投诉|要投诉|帮我(办|报|登记|预约|申请)|给我(办|报|登记)|我要报修|我想报修")
 
 

@@ -235,10 +235,10 @@ class DialogueManager:
     # ---- questions -------------------------------------------------------------------------------
 
     async def _answer(self, state: CallState, text: str) -> AsyncIterator[ReplySentence]:
-        query = f"{state.last_question} {text}" if state.last_question and len(text) < 12 else text
+        relevant = await self._retrieve(text)
+        if not relevant and state.last_question:  # a follow-up such as 那流量呢 needs the question before it
+            relevant = await self._retrieve(f"{state.last_question} {text}")
         state.last_question = text
-        passages = await self._kb_pool.run(self._kb.search, query, self.options.top_k)
-        relevant = self._worth_reading(passages)
         if not relevant:
             yield ReplySentence(prompts.no_answer(self.options.hotline))
             return
@@ -260,6 +260,10 @@ class DialogueManager:
             yield ReplySentence(sentence, () if _declines(sentence) else citations)
         if not answered:
             yield ReplySentence(prompts.no_answer(self.options.hotline))
+
+    async def _retrieve(self, query: str) -> list[KnowledgePassage]:
+        passages = await self._kb_pool.run(self._kb.search, query, self.options.top_k)
+        return self._worth_reading(passages)
 
     def _worth_reading(self, passages: Sequence[KnowledgePassage]) -> list[KnowledgePassage]:
         if not passages or passages[0].score < self.options.min_score:

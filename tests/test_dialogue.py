@@ -84,6 +84,7 @@ def test_fault_types(said, kind):
     [
         ("我家宽带上不了网了", Intent.FAULT_REPORT),
         ("光猫上的灯一直闪红是什么意思", Intent.CONSULTATION),
+        ("光猫上的红灯一直在闪 怎么回事", Intent.CONSULTATION),
         ("我要投诉 你们乱扣我话费", Intent.COMPLAINT),
         ("我想办个停机保号", Intent.SERVICE_REQUEST),
         ("停机保号一个月多少钱", Intent.CONSULTATION),
@@ -226,6 +227,13 @@ async def test_questions_are_answered_from_passages_with_citations(manager):
     sentences = [s async for s in manager.turn(state, "千兆宽带每月多少钱", desk)]
     assert sentences and all(s.citations[0] == "broadband-plans" for s in sentences)
     assert "一百九十九元" in "".join(s.text for s in sentences)
+
+
+async def test_a_follow_up_is_searched_with_the_question_before_it(manager):
+    state, desk = CallState("call-4"), RecordingDesk()
+    [s async for s in manager.turn(state, "宽带多久能上门处理", desk)]
+    sentences = [s async for s in manager.turn(state, "那手机呢", desk)]
+    assert sentences[0].citations == ("repair-sla",)
 
 
 async def test_unknown_topics_are_refused_without_a_model_call(manager):
