@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from asr.base import AsrError, AsrInputError
-from core.audio import to_float
+from asr.base import AsrError
+from asr.samples import mono_float32
 
 SAMPLE_RATE = 16000
 WINDOW_SIZE = 512
@@ -73,7 +73,7 @@ class SileroVad:
         self._pending = np.zeros(0, dtype=np.float32)
 
     def push(self, pcm16k: np.ndarray) -> np.ndarray:
-        samples = _as_float_samples(pcm16k)
+        samples = mono_float32(pcm16k, consumer="VAD")
         buffered = np.concatenate([self._pending, samples])
         count = len(buffered) // WINDOW_SIZE
         self._pending = buffered[count * WINDOW_SIZE :]
@@ -85,14 +85,3 @@ class SileroVad:
         batch = np.ascontiguousarray(np.hstack([contexts, windows]), dtype=np.float32)
         probs, self._h, self._c = self._model.run(batch, self._h, self._c)
         return probs
-
-
-def _as_float_samples(pcm: np.ndarray) -> np.ndarray:
-    array = np.asarray(pcm)
-    if array.ndim != 1:
-        raise AsrInputError(f"VAD takes mono samples (a 1-D array), got shape {array.shape}")
-    if array.dtype == np.int16:
-        return to_float(array)
-    if array.dtype in (np.float32, np.float64):
-        return array.astype(np.float32)
-    raise AsrInputError(f"VAD takes int16 or float samples, got dtype {array.dtype}")

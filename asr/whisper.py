@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from asr.base import AsrError, AsrInputError, Transcript
+from asr.base import AsrError, Transcript
 from asr.dialects import AUTO_LANGUAGES, dialect_of_language, route_dialect
-from core.audio import to_float
+from asr.samples import mono_float32
 
 SAMPLE_RATE = 16000
 
@@ -98,7 +98,7 @@ class WhisperTranscriber:
 
     def transcribe(self, pcm16k: np.ndarray, *, dialect: str = "auto") -> Transcript:
         route = route_dialect(dialect)
-        audio = _as_float_audio(pcm16k)
+        audio = mono_float32(pcm16k, consumer="transcribe")
         language = self._supported_language(route.language)
         if len(audio) == 0:
             return Transcript("", language or "zh", route.dialect or "mandarin", 0.0)
@@ -168,14 +168,3 @@ def _confidence(segments: Sequence[SegmentScore]) -> float:
         return 0.0
     weighted = sum(s.tokens * math.exp(s.avg_logprob) * (1.0 - s.no_speech_prob) for s in segments)
     return min(1.0, max(0.0, weighted / total))
-
-
-def _as_float_audio(pcm: np.ndarray) -> np.ndarray:
-    array = np.asarray(pcm)
-    if array.ndim != 1:
-        raise AsrInputError(f"transcribe takes mono 16 kHz samples (a 1-D array), got shape {array.shape}")
-    if array.dtype == np.int16:
-        return to_float(array)
-    if array.dtype in (np.float32, np.float64):
-        return array.astype(np.float32)
-    raise AsrInputError(f"transcribe takes int16 or float samples, got dtype {array.dtype}")

@@ -297,9 +297,10 @@ class CallSession:
                     break
                 await self.send({"type": "reply", "turn": reply.turn, "text": sentence.text,
                                  "citations": list(sentence.citations)})
-                self.speaking = asyncio.create_task(self._speak(sentence.text))
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self.speaking
+                if self.socket_open:  # after a hang-up the turn still runs (tickets), silently
+                    self.speaking = asyncio.create_task(self._speak(sentence.text))
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await self.speaking
                 if not reply.interrupted:
                     reply.spoken.append(sentence.text)
         except Exception as exc:
