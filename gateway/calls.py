@@ -59,6 +59,7 @@ async def call_endpoint(websocket: WebSocket) -> None:
     try:
         start = await _receive_start(websocket)
         audio_format = start.audio_format()
+        start.check_dialect()
         if not services.ready:
             raise ProtocolError("not_ready", "the hotline is still loading its models; call again shortly", CLOSE_TRY_AGAIN)
         if services.active_calls >= services.settings.max_calls:

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from asr.base import UnsupportedDialect
+from asr.dialects import route_dialect
 from core.audio import SUPPORTED_RATES, AudioFormat, Codec
 
 CLOSE_NORMAL = 1000
@@ -50,6 +52,12 @@ class StartMessage(BaseModel):
                 CLOSE_UNSUPPORTED_FORMAT,
             )
         return AudioFormat(codec, self.sample_rate)
+
+    def check_dialect(self) -> None:
+        try:
+            route_dialect(self.dialect)
+        except UnsupportedDialect as exc:
+            raise ProtocolError("unsupported_dialect", str(exc), CLOSE_UNSUPPORTED_FORMAT) from None
 
 
 def parse_start(raw: str | bytes | None) -> StartMessage:

@@ -144,6 +144,8 @@ async def _exchange(url: str, first: str | bytes) -> tuple[list[dict], int | Non
         (json.dumps({"type": "start", "codec": "opus", "sample_rate": 16000}), "unsupported_codec", 4415),
         (json.dumps({"type": "start", "codec": "pcm16", "sample_rate": 44100}), "unsupported_rate", 4415),
         (json.dumps({"type": "start", "codec": "pcm16"}), "bad_start", 4400),
+        (json.dumps({"type": "start", "codec": "pcm16", "sample_rate": 8000, "dialect": "klingon"}),
+         "unsupported_dialect", 4415),
     ],
 )
 def test_bad_start_gets_a_clear_error_and_close_code(hotline, first, code, close_code):
