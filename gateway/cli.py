@@ -31,12 +31,19 @@ def main(argv: list[str] | None = None) -> int:
     call.add_argument("--json", action="store_true", help="print one JSON object a line")
     call.add_argument("--fast", action="store_true", help="send audio as fast as possible, not at real-time pace")
 
+    say = commands.add_parser("say", help="speak a text with the hotline's voice into a WAV file (a caller to test with)")
+    say.add_argument("text")
+    say.add_argument("out", type=Path)
+    say.add_argument("--rate", type=int, default=16000, choices=[8000, 16000])
+
     args = parser.parse_args(argv)
     settings = Settings()
     logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "serve":
         return serve(settings)
+    if args.command == "say":
+        return say_to_file(args.text, args.out, args.rate, settings)
     from gateway.caller import CallOptions, run_call
 
     options = CallOptions(files=args.audio, codec=args.codec, rate=args.rate, dialect=args.dialect,
@@ -53,6 +60,27 @@ def serve(settings: Settings) -> int:
           f"(REST and docs at http://{settings.host}:{settings.port}/docs; ready when /readyz says so)", flush=True)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
                 ws_max_size=1 << 20)
+    return 0
+
+
+def say_to_file(text: str, out: Path, rate: int, settings: Settings) -> int:
+    import wave
+
+    import numpy as np
+
+    from core.audio import resample
+    from tts.loader import load_synthesizer
+
+    synth = load_synthesizer(settings.tts.backend, threads=settings.tts.threads)
+    pcm = resample(synth.synthesize(text), synth.sample_rate, rate)
+    pause = np.zeros(rate // 4, dtype=np.int16)  # a caller breathes before and after
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(out), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(np.concatenate([pause, pcm, pause]).astype("<i2").tobytes())
+    print(f"wrote {out} ({len(pcm) / rate:.1f} s)", file=sys.stderr)
     return 0
 
 

@@ -222,3 +222,19 @@ def test_socket_dropped_mid_reply_keeps_the_call_record(hotline, voice):
 def _wav_pcm(path: Path) -> np.ndarray:
     with wave.open(str(path)) as source:
         return np.frombuffer(source.readframes(source.getnframes()), dtype=np.int16)
+
+
+def test_cli_say_then_call_prints_json_lines_and_writes_replies(hotline, tmp_path, capsys):
+    from gateway.cli import main
+
+    url, _ = hotline
+    question = tmp_path / "question.wav"
+    assert main(["say", "我要转人工客服。", str(question)]) == 0
+    capsys.readouterr()
+    code = main(["call", str(question), "--url", url, "--json", "--fast", "--out", str(tmp_path / "replies")])
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert code == 0
+    kinds = [line["type"] for line in lines]
+    assert kinds[0] == "ready" and "escalation" in kinds and "end" in kinds
+    assert lines[-1]["type"] == "timing" and lines[-1]["turns"][0]["final_s"] is not None
+    assert sorted(p.name for p in (tmp_path / "replies").iterdir())[:2] == ["reply-01.wav", "reply-02.wav"]
