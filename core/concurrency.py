@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -24,7 +24,7 @@ class InferencePool:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, fn, *args)
 
-    async def stream(self, produce: Callable[[], Iterator[T]]) -> AsyncIterator[T]:
+    async def stream(self, produce: Callable[[], Iterator[T]]) -> AsyncGenerator[T, None]:
         """Iterate a blocking generator in a worker thread, yielding its items on the event loop.
 
         When the consumer stops early (cancellation, barge-in), the worker closes the generator

@@ -6,6 +6,8 @@ answers to questions come from the language model grounded in retrieved KB passa
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
@@ -39,6 +41,7 @@ class DialogueOptions:
     top_k: int = 2
     min_score: float = 0.0  # passages scoring below this count as "nothing relevant"
     runner_up_ratio: float = 0.8  # a second passage goes into the prompt only if it scores this close to the first
+    acknowledgement: str = "好的，我帮您查一下。"  # spoken while the model reads ("" for none)
     passage_chars: int = 160  # per passage: every prompt token costs ~20 ms of prefill on 2 cores
     history_turns: int = 4
     max_asks_per_slot: int = 2
@@ -252,14 +255,25 @@ class DialogueManager:
             budget=self.options.passage_chars,
         )
         grounded = _numbers(text) | {n for p in relevant for n in _numbers(p.text)}
-        answered = False
-        async for sentence in self._generate(messages):
-            if not _numbers(sentence) <= grounded:
-                break  # a figure the passages do not hold: never say it
-            answered = True
-            yield ReplySentence(sentence, () if _declines(sentence) else citations)
-        if not answered:
-            yield ReplySentence(prompts.no_answer(self.options.hotline))
+        sentences = self._generate(messages)
+        # The model starts reading now; the caller hears the acknowledgement meanwhile instead of silence.
+        first = asyncio.ensure_future(anext(sentences, None))
+        try:
+            if self.options.acknowledgement:
+                yield ReplySentence(self.options.acknowledgement)
+            answered = False
+            sentence = await first
+            while sentence is not None and _numbers(sentence) <= grounded:  # never say a figure not in them
+                answered = True
+                yield ReplySentence(sentence, () if _declines(sentence) else citations)
+                sentence = await anext(sentences, None)
+            if not answered:
+                yield ReplySentence(prompts.no_answer(self.options.hotline))
+        finally:
+            first.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                await first
+            await sentences.aclose()
 
     async def _retrieve(self, query: str) -> list[KnowledgePassage]:
         passages = await self._kb_pool.run(self._kb.search, query, self.options.top_k)
@@ -271,17 +285,20 @@ class DialogueManager:
         floor = max(self.options.min_score, passages[0].score * self.options.runner_up_ratio)
         return [p for p in passages if p.score >= floor]
 
-    async def _generate(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
+    async def _generate(self, messages: Sequence[ChatMessage]) -> AsyncGenerator[str, None]:
         buffer = ""
         pieces = self._llm_pool.stream(lambda: self._llm.stream(messages, self.options.generation))
-        async for piece in pieces:
-            buffer += piece
-            while match := _SENTENCE_END.search(buffer):
-                sentence, buffer = buffer[: match.end()], buffer[match.end() :]
-                if cleaned := _clean(sentence):
-                    yield cleaned
-        if cleaned := _clean(buffer):
-            yield cleaned
+        try:
+            async for piece in pieces:
+                buffer += piece
+                while match := _SENTENCE_END.search(buffer):
+                    sentence, buffer = buffer[: match.end()], buffer[match.end() :]
+                    if cleaned := _clean(sentence):
+                        yield cleaned
+            if cleaned := _clean(buffer):
+                yield cleaned
+        finally:
+            await pieces.aclose()  # stops the model's decoding at once
 
 
 def _declines(sentence: str) -> bool:

@@ -43,13 +43,14 @@ class TurnTiming:
     final: float | None = None
     reply_text: float | None = None
     reply_audio: float | None = None
+    cited_answer: float | None = None  # the first sentence that cites the knowledge base
 
     def as_dict(self) -> dict[str, float | None]:
         def since(t: float | None) -> float | None:
             return None if t is None else round(t - self.speech_end, 3)
 
         return {"final_s": since(self.final), "first_reply_text_s": since(self.reply_text),
-                "first_reply_audio_s": since(self.reply_audio)}
+                "first_reply_audio_s": since(self.reply_audio), "first_cited_answer_s": since(self.cited_answer)}
 
 
 @dataclass
@@ -139,6 +140,8 @@ class Caller:
             self.trace.speaking = True
             if timing and timing.final is not None and timing.reply_text is None:
                 timing.reply_text = now
+            if timing and timing.final is not None and event.get("citations") and timing.cited_answer is None:
+                timing.cited_answer = now
         elif kind == "reply_end":
             self.trace.reply_ends.append(event)
             self.trace.speaking = False

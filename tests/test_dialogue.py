@@ -224,16 +224,17 @@ async def test_own_number_comes_from_the_caller_id(manager):
 
 async def test_questions_are_answered_from_passages_with_citations(manager):
     state, desk = CallState("call-2"), RecordingDesk()
-    sentences = [s async for s in manager.turn(state, "千兆宽带每月多少钱", desk)]
-    assert sentences and all(s.citations[0] == "broadband-plans" for s in sentences)
-    assert "一百九十九元" in "".join(s.text for s in sentences)
+    acknowledgement, *answer = [s async for s in manager.turn(state, "千兆宽带每月多少钱", desk)]
+    assert acknowledgement.text == manager.options.acknowledgement and not acknowledgement.citations
+    assert answer and all(s.citations[0] == "broadband-plans" for s in answer)
+    assert "一百九十九元" in "".join(s.text for s in answer)
 
 
 async def test_a_follow_up_is_searched_with_the_question_before_it(manager):
     state, desk = CallState("call-4"), RecordingDesk()
     [s async for s in manager.turn(state, "宽带多久能上门处理", desk)]
     sentences = [s async for s in manager.turn(state, "那手机呢", desk)]
-    assert sentences[0].citations == ("repair-sla",)
+    assert sentences[-1].citations == ("repair-sla",)
 
 
 async def test_unknown_topics_are_refused_without_a_model_call(manager):
@@ -263,6 +264,38 @@ async def test_figures_the_passages_do_not_hold_are_never_said():
                               options=DialogueOptions(min_score=0.3))
     sentences = [s async for s in manager.turn(CallState("call-3"), "千兆宽带每月多少钱", RecordingDesk())]
     assert "88" not in "".join(s.text for s in sentences)
-    assert "没有查到" in sentences[0].text
+    assert "没有查到" in sentences[-1].text
+    for pool in pools:
+        pool.close()
+
+
+class SlowModel:
+    """A LanguageModel that takes its time, and notes whether it was stopped before the end."""
+
+    name = "slow"
+
+    def __init__(self) -> None:
+        self.finished = False
+
+    def stream(self, messages: Sequence[ChatMessage], options: GenerationOptions) -> Iterator[str]:
+        import time
+
+        for _ in range(50):
+            time.sleep(0.02)
+            yield "千兆宽带"
+        self.finished = True
+
+
+async def test_hanging_up_during_the_acknowledgement_stops_the_model():
+    pools = InferencePool("llm"), InferencePool("kb")
+    model = SlowModel()
+    manager = DialogueManager(kb=KeywordKb(), llm=model, llm_pool=pools[0], kb_pool=pools[1],
+                              options=DialogueOptions(min_score=0.3))
+    turn = manager.turn(CallState("call-5"), "千兆宽带每月多少钱", RecordingDesk())
+    acknowledgement = await anext(turn)
+    assert acknowledgement.text == manager.options.acknowledgement
+    await turn.aclose()  # the caller barged in
+    await pools[0].run(lambda: None)  # the model's worker is free again
+    assert not model.finished
     for pool in pools:
         pool.close()
