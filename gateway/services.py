@@ -8,7 +8,6 @@ import os
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
@@ -23,7 +22,6 @@ from gateway.settings import Settings
 
 log = logging.getLogger("hotline.services")
 
-DEMO_KB = Path(__file__).resolve().parent.parent / "kb" / "demo"
 PHRASE_CACHE_SIZE = 256
 PHRASE_MAX_CHARS = 40
 
@@ -102,15 +100,15 @@ class Services:
     def _load_kb(self) -> None:
         from kb.embedder import E5Embedder
         from kb.index import HybridRetriever
-        from kb.store import count_documents, import_directory, load_chunks
+        from kb.seed import DEMO_DIR, seed_demo_if_empty
+        from kb.store import load_chunks
 
         os.environ.setdefault("OMP_NUM_THREADS", "2")
         embedder = E5Embedder()
+        folder = self.settings.kb_dir or DEMO_DIR
         with self.sessions() as session:
-            if count_documents(session) == 0:
-                folder = self.settings.kb_dir or DEMO_KB
-                report = import_directory(session, path=folder, embedder=embedder, now=self.clock.now())
-                log.info("imported %d knowledge-base documents from %s", report.total, folder)
+            if imported := seed_demo_if_empty(session, embedder=embedder, now=self.clock.now(), folder=folder):
+                log.info("imported %d knowledge-base documents from %s", imported, folder)
             chunks = load_chunks(session)
         self.models["embedder"] = embedder
         self.models["retriever"] = HybridRetriever(chunks, embedder)

@@ -13,9 +13,12 @@ from kb.store import count_documents, import_directory
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
 
 
-def seed_demo_if_empty(session: Session, *, embedder: Embedder, now: dt.datetime) -> int:
-    """Import ``kb/demo`` when the store has no documents; returns how many documents were imported."""
+def seed_demo_if_empty(
+    session: Session, *, embedder: Embedder, now: dt.datetime, folder: Path = DEMO_DIR
+) -> int:
+    """Import ``folder`` (the demo KB by default) when the store has no documents; returns how many
+    documents were imported."""
     if count_documents(session) > 0:
         return 0
-    report = import_directory(session, path=DEMO_DIR, embedder=embedder, now=now)
+    report = import_directory(session, path=folder, embedder=embedder, now=now)
     return len(report.created)
