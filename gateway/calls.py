@@ -115,7 +115,6 @@ class CallSession:
         self.turns = 0
         self.reply: _Reply | None = None
         self.speaking: asyncio.Task[None] | None = None
-        self.ended = asyncio.Event()
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
@@ -194,7 +193,7 @@ class CallSession:
 
     async def _read(self) -> None:
         try:
-            while not self.ended.is_set():
+            while True:  # cancelled by run() once the call is over
                 message = await self.ws.receive()
                 if message["type"] == "websocket.disconnect":
                     self._dropped()
@@ -277,7 +276,6 @@ class CallSession:
             await self._answer(final)
             if self.state.ended:
                 self.end_reason = "bot_end"
-                self.ended.set()
                 break
         # the caller hung up: answer what is still queued so tickets are not lost, without audio
         while not self.finals.empty():
