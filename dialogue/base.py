@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,8 @@ class GenerationOptions:
     max_tokens: int = 160
     temperature: float = 0.2
     stop: tuple[str, ...] = ()
+    # Constrain the reply to JSON of this schema (llama.cpp turns it into a grammar; vLLM guides decoding).
+    json_schema: Mapping[str, Any] | None = None
 
 
 class LanguageModel(Protocol):
@@ -41,9 +43,26 @@ class KnowledgePassage(Protocol):
     @property
     def score(self) -> float: ...
 
+    @property
+    def category(self) -> str: ...
+
 
 class KnowledgeSearch(Protocol):
-    def search(self, query: str, k: int = 3) -> Sequence[KnowledgePassage]: ...
+    """What the dialogue needs of the knowledge base (blocking calls: run them in the KB pool)."""
+
+    def statements(
+        self, query: str, k: int = 5, doc_ids: Collection[str] | None = None
+    ) -> Sequence[KnowledgePassage]:
+        """The best statements for `query`, best first, optionally of `doc_ids` only."""
+        ...
+
+    def mentions(self, term: str, doc_id: str | None = None) -> bool:
+        """Whether the knowledge base (or one document of it) says `term` anywhere."""
+        ...
+
+    def catalog(self) -> Sequence[tuple[str, str, str]]:
+        """(document id, title, category) of every document."""
+        ...
 
 
 @dataclass(frozen=True)

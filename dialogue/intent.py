@@ -1,8 +1,10 @@
-"""The caller's intent from what they said, by rules that are cheap and predictable."""
+"""What the caller wants, from what they said: rules that are cheap and predictable, and say when they
+are sure. When they are not, the manager asks the language model (see `dialogue.judge`)."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from enum import StrEnum
 
 from pypinyin import lazy_pinyin
@@ -18,25 +20,81 @@ class Intent(StrEnum):
     OTHER = "other"
 
 
-_ESCALATION = re.compile(r"人工|真人|转接|接线员|客服代表|经理|领导|主管|不跟机器|不要机器|解决不了|听不懂|整不明白|说不明白")
-# The same request as it sounds, so that a misheard 转人工客服 (转员工克服) still reaches a human.
-_ESCALATION_SOUNDS = re.compile(r"\bren gong\b|\bzhuan( \w+){0,3} ke fu\b|\bzhen ren\b")
-_COMPLAINT = re.compile(r"投诉|举报|曝光")
-_GOODBYE = re.compile(r"^(好的?|嗯|行|那)?\s*(谢谢|多谢|再见|拜拜|没有了|没事了|就这样)[了吧啊呀]?\s*(再见|拜拜)?$")
-_FAULT = re.compile(
-    r"(宽带|网络?|wifi|无线|光猫|路由|信号|手机|电话|上网|网速).{0,12}"
-    r"(断|不通|上不了|上不去|连不上|没有?网|没有?信号|冇|上唔到|掉线|掉话|慢|卡|坏|故障|不亮|红|闪|用不了|打不出|打不了)"
-    r"|没有?网|没有?信号|一格信号|报.{0,2}故障|报修|断网|LOS",
-    re.IGNORECASE,
+TICKET_INTENTS = (Intent.FAULT_REPORT, Intent.COMPLAINT, Intent.SERVICE_REQUEST)
+
+
+@dataclass(frozen=True)
+class IntentGuess:
+    intent: Intent
+    sure: bool  # the rules found an unambiguous cue; otherwise the model should judge
+
+
+# A request for a person.
+_HUMAN = re.compile(
+    r"人工|真人|转接|接线员|客服代表|客服人员|经理|领导|主管|负责人|不跟机器|不要机器|不想跟机器|别用机器|机器人.{0,4}(?:不|没用|算了)"
 )
-_SERVICE = re.compile(
-    r"停机保号|保号|补卡|补办|换卡|换套餐|改套餐|换成|变更|装.{0,2}宽带|办.{0,3}宽带|移机|发票|补偿|赔偿|预约|申请|开通|取消|退订"
+_TRANSFER = re.compile(r"转|接|叫|找|换|要|给我|帮我|来跟|来和|不跟机器|不要机器|不想跟机器|机器人")
+# The same request as it sounds, so that a misheard 转人工客服 (转员工克服) still reaches a human.
+_HUMAN_SOUNDS = re.compile(r"\bren gong\b|\bzhuan( \w+){0,3} ke fu\b|\bzhen ren\b")
+# Frustration with the bot itself: a person should take over unless the caller wants something else.
+_FRUSTRATED = re.compile(r"听不懂|听不明白|整不明白|说不明白|讲不明白|解决不了|破客服|什么破|没用的|答非所问|绕圈子")
+
+_COMPLAINT = re.compile(
+    r"投诉|举报|曝光|乱收费|乱扣|多扣|瞎扣|坑人|骗人|欺骗|态度.{0,3}(?:差|恶劣|不好)|太差了|不像话|没人管|凭什么|讨个说法|给个说法"
 )
 
-# A question about a topic is a consultation, not a request to act on it.
-_QUESTION = re.compile(r"想问|问一下|问下|问问|请问|多少钱|多少天|多久|什么意思|啥意思|是不是|要带|带什么|带啥|哪些|能不能|可不可以|吗|呢")
-_STRONG_QUESTION = re.compile(r"想问|问一下|问下|问问|请问|什么意思|啥意思|怎么回事|要带|带什么|带啥|多少钱")
-_EXPLICIT_ACT = re.compile(r"我要投诉|我想投诉|要投诉|帮我(办|报|登记|预约|申请)|给我(办|报|登记)|我要报修|我想报修")
+# A problem with the caller's own service: the thing, then what is wrong with it.
+_SERVICE_OBJECT = r"(?:宽带|网络?|wi-?fi|无线|光猫|路由器?|信号|手机|电话|上网|网速|流量|电视|iptv|机顶盒|号码?|卡)"
+_PROBLEM = (
+    r"(?:断|不通|上不了|上不去|上不到|连不上|连不了|没有?网|没有?信号|冇|掉线|掉话|老掉|慢|卡顿|很卡|好卡|特别卡|卡得|卡死|"
+    r"坏|故障|不亮|红灯|亮红|闪红|用不了|打不出|打不了|打不通|接不到|听不清|无服务|没服务|显示.{0,4}(?:无|没)|"
+    r"时好时坏|时断时续|不稳定|延迟|转圈|缓冲|刷不出|打不开|看不了|不能用|出问题|有问题|不正常|异常|很弱|太弱|很差|太差|特别差|极差)"
+)
+_FAULT = re.compile(
+    rf"{_SERVICE_OBJECT}.{{0,12}}{_PROBLEM}|{_PROBLEM}.{{0,6}}{_SERVICE_OBJECT}|"
+    r"报.{0,2}故障|报修|报障|修一下|来修|断网|没网了|没信号了|一格信号|LOS灯.{0,4}(?:亮|红|闪)",
+    re.IGNORECASE,
+)
+# Something the caller tried to get done did not work: a request for help with that service.
+_SERVICE_PROBLEM = re.compile(r"开不出|办不了|办不成|没收到|收不到|提示失败|失败了|不成功|没到账|不到账|没生效|用不上")
+_SERVICE = re.compile(
+    r"停机保号|保号|补卡|补办|补一张|换卡|换套餐|改套餐|换成|改成|变更|装.{0,3}宽带|办.{0,4}宽带|宽带.{0,4}(?:装|办)|新装|"
+    r"移机|挪|迁移|搬.{0,4}宽带|宽带.{0,4}搬|发票|补偿|赔偿|预约|申请|开通|取消|退订|销户|过户|办理|办一个|办个|帮我办|给我办|"
+    r"改成|换成|套餐.{0,6}(?:改|换)"
+)
+# The caller asks about something rather than asking us to act on it; a plain question word settles it.
+_PLAIN_QUESTION = re.compile(
+    r"想问|问一下|问下|问问|请问|打听|了解一下|了解下|咨询|多少钱|几块钱|多久|多长时间|(?<![这前过近好十])几天|几号|几点|"
+    r"什么意思|啥意思|怎么收费|怎么算|收不收|要不要钱|要带|带什么|哪些|可不可以|能不能|有没有|是多少|有多少|给多少|找谁|问谁|"
+    r"(?<!为)什么(?!都|也)|怎么(?!回事|又|老|总|搞|这么|那么|还|就|会|办|整)"
+)
+_QUESTION = re.compile(
+    rf"{_PLAIN_QUESTION.pattern}|多少|几个|好久|多大|什么|啥|谁|哪|是不是|可以吗|能吗|行不行|怎么|要不要|吗|呢|么|"
+    r"([\u4e00-\u9fff])[不没]\1"  # 贵不贵, 开不开, 扣不扣: a question whatever the topic
+)
+# A wish ("我想开个发票") is an act unless the same utterance plainly asks something about it.
+_WISH = re.compile(r"我要(?:报修|报障|办|申请|预约|开|装|改|换|停|补|移)|我想(?:报修|办|申请|预约|开|装|改|换|停|补|移)")
+_EXPLICIT_ACT = re.compile(
+    r"我要投诉|我想投诉|要投诉|投诉一下|帮我(?:办|报|登记|预约|申请|开|查|处理|修|弄)|给我(?:办|报|登记|预约|开|处理|修)|"
+    r"那就(?:办|换|改|开|装)|就(?:办|换|改)(?:吧|一个)|(?:办|换|改)吧|报个故障|报修一下|派人|来修|上门修|快点修|修一下|"
+    r"想约|约个时间|我想把|我要把|帮我把|给我把"
+)
+_GOODBYE = re.compile(
+    r"^(?:好的?|嗯|行|那|ok)?\s*(?:谢谢|多谢|再见|拜拜|没有了|没事了|就这样|没别的|不用了)[了吧啊呀]?\s*(?:你|您)?\s*(?:再见|拜拜)?$",
+    re.IGNORECASE,
+)
+
+_TELECOM = re.compile(
+    r"套餐|流量|话费|宽带|信号|网络|上网|网速|漫游|号码|手机|电话|卡|营业厅|发票|缴费|交费|充值|账单|欠费|停机|通话|短信|"
+    r"光猫|路由|wi-?fi|5g|4g|携号|补卡|实名|投诉|报修|客服|资费|合约|运营商|热线|详单|手表|esim|加油包|月费|业务|"
+    r"开门|关门|营业|上班|下班|付费|交钱|缴|扣费|扣钱|费用|收费|号|证件|身份证|办理|开通|安装|装机|长途|国际|出国|出境|境外|分钟",
+    re.IGNORECASE,
+)
+
+
+def about_telecom(text: str) -> bool:
+    """Whether an utterance is about the carrier's services at all (not the weather, not its shares)."""
+    return bool(_TELECOM.search(text))
 
 
 def sounds(text: str) -> str:
@@ -44,16 +102,50 @@ def sounds(text: str) -> str:
     return " ".join(lazy_pinyin(text, errors="ignore"))
 
 
-def classify_intent(text: str) -> Intent:
-    if _ESCALATION.search(text) or _ESCALATION_SOUNDS.search(sounds(text)):
-        return Intent.ESCALATION
-    acting = bool(_EXPLICIT_ACT.search(text))
-    if _COMPLAINT.search(text) and (acting or not _QUESTION.search(text)):
-        return Intent.COMPLAINT
-    if _FAULT.search(text) and (acting or not _STRONG_QUESTION.search(text)):
-        return Intent.FAULT_REPORT
-    if _SERVICE.search(text) and (acting or not _QUESTION.search(text)):
-        return Intent.SERVICE_REQUEST
+def asks_for_human(text: str) -> bool:
+    return bool(_HUMAN.search(text) or _HUMAN_SOUNDS.search(sounds(text)))
+
+
+def is_question(text: str) -> bool:
+    return bool(_QUESTION.search(text))
+
+
+def guess_intent(text: str) -> IntentGuess:
+    """The intent of one utterance by rules, and whether the rules are sure of it."""
+    asking = is_question(text)
+    acting = bool(_EXPLICIT_ACT.search(text) or (_WISH.search(text) and not _PLAIN_QUESTION.search(text)))
+    if asks_for_human(text):
+        # "转人工" is a request; "人工客服几点上班" is a question about people, which the judge tells apart.
+        return IntentGuess(Intent.ESCALATION, bool(_TRANSFER.search(text)) and not _PLAIN_QUESTION.search(text))
+    complaint, fault, service = (bool(p.search(text)) for p in (_COMPLAINT, _FAULT, _SERVICE))
+    if complaint and (acting or not asking):
+        return IntentGuess(Intent.COMPLAINT, True)
+    if _FRUSTRATED.search(text):
+        return IntentGuess(Intent.ESCALATION, not (fault or service))
+    if service and (acting or _SERVICE_PROBLEM.search(text)):
+        return IntentGuess(Intent.SERVICE_REQUEST, True)
+    if fault and (acting or not asking):
+        return IntentGuess(Intent.FAULT_REPORT, not service)
+    if service and not asking:
+        return IntentGuess(Intent.SERVICE_REQUEST, True)
     if _GOODBYE.match(text.strip("，。！？,.!? ")):
-        return Intent.GOODBYE
-    return Intent.CONSULTATION
+        return IntentGuess(Intent.GOODBYE, True)
+    if asking:
+        # A question about a problem may still be a report ("网怎么又断了呢"); a plain question is a question.
+        return IntentGuess(Intent.CONSULTATION, bool(_PLAIN_QUESTION.search(text)) or not (fault or complaint))
+    return IntentGuess(Intent.CONSULTATION, False)
+
+
+def has_cue(text: str, intent: Intent) -> bool:
+    """Whether the utterance holds any word of `intent` at all (the rules' check on the judge)."""
+    patterns = {
+        Intent.ESCALATION: (_HUMAN, _FRUSTRATED),
+        Intent.COMPLAINT: (_COMPLAINT,),
+        Intent.FAULT_REPORT: (_FAULT,),
+        Intent.SERVICE_REQUEST: (_SERVICE,),
+    }.get(intent, ())
+    return any(p.search(text) for p in patterns) or (intent is Intent.ESCALATION and asks_for_human(text))
+
+
+def classify_intent(text: str) -> Intent:
+    return guess_intent(text).intent

@@ -115,6 +115,11 @@ def chat_request_body(messages: Sequence[ChatMessage], options: GenerationOption
     }
     if options.stop:
         body["stop"] = list(options.stop)
+    if options.json_schema is not None:
+        body["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": "reply", "schema": dict(options.json_schema), "strict": True},
+        }
     return body
 
 

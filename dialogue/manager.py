@@ -1,36 +1,42 @@
 """The dialogue manager: per-call state and the policy of each turn.
 
-Intent and slot values come from rules over what the caller said (predictable, never invented);
-answers to questions come from the language model grounded in retrieved KB passages.
+Intent comes from rules when they are sure and from the language model (a constrained judge) when
+they are not; slot values come only from the caller's own words; answers quote the knowledge base.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import re
 from collections import Counter
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 
 from core.concurrency import InferencePool
 from dialogue import prompts, slots
+from dialogue.answers import AnswerOptions, Grounded, NotInKb, is_follow_up, plan_answer
 from dialogue.base import (
     ActionDesk,
     ChatMessage,
     EndCall,
     Escalate,
     EscalationReceipt,
-    GenerationOptions,
-    KnowledgePassage,
     KnowledgeSearch,
-    LanguageModel,
     OpenTicket,
     ReplySentence,
     TicketReceipt,
     UpdateTicket,
 )
-from dialogue.intent import Intent, classify_intent, sounds
+from dialogue.intent import (
+    TICKET_INTENTS,
+    Intent,
+    IntentGuess,
+    about_telecom,
+    asks_for_human,
+    guess_intent,
+    has_cue,
+    is_question,
+)
+from dialogue.judge import IntentJudge
 from dialogue.safety import refusal_reason
 
 
@@ -38,29 +44,37 @@ from dialogue.safety import refusal_reason
 class DialogueOptions:
     carrier: str = "云帆通信"
     hotline: str = "10077"
-    top_k: int = 2
-    min_score: float = 0.0  # passages scoring below this count as "nothing relevant"
-    runner_up_ratio: float = 0.8  # a second passage goes into the prompt only if it scores this close to the first
-    acknowledgement: str = "好的，我帮您查一下。"  # spoken while the model reads ("" for none)
-    passage_chars: int = 160  # per passage: every prompt token costs ~20 ms of prefill on 2 cores
-    history_turns: int = 4
+    answers: AnswerOptions = AnswerOptions()
     max_asks_per_slot: int = 2
-    generation: GenerationOptions = GenerationOptions(max_tokens=120, temperature=0.1)
 
 
 @dataclass
 class TicketFlow:
+    """A fault report, complaint or service request being taken down, then filed as one ticket."""
+
     intent: Intent
     category: str
+    opening: str  # what the caller first said about it: the context of later questions
     slots: dict[str, str] = field(default_factory=dict)
     asks: Counter[str] = field(default_factory=Counter)
+    own_number: bool = False  # the caller said "the number I am calling from" and it is not known here
+    judged_kind: str | None = None  # the fault/complaint/request type the model read, if the rules found none
     ticket: TicketReceipt | None = None
 
     def required(self) -> list[str]:
         needs_place = self.category in ("broadband", "mobile-network") or self.slots.get(
             "request_type", ""
         ).startswith("broadband_")
-        return ["address", "phone"] if needs_place else ["phone"]
+        wanted = ["address", "phone"] if needs_place else ["phone"]
+        return [name for name in wanted if not (name == "phone" and self.own_number)]
+
+    def takes_place(self) -> bool:
+        """Whether an address belongs on this ticket (where the fault is, where to install)."""
+        return self.intent is not Intent.SERVICE_REQUEST or self.slots.get("request_type", "").startswith("broadband_")
+
+
+_PRECEDENCE = {Intent.OTHER: 0, Intent.CONSULTATION: 1, Intent.FAULT_REPORT: 2, Intent.COMPLAINT: 2,
+               Intent.SERVICE_REQUEST: 2, Intent.ESCALATION: 3}
 
 
 @dataclass
@@ -70,8 +84,18 @@ class CallState:
     history: list[ChatMessage] = field(default_factory=list)
     flow: TicketFlow | None = None
     escalation: EscalationReceipt | None = None
-    last_question: str | None = None
+    last_answer: Grounded | None = None  # what the previous question was answered from
     ended: bool = False
+    intent: Intent | None = None  # what the call is mainly about, once known
+
+    @property
+    def main_intent(self) -> Intent:
+        return self.intent or Intent.OTHER
+
+    def note_intent(self, intent: Intent) -> None:
+        """A call is about its strongest intent: a request for a person over a ticket over a question."""
+        if intent in _PRECEDENCE and (self.intent is None or _PRECEDENCE[intent] > _PRECEDENCE[self.intent]):
+            self.intent = intent
 
     def remember_caller(self, text: str) -> None:
         self.history.append(ChatMessage("user", text))
@@ -82,15 +106,10 @@ class CallState:
             self.history.append(ChatMessage("assistant", text))
 
 
-_NUMBER = re.compile(r"\d+(?:\.\d+)?")
-_SENTENCE_END = re.compile(r"[。！？!?；;\n]")
-_MARKDOWN = re.compile(r"[*#`>|]|^\s*[-•]\s*|^\s*\d+[.、]\s*", re.MULTILINE)
-
-
 def _fault_category(text: str) -> str:
-    if re.search(r"宽带|光猫|wifi|无线|路由|网线|家里.{0,2}网|屋头.{0,3}网|屋企", text, re.IGNORECASE):
+    if re.search(r"宽带|光猫|wi-?fi|无线|路由|网线|家里.{0,2}网|家.{0,3}网|电视|机顶盒|iptv", text, re.IGNORECASE):
         return "broadband"
-    if re.search(r"手机|信号|打电话|通话|电话|4G|5G|流量", text, re.IGNORECASE):
+    if re.search(r"手机|信号|打电话|通话|电话|4G|5G|流量|无服务", text, re.IGNORECASE):
         return "mobile-network"
     return "broadband"
 
@@ -104,15 +123,13 @@ class DialogueManager:
         self,
         *,
         kb: KnowledgeSearch,
-        llm: LanguageModel,
-        llm_pool: InferencePool,
         kb_pool: InferencePool,
+        judge: IntentJudge | None,
         options: DialogueOptions,
     ) -> None:
         self._kb = kb
-        self._llm = llm
-        self._llm_pool = llm_pool
         self._kb_pool = kb_pool
+        self._judge = judge
         self.options = options
 
     def greeting(self) -> str:
@@ -123,193 +140,189 @@ class DialogueManager:
     ) -> AsyncGenerator[ReplySentence, None]:
         """One caller utterance in, the bot's reply out sentence by sentence; actions go to `desk`."""
         text = slots.normalise(text)
-        intent = classify_intent(text)
+        if reason := refusal_reason(text):  # never reaches the history, nor anything after it
+            state.note_intent(Intent.OTHER)
+            yield ReplySentence(prompts.refusal(reason))
+            return
         state.remember_caller(text)
         if state.escalation is not None:
             yield ReplySentence(prompts.escalated_waiting())
             return
-        if intent is Intent.ESCALATION:
-            state.escalation = await desk.escalate(Escalate(reason=self._escalation_reason(text)))
-            yield ReplySentence(prompts.escalating())
+        guess = guess_intent(text)
+        if guess.intent is Intent.ESCALATION and guess.sure:
+            async for sentence in self._escalate(state, text, desk):
+                yield sentence
             return
-        if intent is Intent.GOODBYE and (state.flow is None or state.flow.ticket is not None):
+        if guess.intent is Intent.GOODBYE and (state.flow is None or state.flow.ticket is not None):
             yield ReplySentence(prompts.goodbye())
             state.ended = True
             await desk.end_call(EndCall())
             return
-        if reason := refusal_reason(text):
-            yield ReplySentence(prompts.refusal(reason))
-            return
-        if state.flow is None and intent in (Intent.FAULT_REPORT, Intent.COMPLAINT, Intent.SERVICE_REQUEST):
-            state.flow = self._start_flow(intent, text)
         if state.flow is not None:
-            async for sentence in self._continue_flow(state, state.flow, text, intent, desk):
+            async for sentence in self._continue_flow(state, state.flow, text, guess, desk):
                 yield sentence
             return
-        async for sentence in self._answer(state, text):
+        intent, kind = await self._decide(state, text, guess)
+        if intent is Intent.ESCALATION:
+            async for sentence in self._escalate(state, text, desk):
+                yield sentence
+            return
+        if intent in TICKET_INTENTS:
+            state.flow = self._start_flow(intent, text, kind)
+            state.note_intent(intent)
+            if intent is Intent.SERVICE_REQUEST:
+                async for sentence in self._about_request(state, text):
+                    yield sentence
+            async for sentence in self._continue_flow(state, state.flow, text, guess, desk):
+                yield sentence
+            return
+        async for sentence in self._answer(state, text, off_topic=intent is Intent.OTHER):
             yield sentence
+
+    async def _decide(self, state: CallState, text: str, guess: IntentGuess) -> tuple[Intent, str | None]:
+        """The intent of an utterance outside a ticket flow: the rules', or the judge's when they are unsure."""
+        follows_answer = state.last_answer is not None and is_follow_up(text)
+        if guess.sure or follows_answer or self._judge is None:
+            return guess.intent, None
+        judgement = await self._judge.judge(text)
+        if judgement is None:
+            return guess.intent, None
+        # The judge may choose, not invent: a ticket or a transfer needs some word of it in what was said.
+        grounded = judgement.intent in (Intent.CONSULTATION, Intent.OTHER) or has_cue(text, judgement.intent) or (
+            judgement.intent in TICKET_INTENTS and judgement.kind not in (None, "other")
+        )
+        return (judgement.intent, judgement.kind) if grounded else (guess.intent, None)
+
+    async def _escalate(self, state: CallState, text: str, desk: ActionDesk) -> AsyncIterator[ReplySentence]:
+        state.note_intent(Intent.ESCALATION)
+        state.escalation = await desk.escalate(Escalate(reason=self._escalation_reason(text)))
+        yield ReplySentence(prompts.escalating())
+
+    @staticmethod
+    def _escalation_reason(text: str) -> str:
+        return "caller_request" if asks_for_human(text) else "caller_frustrated"
 
     # ---- tickets ---------------------------------------------------------------------------------
 
-    def _start_flow(self, intent: Intent, text: str) -> TicketFlow:
+    def _start_flow(self, intent: Intent, text: str, judged_kind: str | None) -> TicketFlow:
         if intent is Intent.FAULT_REPORT:
-            return TicketFlow(intent, _fault_category(text))
-        if intent is Intent.COMPLAINT:
-            return TicketFlow(intent, "complaint")
-        request_type = slots.classify(text, slots.REQUEST_TYPES)
-        return TicketFlow(intent, _service_category(request_type))
+            flow = TicketFlow(intent, _fault_category(text), text)
+        elif intent is Intent.COMPLAINT:
+            flow = TicketFlow(intent, "complaint", text)
+        else:
+            request_type = slots.classify(text, slots.REQUEST_TYPES) or judged_kind
+            flow = TicketFlow(intent, _service_category(request_type), text)
+            if request_type:
+                flow.slots["request_type"] = request_type
+        if judged_kind and judged_kind != "other":
+            flow.judged_kind = judged_kind  # used when the caller's own words name no kind
+        return flow
 
     def _update_slots(self, state: CallState, flow: TicketFlow, text: str) -> set[str]:
         """Fill the flow's slots from this utterance; returns the names that changed."""
-        found: dict[str, str | None] = {
-            "phone": slots.extract_phone(text),
-            "address": slots.apply_address_correction(text, flow.slots.get("address"))
-            or slots.extract_address(text),
-            "since": slots.extract_since(text),
-        }
-        if found["phone"] is None and state.caller_id and slots.refers_to_own_number(text):
-            found["phone"] = slots.extract_phone(state.caller_id)
+        found: dict[str, str | None] = {"phone": slots.extract_phone(text)}
+        changed = set()
+        if found["phone"] is None and slots.refers_to_own_number(text):
+            if state.caller_id:
+                found["phone"] = slots.extract_phone(state.caller_id)
+            elif not flow.own_number:
+                flow.own_number = True
+                changed.add("own_number")
+        if flow.takes_place():
+            found["address"] = slots.apply_address_correction(text, flow.slots.get("address")) or slots.extract_address(text)
         if flow.intent is Intent.FAULT_REPORT:
+            found["since"] = slots.extract_since(text)
             found["fault_type"] = slots.classify(text, slots.FAULT_TYPES)
+            if flow.category == "broadband" and found["fault_type"] == "call_drop":
+                found["fault_type"] = "intermittent"  # a line that drops is unstable; calls are a phone's
         elif flow.intent is Intent.COMPLAINT:
             found["complaint_type"] = slots.classify(text, slots.COMPLAINT_TYPES)
         else:
-            found["request_type"] = slots.classify(text, slots.REQUEST_TYPES)
+            found["request_type"] = slots.classify(text, slots.REQUEST_TYPES) or (
+                None if "request_type" in flow.slots else self._request_from_history(state)
+            )
             found["store"] = slots.extract_store(text)
             found["date"] = slots.extract_date(text)
-        changed = set()
         for name, value in found.items():
             if not value or flow.slots.get(name) == value:
                 continue
-            keeps_first = name in ("since", "fault_type", "complaint_type", "request_type") and name in flow.slots
-            if keeps_first:
-                continue
+            if name in ("since", "fault_type", "complaint_type", "request_type") and name in flow.slots:
+                continue  # the first telling is the one that counts; later turns add detail
             flow.slots[name] = value
             changed.add(name)
         return changed
 
     async def _continue_flow(
-        self, state: CallState, flow: TicketFlow, text: str, intent: Intent, desk: ActionDesk
+        self, state: CallState, flow: TicketFlow, text: str, guess: IntentGuess, desk: ActionDesk
     ) -> AsyncIterator[ReplySentence]:
         changed = self._update_slots(state, flow, text)
+        asking = guess.intent is Intent.CONSULTATION and is_question(text) and not changed and len(state.history) > 1
         if flow.ticket is not None:
             if changed & {"phone", "address"}:
-                update = {name: flow.slots[name] for name in changed}
+                update = {name: flow.slots[name] for name in changed & {"phone", "address"}}
                 await desk.update_ticket(UpdateTicket(flow.ticket.id, update))
                 what = "联系电话" if "phone" in changed else "地址"
-                yield ReplySentence(prompts.ticket_updated(what))
+                yield ReplySentence(prompts.ticket_updated(what, flow.slots[next(iter(update))]))
                 return
-            async for sentence in self._answer(state, text):
+            async for sentence in self._answer(state, text, context=flow.opening):
                 yield sentence
             return
-        if not changed and intent is Intent.CONSULTATION and len(state.history) > 1:
-            async for sentence in self._answer(state, text):
+        if asking:
+            async for sentence in self._answer(state, text, context=flow.opening):
                 yield sentence
         missing = [name for name in flow.required() if name not in flow.slots]
         askable = [name for name in missing if flow.asks[name] < self.options.max_asks_per_slot]
         if askable:
-            acknowledgement = self._acknowledge(flow)
+            opening = prompts.acknowledge(flow.intent.value) if flow.asks.total() == 0 and not asking else "好的。"
             flow.asks[askable[0]] += 1
-            yield ReplySentence(acknowledgement + prompts.SLOT_QUESTIONS[askable[0]])
+            yield ReplySentence(opening + prompts.SLOT_QUESTIONS[askable[0]])
             return
-        if flow.intent is Intent.FAULT_REPORT:
-            flow.slots.setdefault("fault_type", "other")
+        kind_slot = {Intent.FAULT_REPORT: "fault_type", Intent.COMPLAINT: "complaint_type"}.get(flow.intent)
+        if kind_slot is not None:
+            flow.slots.setdefault(kind_slot, flow.judged_kind or "other")
         summary = "；".join(m.content for m in state.history if m.role == "user")
+        if flow.own_number:
+            summary += "；联系电话：来电号码"
         flow.ticket = await desk.open_ticket(OpenTicket(flow.category, dict(flow.slots), summary))
-        yield ReplySentence(
-            prompts.ticket_opened(flow.category, flow.ticket.number, flow.slots.get("phone"), flow.ticket.sla_hours)
-        )
+        yield ReplySentence(prompts.ticket_opened(flow.category, flow.ticket.number, flow.slots, flow.ticket.sla_hours,
+                                                  own_number=flow.own_number))
 
     @staticmethod
-    def _acknowledge(flow: TicketFlow) -> str:
-        if flow.asks.total() == 0:
-            if flow.intent is Intent.FAULT_REPORT:
-                return "您反映的问题我记下了，我来帮您登记报修。"
-            if flow.intent is Intent.COMPLAINT:
-                return "非常抱歉给您带来不便，我来为您登记投诉。"
-            return "好的，我来帮您登记。"
-        return "好的。"
+    def _request_from_history(state: CallState) -> str | None:
+        """The service a request is about when the caller only says "那就帮我办一个吧"."""
+        earlier = [m.content for m in state.history[:-1] if m.role == "user"]
+        return next((kind for text in reversed(earlier) if (kind := slots.classify(text, slots.REQUEST_TYPES))), None)
 
-    @staticmethod
-    def _escalation_reason(text: str) -> str:
-        asked = re.search(r"人工|真人|转接|经理|领导|主管|客服", text) or "ren gong" in sounds(text)
-        return "caller_request" if asked else "caller_frustrated"
+    async def _about_request(self, state: CallState, text: str) -> AsyncIterator[ReplySentence]:
+        """What the knowledge base says about the service asked for (its fee, its conditions), cited."""
+        plan = await self._plan(text, None, None)
+        if isinstance(plan, Grounded) and plan.score >= self.options.answers.confident_score:
+            state.last_answer = plan
+            yield ReplySentence(prompts.quoted_answer(plan, with_title=True)[0], (plan.doc_id,))
 
     # ---- questions -------------------------------------------------------------------------------
 
-    async def _answer(self, state: CallState, text: str) -> AsyncIterator[ReplySentence]:
-        relevant = await self._retrieve(text)
-        if not relevant and state.last_question:  # a follow-up such as 那流量呢 needs the question before it
-            relevant = await self._retrieve(f"{state.last_question} {text}")
-        state.last_question = text
-        if not relevant:
-            yield ReplySentence(prompts.no_answer(self.options.hotline))
+    async def _answer(
+        self, state: CallState, text: str, *, context: str | None = None, off_topic: bool = False
+    ) -> AsyncIterator[ReplySentence]:
+        if off_topic or not about_telecom(text):
+            plan: Grounded | NotInKb = NotInKb("off_topic")
+            if not off_topic and (state.last_answer is not None or context):
+                plan = await self._plan(text, state.last_answer, context)  # a follow-up needs no topic words
+        else:
+            plan = await self._plan(text, state.last_answer, context)
+        if isinstance(plan, NotInKb):
+            state.note_intent(Intent.OTHER if plan.reason == "off_topic" else Intent.CONSULTATION)
+            yield ReplySentence(prompts.not_in_kb(plan, carrier=self.options.carrier, hotline=self.options.hotline))
             return
-        citations = tuple(dict.fromkeys(p.doc_id for p in relevant))
-        history = state.history[:-1][-self.options.history_turns :]
-        messages = prompts.grounded_messages(
-            carrier=self.options.carrier,
-            question=text,
-            passages=relevant,
-            history=history,
-            budget=self.options.passage_chars,
+        state.note_intent(Intent.CONSULTATION)
+        repeat_title = state.last_answer is None or state.last_answer.doc_id != plan.doc_id
+        state.last_answer = plan
+        for sentence in prompts.quoted_answer(plan, with_title=repeat_title):
+            yield ReplySentence(sentence, (plan.doc_id,))
+
+    async def _plan(self, text: str, previous: Grounded | None, context: str | None) -> Grounded | NotInKb:
+        options = self.options.answers
+        return await self._kb_pool.run(
+            lambda: plan_answer(self._kb, text, previous=previous, context=context, options=options)
         )
-        grounded = _numbers(text) | {n for p in relevant for n in _numbers(p.text)}
-        sentences = self._generate(messages)
-        # The model starts reading now; the caller hears the acknowledgement meanwhile instead of silence.
-        first = asyncio.ensure_future(anext(sentences, None))
-        try:
-            if self.options.acknowledgement:
-                yield ReplySentence(self.options.acknowledgement)
-            answered = False
-            sentence = await first
-            while sentence is not None and _numbers(sentence) <= grounded:  # never say a figure not in them
-                answered = True
-                yield ReplySentence(sentence, () if _declines(sentence) else citations)
-                sentence = await anext(sentences, None)
-            if not answered:
-                yield ReplySentence(prompts.no_answer(self.options.hotline))
-        finally:
-            first.cancel()
-            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                await first
-            await sentences.aclose()
-
-    async def _retrieve(self, query: str) -> list[KnowledgePassage]:
-        passages = await self._kb_pool.run(self._kb.search, query, self.options.top_k)
-        return self._worth_reading(passages)
-
-    def _worth_reading(self, passages: Sequence[KnowledgePassage]) -> list[KnowledgePassage]:
-        if not passages or passages[0].score < self.options.min_score:
-            return []
-        floor = max(self.options.min_score, passages[0].score * self.options.runner_up_ratio)
-        return [p for p in passages if p.score >= floor]
-
-    async def _generate(self, messages: Sequence[ChatMessage]) -> AsyncGenerator[str, None]:
-        buffer = ""
-        pieces = self._llm_pool.stream(lambda: self._llm.stream(messages, self.options.generation))
-        try:
-            async for piece in pieces:
-                buffer += piece
-                while match := _SENTENCE_END.search(buffer):
-                    sentence, buffer = buffer[: match.end()], buffer[match.end() :]
-                    if cleaned := _clean(sentence):
-                        yield cleaned
-            if cleaned := _clean(buffer):
-                yield cleaned
-        finally:
-            await pieces.aclose()  # stops the model's decoding at once
-
-
-def _declines(sentence: str) -> bool:
-    return any(phrase in sentence for phrase in ("查不到", "没有查到", "无法回答", "不清楚"))
-
-
-def _numbers(text: str) -> set[str]:
-    return set(_NUMBER.findall(text))
-
-
-def _clean(sentence: str) -> str:
-    return _MARKDOWN.sub("", sentence).strip()
-
-

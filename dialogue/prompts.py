@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections import Counter
-from collections.abc import Sequence
 
-from dialogue.base import ChatMessage, KnowledgePassage
+from dialogue.answers import Grounded, NotInKb
 
 SYSTEM_PROMPT = (
     "你是{carrier}客服热线的语音客服。只根据用户消息里【资料】中的内容回答问题。"
@@ -39,7 +37,7 @@ def no_answer(hotline: str) -> str:
 def refusal(reason: str) -> str:
     if reason == "others_data":
         return "抱歉，为保护用户隐私，我们不能提供他人的通话、位置或身份信息，机主本人可凭身份证到营业厅办理查询。"
-    return "抱歉，这个要求我无法办理。请问还有其他可以帮您的吗？"
+    return "抱歉，这个要求我无法办理。如需帮助，您可以说“转人工”。"
 
 
 def escalating() -> str:
@@ -54,70 +52,62 @@ def goodbye() -> str:
     return "感谢您的来电，祝您生活愉快，再见。"
 
 
-def ticket_opened(category: str, number: str, phone: str | None, sla_hours: int | None) -> str:
+def acknowledge(intent: str) -> str:
+    return {
+        "fault_report": "您反映的问题我记下了，我来帮您登记报修。",
+        "complaint": "非常抱歉给您带来不便，我来为您登记投诉。",
+    }.get(intent, "好的，我来帮您登记。")
+
+
+def ticket_opened(
+    category: str, number: str, slots: dict[str, str], sla_hours: int | None, *, own_number: bool = False
+) -> str:
+    """The ticket read back: what was filed, so the caller can correct it."""
     text = f"好的，已为您登记{CATEGORY_NAMES.get(category, '工单')}，工单号是{number}。"
-    if phone:
+    if address := slots.get("address"):
+        text += f"地址是{address}。"
+    if phone := slots.get("phone"):
         text += f"我们会通过{phone}联系您。"
+    elif own_number:
+        text += "我们会通过您的来电号码联系您。"
     if sla_hours:
         text += f"工作人员会在{sla_hours}小时内处理。"
-    return text
+    return text + "如有不对，请直接告诉我。"
 
 
-def ticket_updated(what: str) -> str:
-    return f"好的，已为您更正{what}。"
+def ticket_updated(what: str, value: str) -> str:
+    return f"好的，已为您把{what}更正为{value}。"
 
 
-def ask_fault_kind() -> str:
-    return "请问具体是什么问题，比如完全上不了网、网速慢，还是经常断线？"
+def not_in_kb(plan: NotInKb, *, carrier: str, hotline: str) -> str:
+    offer = f"您可以说“转人工”，或拨打{hotline}咨询人工客服。"
+    if plan.reason == "off_topic":
+        return f"抱歉，这个问题我回答不了。我是{carrier}的智能客服，可以为您查询套餐、话费、宽带、漫游等业务，也可以为您转人工。"
+    if plan.reason == "competitor":
+        return f"抱歉，我们无法提供其他运营商的资费或业务信息，只能为您介绍{carrier}的业务。{offer}"
+    if plan.reason == "unknown_place":
+        listed = f"我这里有的是：{'、'.join(plan.alternatives)}。" if plan.alternatives else ""
+        return f"抱歉，我这里没有{plan.subject}的相关资料。{listed}{offer}"
+    if plan.reason == "unknown_product":
+        return f"抱歉，我这里没有{plan.subject}的相关资料，手机终端的价格请到营业厅咨询。{offer}"
+    if plan.reason == "unknown_offer":
+        listed = f"目前有的是：{'、'.join(plan.alternatives)}。" if plan.alternatives else ""
+        return f"抱歉，我这里没有查到您说的这一款。{listed}{offer}"
+    return no_answer(hotline)
 
 
-def _bigrams(text: str) -> set[str]:
-    return {text[i : i + 2] for i in range(len(text) - 1)}
+def quoted_answer(plan: Grounded, *, with_title: bool) -> list[str]:
+    """The answer's statements as sentences to speak, the document named first when it is new to the call."""
+    sentences = [piece for statement in plan.statements for piece in _sentences(_tidy(statement))]
+    if with_title and sentences and plan.title not in sentences[0]:
+        sentences[0] = f"{plan.title}：{sentences[0]}"
+    return sentences
 
 
-def focus(passage: str, question: str, budget: int) -> str:
-    """The lines of a passage that share most with the question, in their order, within `budget` chars.
-
-    Prompt length is what the caller waits for (prefill dominates on CPU), so the model reads
-    only the part of each passage the question is about.
-    """
-    lines = [line.strip(" -•#") for line in re.split(r"\n|(?<=[。；])", passage) if line.strip(" -•#")]
-    if sum(map(len, lines)) <= budget:
-        return _join(lines)
-    asked = _bigrams(question)
-    shared = [_bigrams(line) & asked for line in lines]
-    # A pair of characters found in few lines says more about which line is meant (日本 vs 漫游).
-    spread = Counter(pair for pairs in shared for pair in pairs)
-    weight = [sum(1 / spread[pair] for pair in pairs) for pairs in shared]
-    ranked = sorted(range(len(lines)), key=lambda i: (-weight[i], i))
-    kept: set[int] = set()
-    used = 0
-    for index in ranked:
-        if used + len(lines[index]) > budget and kept:
-            continue
-        kept.add(index)
-        used += len(lines[index])
-    return _join([lines[i] for i in sorted(kept)])
+def _tidy(statement: str) -> str:
+    text = re.sub(r"[*#`>|]", "", statement).strip()
+    return text[:-1] + "。" if text.endswith(("；", ";", "，")) else text
 
 
-def _join(lines: list[str]) -> str:
-    return "".join(line if line[-1] in "。；：！？" else line + "；" for line in lines)
-
-
-def grounded_messages(
-    *,
-    carrier: str,
-    question: str,
-    passages: Sequence[KnowledgePassage],
-    history: Sequence[ChatMessage],
-    budget: int = 160,
-) -> list[ChatMessage]:
-    sources = "\n".join(
-        f"[{i}] {p.title}：{focus(p.text.removeprefix(p.title).strip(), question, budget)}"
-        for i, p in enumerate(passages, 1)
-    )
-    return [
-        ChatMessage("system", SYSTEM_PROMPT.format(carrier=carrier)),
-        *history,
-        ChatMessage("user", f"【资料】\n{sources}\n【问题】{question}"),
-    ]
+def _sentences(text: str) -> list[str]:
+    return [piece for piece in re.split(r"(?<=[。！？])", text) if piece.strip()]

@@ -13,7 +13,9 @@ _DIGIT_CHARS = "0-9零〇洞幺一二两三四五六七拐八九勾"
 # A run of digits (spoken or written) with the spaces and dashes callers put between groups.
 _DIGIT_RUN = re.compile(rf"[{_DIGIT_CHARS}](?:[\s\-–—,，、]*[{_DIGIT_CHARS}]){{6,}}")
 _PHONE = re.compile(r"1[3-9]\d{9}")
-_OWN_NUMBER = re.compile(r"(现在打的|本机|这个号码?就是|用的这个号|来电号码|这个手机号)")
+_OWN_NUMBER = re.compile(
+    r"(现在打.{0,3}的|打进来的|正在用的|来电号码?|本机|这个号码?就是|就是这个号|就用这个号|用的这个号|这个手机号|打过来的)"
+)
 
 
 def normalise(text: str) -> str:
@@ -40,14 +42,18 @@ def refers_to_own_number(text: str) -> bool:
 
 
 _PLACE_MARK = re.compile(
-    r"(省|市|区|县|镇|乡|村|路|街|道|巷|弄|胡同|小区|花园|家园|公寓|苑|庭|城|大厦|广场|园区|软件园|号楼|\\d+号|[一二三四五六七八九十]+号|栋|幢|单元|室|楼)"
+    r"(省|市|区|县|镇|乡|村|路|街|道|巷|弄|胡同|小区|花园|家园|公寓|苑|庭|城|大厦|广场|园区|软件园|号楼|\d+号|[一二三四五六七八九十]+号|"
+    r"栋|幢|单元|室|楼|湾|里|邨|府|居|阁|轩|岸|山庄|别墅|公馆|华庭|中心|大院|新村|二期|三期|期)"
 )
 _FILLER = re.compile(
-    r"^(喂|嗯+|呃|啊|哦|那个|就是那个|就是|地址是?|地址係|地址啊|係|装在|安装在|我的地址是?|我家住?在?|我家里?在?|俺家在?|我屋头在?|"
-    r"屋企喺|我住在?|住在|家住|位置是?|在|是)+"
+    r"^(喂|嗯+|呃|啊|哦|那个|就是那个|就是|地址是?|地址啊|装在|安装在|我的地址是?|新地址是?|我家住?在?|我家里?在?|俺家在?|我屋头在?|"
+    r"我住在?|住在|家住|位置是?|我人在|人在|我在|我们在|在|是)+"
 )
-_TRAILER = re.compile(r"(那边|这边|那里|附近|上班的地方|那块|那儿)+$")
-_NOT_ADDRESS = re.compile(r"(手机|电话|号码|信号|网|宽带|套餐|流量|话费|投诉|邻居|光猫|灯|营业厅)")
+_TRAILER = re.compile(r"(那边|这边|那里|附近|上班的地方|上班|工作|那块|那儿|这儿|这里)+$")
+_NOT_ADDRESS = re.compile(
+    r"(手机|电话|号码|信号|网|宽带|套餐|流量|话费|投诉|邻居|光猫|灯|营业厅|多久|多长|时间|什么|怎么|吗|呢|开始|以后|之前|"
+    r"昨天|今天|前天|早上|晚上|下午|上午|星期|礼拜|小时)"
+)
 
 
 def _address_pieces(text: str) -> list[str]:
@@ -61,8 +67,8 @@ def _address_pieces(text: str) -> list[str]:
             continue
         if _PLACE_MARK.search(core) or (kept and re.search(r"\d|[一二三四五六七八九十]+[栋号]", core)):
             kept.append(core)
-        elif kept and len(core) <= 6 and _FILLER.fullmatch(piece) is None:
-            break
+        elif kept and len(core) <= 6:
+            kept.append(core)  # a name after the road (金沙湾, 幸福里): the caller is still saying the address
     return kept
 
 
@@ -88,7 +94,7 @@ def apply_address_correction(text: str, current: str | None) -> str | None:
 
 
 _SINCE = re.compile(
-    r"((?:从|打|由)?(?:大?前天|昨天|昨晚|今天|今儿个?|琴日|寻日|尋日|今朝|上周|上个?星期|上礼拜|刚才|刚刚)"
+    r"((?:从|打|由)?(?:大?前天|昨天|昨晚|今天|今儿个?|琴日|寻日|尋日|今朝|上周|上个?星期|上个?礼拜|上个?月|刚才|刚刚)"
     r"(?:早上|上午|中午|下午|晚上|夜里|夜晚|半夜)?(?:开始)?"
     r"|(?:这|近)(?:几|两|两三)天|(?:一|两|三|半|几|十)个?[多来]?个?(?:小时|钟头|天|星期|礼拜|周|月)(?:了|前|以前|之前|吧)"
     r"|(?:一|两|三|半|几|十)个?[多来]个?(?:小时|钟头|天|星期|礼拜|周|月)"
@@ -103,15 +109,18 @@ def extract_since(text: str) -> str | None:
 
 # Ordered: the first pattern that matches decides.
 FAULT_TYPES: tuple[tuple[str, str], ...] = (
-    ("call_drop", r"掉线|掉话|断线|说不了两句|打着打着|通话.*断"),
-    ("intermittent", r"时断时续|断一下又好|好了又断|一会儿?有一会儿?没|老是断|经常断|断好几|一天.*断"),
-    ("no_signal", r"没有?信号|信号都没有|无信号|一格信号|冇信号|无服务|打不出去|打不了电话"),
-    ("slow", r"慢|卡顿|很卡|特别卡|刷不出来|网速"),
-    ("no_connection", r"上不了网|上不去网|没网|无网|冇网|断网|网断了|断了|连不上|上唔到|LOS|los|不亮|一点网都没有|用不了"),
+    ("call_drop", r"掉话|打着打着|打起打起|说不了两句|说两句就断|通话.{0,6}断|电话.{0,6}断|打电话.{0,8}掉线"),
+    ("intermittent", r"时断时续|时好时坏|断断续续|一会儿?.{0,6}一会儿?|断一下又好|好了又断|连上又断|又断|老是断|经常断|老掉线|"
+                     r"掉线|断好几|一天.*断|不稳定"),
+    ("no_signal", r"没有?信号|信号都没有|无信号|一格信号|冇信号|无服务|没服务|信号.{0,3}(?:差|弱)|打不出去?|打不了电话|打不通"),
+    ("slow", r"慢|卡顿|很卡|好卡|太卡|特别卡|卡得|卡死|转圈|缓冲|延迟|刷不出来|网速"),
+    ("no_connection", r"上不了网|上不去网|上不到|没有?网|无网|冇网|断网|网断了|断了|连不上|连不了|上唔到|LOS|los|不亮|灭了|"
+                      r"一点网都没有|用不了|打不开|不能上网"),
 )
 
 COMPLAINT_TYPES: tuple[tuple[str, str], ...] = (
-    ("repeated_outage", r"断了.{0,4}[回次]|又断|反复|修好了.*又|老是坏|经常坏"),
+    ("repeated_outage", r"(?:断|坏)了.{0,4}[回次]|[几两三四五六]次|好几[回次]|又断|又坏|又不行|反复|修好了.*又|修完.{0,6}又|"
+                        r"老是坏|经常坏|三番五次|屡次"),
     ("billing_dispute", r"扣费|扣了|乱扣|多扣|话费|账单|收费|多收|电话费|多了.*[块元箍]"),
     ("service_quality", r"师傅|态度|没来|不接|服务|等了|迟到|不理"),
 )
@@ -121,7 +130,7 @@ REQUEST_TYPES: tuple[tuple[str, str], ...] = (
     ("sim_replacement", r"补卡|补办.*卡|换卡|卡丢了|卡坏了"),
     ("broadband_move", r"移机|宽带.*搬|搬家.*宽带"),
     ("broadband_install", r"装.{0,2}宽带|办.{0,3}宽带|宽带.*安装|新装"),
-    ("plan_change", r"换套餐|改套餐|变更套餐|换成.*的|换个套餐|套餐.*换"),
+    ("plan_change", r"换套餐|改套餐|变更套餐|换成.*的|改成.*的|换个套餐|套餐.{0,6}(?:换|改|变)"),
     ("compensation", r"补偿|赔偿|赔钱"),
     ("invoice", r"发票"),
 )
@@ -140,10 +149,12 @@ _DATE = re.compile(r"((?:今天|明天|后天|大后天|周[一二三四五六�
 
 
 def extract_store(text: str) -> str | None:
-    match = _STORE.search(normalise(text))
-    if not match:
-        return None
-    return re.sub(r"^(去|到|在)+", "", match.group(1))
+    """A named store (星河广场旗舰店), not a plain 营业厅."""
+    for match in reversed(list(_STORE.finditer(normalise(text)))):
+        name = re.split(r"去|到|在", match.group(1))[-1]
+        if name not in ("营业厅", "门店", "店") and len(name) > 3:
+            return name
+    return None
 
 
 def extract_date(text: str) -> str | None:

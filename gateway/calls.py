@@ -21,17 +21,10 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from core.audio import AudioChunk, AudioFormat, AudioFormatError, decode
 from core.events import FinalTranscript, PartialTranscript, SpeechStarted
-from dialogue.base import (
-    EndCall,
-    Escalate,
-    EscalationReceipt,
-    OpenTicket,
-    ReplySentence,
-    TicketReceipt,
-    UpdateTicket,
-)
+from dialogue.base import ReplySentence
 from dialogue.manager import CallState
 from dialogue.safety import mask_pii
+from gateway.desk import StoreDesk
 from gateway.protocol import (
     CLOSE_NORMAL,
     CLOSE_START_TIMEOUT,
@@ -115,6 +108,7 @@ class CallSession:
         self.turns = 0
         self.reply: _Reply | None = None
         self.speaking: asyncio.Task[None] | None = None
+        self.desk = StoreDesk(services.sessions, services.clock, self.state, dialect=start.dialect, notify=self.send)
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
@@ -183,11 +177,7 @@ class CallSession:
             self.end_reason = "dropped"
 
     async def run_db(self, fn: Any, **kwargs: Any) -> Any:
-        def work() -> Any:
-            with self.services.sessions() as session:
-                return fn(session, **kwargs)
-
-        return await asyncio.to_thread(work)
+        return await self.desk.run_db(fn, **kwargs)
 
     # ---- reader: socket -> audio -----------------------------------------------------------------
 
@@ -289,7 +279,7 @@ class CallSession:
         if final is _GREETING:
             sentences = _single(self.services.manager.greeting())
         else:
-            sentences = self.services.manager.turn(self.state, final.text, _Desk(self))
+            sentences = self.services.manager.turn(self.state, final.text, self.desk)
         try:
             async for sentence in sentences:
                 if reply.interrupted:
@@ -333,38 +323,3 @@ _GREETING = FinalTranscript(text="", dialect="", confidence=1.0, started_at=0.0,
 
 async def _single(text: str) -> AsyncGenerator[ReplySentence, None]:
     yield ReplySentence(text)
-
-
-class _Desk:
-    """Carries out the dialogue's actions for one call: persist, then tell the client."""
-
-    def __init__(self, session: CallSession) -> None:
-        self.session = session
-
-    async def open_ticket(self, action: OpenTicket) -> TicketReceipt:
-        s = self.session
-        ticket = await s.run_db(store.open_ticket, call_id=s.call_id, category=action.category, slots=action.slots,
-                             summary=mask_pii(action.summary), now=s.services.clock.now())
-        sla = int((ticket.due_at - ticket.created_at).total_seconds() // 3600) if ticket.due_at else None
-        await s.send({"type": "ticket", "id": ticket.id, "number": ticket.number, "category": ticket.category})
-        return TicketReceipt(ticket.id, ticket.number, ticket.category, sla)
-
-    async def update_ticket(self, action: UpdateTicket) -> None:
-        s = self.session
-        ticket = await s.run_db(store.update_ticket_slots, ticket_id=action.ticket_id, slots=action.slots,
-                             now=s.services.clock.now())
-        await s.send({"type": "ticket", "id": ticket.id, "number": ticket.number, "category": ticket.category,
-                      "updated": sorted(action.slots)})
-
-    async def escalate(self, action: Escalate) -> EscalationReceipt:
-        s = self.session
-        context = {"transcript": [{"role": m.role, "text": mask_pii(m.content)} for m in s.state.history],
-                   "slots": dict(s.state.flow.slots) if s.state.flow else {},
-                   "dialect": s.start.dialect}
-        escalation = await s.run_db(store.raise_escalation, call_id=s.call_id, reason=action.reason, context=context,
-                                 now=s.services.clock.now())
-        await s.send({"type": "escalation", "id": escalation.id, "reason": escalation.reason})
-        return EscalationReceipt(escalation.id, escalation.reason)
-
-    async def end_call(self, action: EndCall) -> None:
-        self.session.end_reason = action.reason

@@ -36,12 +36,24 @@ def main(argv: list[str] | None = None) -> int:
     say.add_argument("out", type=Path)
     say.add_argument("--rate", type=int, default=16000, choices=[8000, 16000])
 
+    evaluate = commands.add_parser("eval", help="measure a stage on cases and print a JSON summary last")
+    targets = evaluate.add_subparsers(dest="target", required=True)
+    dialogue = targets.add_parser("dialogue", help="run dialogue cases as fresh calls (text in, no audio)")
+    dialogue.add_argument("--cases", type=Path, required=True, help="JSONL: id, turns, optional dialect and expect")
+    dialogue.add_argument("--kb", type=Path, required=True, help="folder of Markdown documents with front matter")
+    dialogue.add_argument("--out", type=Path, help="write one prediction a line here")
+    dialogue.add_argument("--only", nargs="*", default=(), help="run only the cases whose id starts so")
+
     args = parser.parse_args(argv)
     settings = Settings()
     logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "serve":
         return serve(settings)
+    if args.command == "eval":
+        from gateway.evaluation import DialogueEvalOptions, run_dialogue_eval
+
+        return run_dialogue_eval(DialogueEvalOptions(args.cases, args.kb, args.out, tuple(args.only)), settings)
     if args.command == "say":
         return say_to_file(args.text, args.out, args.rate, settings)
     from gateway.caller import CallOptions, run_call

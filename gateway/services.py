@@ -50,16 +50,15 @@ class Services:
 
     # ---- loading ---------------------------------------------------------------------------------
 
-    async def load_models(self) -> None:
-        """Loads every model off the event loop, seeds the demo KB into an empty store, then is ready."""
+    async def load_models(self, parts: tuple[str, ...] = ("asr", "llm", "tts", "kb")) -> None:
+        """Loads the models off the event loop, seeds the demo KB into an empty store, then is ready.
+
+        `parts` leaves out what a command does not need (the dialogue eval has no audio).
+        """
+        loaders = {"asr": self._load_asr, "llm": self._load_llm, "tts": self._load_tts, "kb": self._load_kb}
         try:
-            await asyncio.gather(
-                asyncio.to_thread(self._load_asr),
-                asyncio.to_thread(self._load_llm),
-                asyncio.to_thread(self._load_tts),
-                asyncio.to_thread(self._load_kb),
-            )
-            self._build_manager()
+            await asyncio.gather(*(asyncio.to_thread(loaders[part]) for part in parts))
+            await asyncio.to_thread(self._build_manager)
             self.ready = True
             log.info("models loaded; the hotline is ready")
         except Exception as exc:
@@ -115,16 +114,17 @@ class Services:
         self.pools["kb"] = InferencePool("kb", 1)
 
     def _build_manager(self) -> None:
+        from dialogue.answers import warm_up as warm_up_answers
+        from dialogue.judge import IntentJudge
         from dialogue.manager import DialogueManager, DialogueOptions
 
         d = self.settings.dialogue
-        retriever = self.models["retriever"]
-        options = DialogueOptions(
-            carrier=d.carrier, hotline=d.hotline, top_k=d.top_k, min_score=d.min_score or retriever.min_score
-        )
+        judge = IntentJudge(self.models["llm"], self.pools["llm"])
+        judge.warm_up()
+        warm_up_answers()
         self.models["manager"] = DialogueManager(
-            kb=retriever, llm=self.models["llm"], llm_pool=self.pools["llm"], kb_pool=self.pools["kb"],
-            options=options,
+            kb=self.models["retriever"], kb_pool=self.pools["kb"], judge=judge,
+            options=DialogueOptions(carrier=d.carrier, hotline=d.hotline),
         )
 
     # ---- per call --------------------------------------------------------------------------------

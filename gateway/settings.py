@@ -37,8 +37,6 @@ class TtsSettings(BaseModel):
 class DialogueSettings(BaseModel):
     carrier: str = "云帆通信"
     hotline: str = "10077"
-    top_k: int = 2
-    min_score: float = 0.0
     greeting: bool = True
 
 

@@ -10,10 +10,13 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Passage:
+    """One statement of a document, as retrieval found it."""
+
     doc_id: str
     title: str
-    text: str
+    text: str  # the statement, with its section ("正确的重启顺序：等待30秒；"), without the title
     score: float
+    category: str = ""
 
 
 class Embedder(Protocol):

@@ -1,4 +1,10 @@
-"""Split a markdown document into passages that stand alone (each starts with the document title)."""
+"""Split a markdown document into statements that stand alone: one fact each, as an answer would quote it.
+
+A chunk is a list item, a paragraph, or a run of short steps, at most `max_chars` long; its text is the
+document title on the first line, then the statement prefixed by the section it sits in
+("正确的重启顺序：2. 等待30秒；"). Small chunks let retrieval find the sentence that answers a question,
+not only its document, and let the answer quote that sentence.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +14,14 @@ from dataclasses import dataclass
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)、])\s+")
 _SENTENCE_END = re.compile(r"(?<=[。！？；!?;])")
+_INTRODUCES = ("：", ":")
+_SECTION_MAX_CHARS = 16  # a longer introducing line is a statement of its own, not a section name
 
 
 @dataclass(frozen=True)
 class ChunkingOptions:
-    min_chars: int = 100  # a section shorter than this is merged with the next one
-    max_chars: int = 300  # blocks are packed up to this size; a longer block is split at sentence ends
+    min_chars: int = 30  # a statement shorter than this is joined with the next one of its section
+    max_chars: int = 150  # a longer statement is split at sentence ends
 
     def __post_init__(self) -> None:
         if not 0 < self.min_chars <= self.max_chars:
@@ -23,50 +31,67 @@ class ChunkingOptions:
 @dataclass(frozen=True)
 class Chunk:
     ordinal: int
-    text: str  # "title｜section\ncontent"
+    text: str  # "title\nsection：statement"
 
 
 @dataclass(frozen=True)
 class _Block:
-    heading: str  # the nearest heading above the block ("" when it is the title or there is none)
+    section: str  # the heading or introducing line the block sits under ("" for none)
     text: str
 
 
 def chunk_document(*, title: str, body: str, options: ChunkingOptions | None = None) -> list[Chunk]:
     options = options or ChunkingOptions()
     blocks = [piece for block in _blocks(title, body) for piece in _split_long(block, options.max_chars)]
-    groups = _pack(blocks, options)
-    return [Chunk(ordinal=index, text=_with_context(title, group)) for index, group in enumerate(groups)]
+    return [
+        Chunk(ordinal=index, text=f"{title}\n{statement}")
+        for index, statement in enumerate(_join_short(blocks, options))
+    ]
+
+
+def statement_of(chunk_text: str) -> str:
+    """The statement of a chunk, without the title line."""
+    return chunk_text.split("\n", 1)[-1]
 
 
 def _blocks(title: str, body: str) -> list[_Block]:
-    """Paragraphs and list items of the body, each with the heading it sits under."""
+    """Paragraphs and list items of the body, each with the section it sits in.
+
+    A paragraph that ends with a colon ("重启顺序：") introduces the list after it and names its section.
+    """
     blocks: list[_Block] = []
-    heading = ""
+    heading = intro = ""
     paragraph: list[str] = []
 
-    def flush() -> None:
-        if paragraph:
-            blocks.append(_Block(heading, "".join(paragraph).strip()))
-            paragraph.clear()
+    def flush(*, item: bool = False) -> None:
+        nonlocal intro
+        text = "".join(paragraph).strip()
+        paragraph.clear()
+        if not text:
+            return
+        if not item:
+            names_section = text.endswith(_INTRODUCES) and len(text) <= _SECTION_MAX_CHARS
+            intro = text.rstrip("：:") if names_section else ""
+            if intro:
+                return
+        blocks.append(_Block(intro or heading, text))
 
     for raw in body.splitlines():
         line = raw.strip()
-        match = _HEADING.match(line)
-        if match:
+        if match := _HEADING.match(line):
             flush()
             text = match.group(2).strip()
-            heading = "" if text == title.strip() else text
+            heading, intro = ("" if text == title.strip() else text), ""
         elif not line:
             flush()
         elif _LIST_ITEM.match(line):
             flush()
-            paragraph.append(line)
-            flush()
+            paragraph.append(_LIST_ITEM.sub("", line))
+            flush(item=True)
         else:
             paragraph.append(line)
     flush()
-    return [block for block in blocks if block.text]
+    return blocks
 
 
 def _split_long(block: _Block, max_chars: int) -> list[_Block]:
@@ -84,53 +109,33 @@ def _split_long(block: _Block, max_chars: int) -> list[_Block]:
             current = current[max_chars:]
     if current:
         pieces.append(current)
-    return [_Block(block.heading, piece) for piece in pieces]
+    return [_Block(block.section, piece) for piece in pieces]
 
 
-def _pack(blocks: list[_Block], options: ChunkingOptions) -> list[list[_Block]]:
-    """Greedy packing: a new heading starts a new chunk once the current one is big enough."""
-    groups: list[list[_Block]] = []
-    current: list[_Block] = []
-    size = 0
+def _join_short(blocks: list[_Block], options: ChunkingOptions) -> list[str]:
+    """Statements of the document; short ones are joined to the next of the same section."""
+    statements: list[str] = []
+    pending: list[_Block] = []
     for block in blocks:
-        new_section = bool(current) and block.heading != current[-1].heading and size >= options.min_chars
-        too_big = bool(current) and size + _length(block) > options.max_chars
-        if new_section or too_big:
-            carried = _introduction(current)
-            groups.append(current)
-            current, size = carried, _size(carried)
-        current.append(block)
-        size += _length(block)
-    if current:
-        # a short tail reads better joined to the chunk before it, if that stays within bounds
-        if groups and size < options.min_chars and _size(groups[-1]) + size <= options.max_chars:
-            groups[-1].extend(current)
-        else:
-            groups.append(current)
-    return groups
+        if pending and (
+            block.section != pending[0].section
+            or sum(len(b.text) for b in pending) + len(block.text) > options.max_chars
+        ):
+            statements.append(_statement(pending))
+            pending = []
+        pending.append(block)
+        if sum(len(b.text) for b in pending) >= options.min_chars:
+            statements.append(_statement(pending))
+            pending = []
+    if pending:
+        statements.append(_statement(pending))
+    return statements
 
 
-def _introduction(group: list[_Block]) -> list[_Block]:
-    """Remove and return a trailing line such as "重启顺序：" that introduces what follows it."""
-    if len(group) > 1 and group[-1].text.endswith(("：", ":")):
-        return [group.pop()]
-    return []
+def _statement(blocks: list[_Block]) -> str:
+    text = "".join(_closed(block.text) for block in blocks)
+    return f"{blocks[0].section}：{text}" if blocks[0].section else text
 
 
-def _size(group: list[_Block]) -> int:
-    return sum(_length(block) for block in group)
-
-
-def _length(block: _Block) -> int:
-    return len(block.text) + 1  # with its line break
-
-
-def _with_context(title: str, group: list[_Block]) -> str:
-    lines: list[str] = []
-    heading = ""
-    for block in group:
-        if block.heading and block.heading != heading:
-            lines.append(f"{block.heading}：")
-        heading = block.heading
-        lines.append(block.text)
-    return f"{title}\n" + "\n".join(lines)
+def _closed(text: str) -> str:
+    return text if text[-1] in "。！？；!?;：:" else text + "；"

@@ -10,6 +10,8 @@ from typing import Final
 import jieba
 from pypinyin import lazy_pinyin
 
+from core.numbers import chinese_to_digits
+
 # Terms jieba would otherwise cut apart; high frequencies keep them whole.
 TELECOM_TERMS: Final[tuple[str, ...]] = tuple(
     """
@@ -35,50 +37,8 @@ STOPWORDS: Final[frozenset[str]] = frozenset(
     """.split()
 )
 
-_DIGITS: Final[dict[str, int]] = dict(
-    zip("零〇一二两三四五六七八九", (0, 0, 1, 2, 2, 3, 4, 5, 6, 7, 8, 9), strict=True)
-)
-_UNITS: Final[dict[str, int]] = {"十": 10, "百": 100, "千": 1000, "万": 10000}
-_DIGITS_TO_CHAR: Final[dict[str, str]] = {"二": "二", "两": "二"} | {c: c for c in "一三四五六七八九"}
-_LOWER_UNIT: Final[dict[str, str]] = {"百": "十", "千": "百", "万": "千"}
-_CHINESE_NUMBER = re.compile(r"[零〇一二两三四五六七八九十百千万]{2,}|十")
 _TOKEN_CHARS = re.compile(r"[\w\u4e00-\u9fff]")
 _init_lock = threading.Lock()
-
-
-def chinese_to_digits(text: str) -> str:
-    """Spoken numbers to digits ("一百二十九" -> "129", "二十块" -> "20块"); lone digits like "一下" stay."""
-    return _CHINESE_NUMBER.sub(_replace_number, text)
-
-
-def _replace_number(match: re.Match[str]) -> str:
-    run = match.group(0)
-    if not any(char in _UNITS for char in run):
-        # "一一零" reads digit by digit; but "一一" or "两三" are words, not numbers
-        return "".join(str(_DIGITS[char]) for char in run) if len(run) >= 3 else run
-    value = _parse_with_units(run)
-    return run if value is None else str(value)
-
-
-def _parse_with_units(run: str) -> int | None:
-    total, section, digit = 0, 0, None
-    if len(run) >= 3 and run[-1] in _DIGITS and run[-2] in ("百", "千", "万"):
-        # colloquial "一百二" = 120, "一万二" = 12000: the trailing digit counts in the next lower unit
-        return _parse_with_units(run[:-1] + _DIGITS_TO_CHAR[run[-1]] + _LOWER_UNIT[run[-2]])
-    for char in run:
-        if char in ("零", "〇"):  # a placeholder between units ("一百零二")
-            continue
-        if char in _DIGITS:
-            if digit is not None:  # "二三十" (an approximate range) is not a single number
-                return None
-            digit = _DIGITS[char]
-        elif char == "万":
-            section = (section + (digit or 0)) or 1
-            total, section, digit = total + section * 10000, 0, None
-        else:
-            section += (1 if digit is None else digit) * _UNITS[char]
-            digit = None
-    return total + section + (digit or 0)
 
 
 @lru_cache(maxsize=1)
@@ -91,8 +51,54 @@ def _tokenizer() -> jieba.Tokenizer:
     return tokenizer
 
 
+# Units as callers say them and as documents write them: 五个G -> 5gb, 五百兆 -> 500m, 二十块 -> 20元.
+_UNIT_FORMS: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
+    (re.compile(r"(\d+)\s*(?:个\s*g|gb)"), r"\1gb"),  # a bare 5G is the network, not five gigabytes
+    (re.compile(r"(\d+)\s*兆"), r"\1m"),
+    (re.compile(r"(\d+(?:\.\d+)?)\s*块(?:钱)?"), r"\1元"),
+    (re.compile(r"wi-?fi"), "wi-fi"),
+)
+
+# What callers say -> the words documents use for it. Added to a query's words, never replacing them.
+QUERY_EXPANSIONS: Final[tuple[tuple[re.Pattern[str], str], ...]] = tuple(
+    (re.compile(pattern), words)
+    for pattern, words in (
+        (r"多少钱|几块|几元|贵不贵|贵吗|收不收|要不要钱|收钱|怎么收费|怎么算钱|花多少|费用", "费用 资费 收费 元"),
+        (r"交钱|交费|缴钱|充钱|交了钱|把钱交", "缴费 缴清 充值"),
+        (r"多久|多长时间|好久|几天|多少天|几个小时|什么时候|啥时候|时间", "时限 时效 小时 天"),
+        (r"恢复|开通回来|能用了", "复机 恢复"),
+        (r"家里人|亲戚|别人替|替我|帮我去|代我|代替", "代办 授权书"),
+        (r"村子|村里|乡下|农村|镇上", "农村 乡镇"),
+        (r"装上|来装|上门装|安装", "安装 上门"),
+        (r"年纪|岁数|多大|年龄|几岁", "周岁 年龄"),
+        (r"退掉|退了|能不能退|可以退", "退订"),
+        (r"挪|搬家|搬到|换个地方", "移机"),
+        (r"接电话|接听", "接听"),
+        (r"打电话|通话|语音", "语音 拨打 通话"),
+        (r"上网", "流量 上网"),
+        (r"开门|关门|几点|营业", "营业 时间"),
+        (r"手机卡|电话卡|sim", "sim卡 补卡"),
+        (r"网速|速度", "速率 网速"),
+        (r"超出|超了|用超|超过|用完", "套餐外 超出"),
+        (r"封顶|最多扣|最多收", "封顶"),
+        (r"赔|补偿", "补偿"),
+        (r"最晚|截止|几号", "前 日"),
+        (r"罚|晚交|迟交|逾期|拖欠|没按时交", "滞纳金 逾期"),
+    )
+)
+
+
 def normalise(text: str) -> str:
-    return chinese_to_digits(text.lower())
+    text = chinese_to_digits(text.lower())
+    for pattern, replacement in _UNIT_FORMS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def expand_query(query: str) -> str:
+    """The query with the document words for what the caller said appended (for lexical search)."""
+    extra = [words for pattern, words in QUERY_EXPANSIONS if pattern.search(query)]
+    return " ".join([query, *extra])
 
 
 def tokenize(text: str) -> list[str]:

@@ -13,10 +13,11 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from core.numbers import chinese_to_digits
 from gateway.db import create_engine_for
-from kb.chunking import ChunkingOptions, chunk_document
+from kb.chunking import ChunkingOptions, chunk_document, statement_of
 from kb.index import HybridRetriever
-from kb.lexicon import chinese_to_digits, tokenize
+from kb.lexicon import normalise, tokenize
 from kb.markdown import MarkdownDocumentError, parse_markdown, read_markdown_file, render_markdown
 from kb.models import Base, KbChunk
 from kb.schemas import DocumentIn
@@ -137,36 +138,33 @@ def test_demo_documents_are_valid_and_named_by_their_id() -> None:
 # --- chunking and tokens --------------------------------------------------------------------------
 
 
-def test_chunks_stand_alone_and_respect_the_size_bounds() -> None:
+def test_chunks_are_statements_that_stand_alone() -> None:
     items = "\n".join(
-        f"- 第{n}条：这是一条用来测试切分的说明文字，内容足够长，能让切分器把文本分成几段。"
-        for n in range(20)
+        f"- 第{n}条：这是一条用来测试切分的说明文字，内容足够长，能让切分器把文本分成几段。" for n in range(20)
     )
     body = f"# 长文档\n\n开头的介绍段落。\n\n## 第一部分\n\n{items}\n\n## 第二部分\n\n最后一段话。"
-    chunks = chunk_document(title="长文档", body=body, options=ChunkingOptions(min_chars=100, max_chars=300))
-    assert len(chunks) >= 3
+    chunks = chunk_document(title="长文档", body=body, options=ChunkingOptions(min_chars=30, max_chars=150))
     assert [chunk.ordinal for chunk in chunks] == list(range(len(chunks)))
-    for chunk in chunks:
-        title, content = chunk.text.split("\n", 1)
-        assert title == "长文档"
-        assert len(content) <= 300 + len("第一部分：\n")
-    # list items are never cut in the middle
-    joined = "\n".join(chunk.text for chunk in chunks)
-    assert joined.count("能让切分器把文本分成几段。") == 20
-    assert "第二部分：\n最后一段话。" in joined
+    statements = [statement_of(chunk.text) for chunk in chunks]
+    assert all(chunk.text.startswith("长文档\n") for chunk in chunks)
+    # one list item a statement, never cut, each with the section it sits in
+    assert sum(s.startswith("第一部分：第") for s in statements) == 20
+    assert all(len(s) <= 150 + len("第一部分：") for s in statements)
+    assert "第二部分：最后一段话。" in statements
+    assert statements[0] == "开头的介绍段落。"
 
 
-def test_a_line_that_introduces_a_list_stays_with_the_list() -> None:
-    body = "- " + "甲" * 290 + "\n\n重启顺序：\n\n1. 先关路由器；\n2. 再关光猫。"
-    chunks = chunk_document(title="重启", body=body)
-    assert chunks[-1].text.startswith("重启\n重启顺序：\n1. 先关路由器；")
+def test_a_line_that_introduces_a_list_names_its_section() -> None:
+    body = "重启顺序：\n\n1. 先关路由器；\n2. 再关光猫。\n\n重启后仍不行的请报修。"
+    statements = [statement_of(chunk.text) for chunk in chunk_document(title="重启", body=body)]
+    assert statements == ["重启顺序：先关路由器；再关光猫。", "重启后仍不行的请报修。"]
 
 
 def test_an_overlong_paragraph_is_split_at_sentence_ends() -> None:
     body = "".join(f"这是第{n}句话，用来把一个段落撑得很长很长。" for n in range(30))
     chunks = chunk_document(title="长段落", body=body, options=ChunkingOptions(min_chars=50, max_chars=120))
     assert len(chunks) > 1
-    assert all(chunk.text.endswith("。") for chunk in chunks)
+    assert all(chunk.text.endswith("。") and len(statement_of(chunk.text)) <= 120 for chunk in chunks)
 
 
 def test_chunking_options_are_checked() -> None:
@@ -356,16 +354,38 @@ def test_demo_kb_answers_natural_questions(
 ) -> None:
     passages = demo_retriever.search(question, k=3)
     assert passages[0].doc_id == doc_id, [p.doc_id for p in passages]
-    assert passages[0].score >= demo_retriever.min_score
-    assert passages[0].text.startswith(passages[0].title)
-    assert len({p.doc_id for p in passages}) == len(passages)  # best chunk per document
+    assert passages[0].text and not passages[0].text.startswith(passages[0].title)  # the statement alone
+    assert len({p.doc_id for p in passages}) == len(passages)  # best statement per document
     assert passages == sorted(passages, key=lambda p: p.score, reverse=True)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "question", ["今天天气怎么样 会不会下雨", "红烧肉怎么做才好吃", "推荐一部好看的电影"]
+    ("question", "doc_id", "says"),
+    [
+        ("七天的流量包 五个G的多少钱", "data-packs", "12元5GB"),  # spoken units meet written ones
+        ("千兆宽带一个月多少钱", "broadband-plans-install", "119元"),
+        ("停机保号最长能停几个月", "suspend-keep-number", "最长12个月"),
+    ],
 )
-def test_off_topic_questions_find_nothing_relevant(demo_retriever: HybridRetriever, question: str) -> None:
-    assert demo_retriever.search(question, k=3)[0].score < demo_retriever.min_score
-    assert demo_retriever.search_relevant(question, k=3) == []
+def test_the_best_statement_holds_the_answer(
+    demo_retriever: HybridRetriever, question: str, doc_id: str, says: str
+) -> None:
+    best = demo_retriever.statements(question, k=3)
+    assert best[0].doc_id == doc_id and says in " ".join(p.text for p in best[:2])
+
+
+def test_spoken_units_are_written_as_documents_write_them() -> None:
+    assert normalise("五个G的") == "5gb的"
+    assert normalise("二十块钱") == "20元"
+    assert normalise("五百兆") == "500m"
+    assert normalise("4G和5G网络") == "4g和5g网络"  # the network generation stays
+
+
+def test_mentions_finds_whole_numbers_only(session: Session) -> None:
+    seed_demo_if_empty(session, embedder=HashingEmbedder(), now=NOW)
+    retriever = HybridRetriever(load_chunks(session), HashingEmbedder())
+    assert retriever.mentions("169") and not retriever.mentions("16")
+    assert retriever.mentions("停机保号", doc_id="suspend-keep-number")
+    assert not retriever.mentions("停机保号", doc_id="data-packs")
+    assert ("plan-5g-99", "云帆5G畅享99元套餐", "plans") in retriever.catalog()

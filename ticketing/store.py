@@ -389,16 +389,19 @@ def list_tickets(
     *,
     status: TicketStatus | str | None = None,
     category: TicketCategory | str | None = None,
+    call_id: str | None = None,
     limit: int = 50,
     offset: int = 0,
 ) -> list[TicketPublic]:
-    """Tickets, newest first, optionally filtered by status and category."""
+    """Tickets, newest first, optionally filtered by status, category and the call that opened them."""
     _check_page(limit, offset)
     query = select(Ticket).options(selectinload(Ticket.events))
     if status is not None:
         query = query.where(Ticket.status == _coerce_enum(TicketStatus, status, "ticket status"))
     if category is not None:
         query = query.where(Ticket.category == _coerce_enum(TicketCategory, category, "ticket category"))
+    if call_id is not None:
+        query = query.where(Ticket.call_id == call_id)
     query = query.order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(limit).offset(offset)
     return [TicketPublic.model_validate(ticket) for ticket in session.scalars(query)]
 

@@ -1,0 +1,305 @@
+"""Grounded answers: which statements of the knowledge base answer a question, or why none does.
+
+An answer quotes the statements it rests on, so every figure the caller hears is the document's own,
+tied to the document it cites. Planning is blocking (it embeds the question): run it in the KB pool.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from core.numbers import chinese_to_digits
+from dialogue.base import KnowledgePassage, KnowledgeSearch
+
+
+@dataclass(frozen=True)
+class Grounded:
+    """Statements of one document that answer the question."""
+
+    doc_id: str
+    title: str
+    category: str
+    statements: tuple[str, ...]
+    score: float
+
+
+@dataclass(frozen=True)
+class NotInKb:
+    """The knowledge base does not answer this question; `reason` says why."""
+
+    reason: str  # off_topic | nothing_relevant | competitor | unknown_place | unknown_offer | unknown_product
+    subject: str = ""  # what the caller asked about that the KB lacks (a place)
+    alternatives: tuple[str, ...] = ()  # titles of documents the caller could ask about instead
+
+
+AnswerPlan = Grounded | NotInKb
+
+
+@dataclass(frozen=True)
+class AnswerOptions:
+    min_score: float = 0.3  # below this the best statement is not an answer
+    confident_score: float = 0.6  # at or above this the best statement surely answers (said unasked)
+    candidates: int = 8  # statements considered per search
+    answer_type_bonus: float = 0.08  # for a statement holding the kind of value asked for (a price, a time)
+    close_ratio: float = 0.93  # a second statement this close to the first is said too
+    second_type_ratio: float = 0.8  # ... or this close, when it holds a kind of value the first lacks
+    follow_up_margin: float = 0.2  # how much a follow-up prefers the previous answer's document
+    follow_up_min_score: float = 0.15  # a follow-up's answer in the previous document may score this low
+    max_statement_chars: int = 90  # a longer statement is cut to its sentences about the question
+
+
+# What kind of value a question asks for, and how a statement holding one looks.
+_ANSWER_TYPES: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...] = tuple(
+    (name, re.compile(asked, re.IGNORECASE), re.compile(held, re.IGNORECASE))
+    for name, asked, held in (
+        ("price", r"多少钱|几块|几元|贵|收不收|要不要钱|收钱|收费|怎么算|费用|花多少|资费|月租|钞票|扣不扣|交多少",
+         r"\d+(?:\.\d+)?元|免费|不收|免收|不再收取"),
+        ("time", r"多久|多长时间|好久|几天|多少天|小时|什么时候|啥时候|几点|时限|几号|最晚|最长|最短|哪天",
+         r"\d+(?:\.\d+)?个?(?:小时|天|分钟|秒|月|年|工作日|日)|\d+:\d+"),
+        ("data", r"流量.{0,6}(?:多少|几)|(?:多少|几个?).{0,3}(?:流量|gb?\b)",
+         r"\d+(?:\.\d+)?gb"),
+        ("count", r"几个|几张|几次|几块|多少个|几多个",
+         r"\d+(?:个|张|次|块)"),
+        ("age", r"岁|年纪|年龄",
+         r"周岁"),
+        ("papers", r"证件|带什么|带啥|材料|手续",
+         r"身份证|证件|护照|授权书|通行证"),
+    )
+)
+
+_FOLLOW_UP = re.compile(r"^(?:那|噉|还有|另外|再问|要是|如果|那要是|那如果)|呢[？?。]?$|^.{0,8}$")
+_FILLERS = re.compile(r"^(?:嗯+|哦+|噢|啊|喂|好的?|行|对|是吗|这样啊)[\s，,。]*")
+_REFERENCE = re.compile(r"《([^》]+)》")
+_COMPETITOR = re.compile(r"联通|电信|广电|中国移动|移动公司|移动的套餐|隔壁|别家|别的运营商|其他运营商|其它运营商|友商")
+_PORTING = re.compile(r"携号转网|转网|转出|转入|转到|转走")
+_OFFER_NUMBER = re.compile(r"(\d+)\s*(?:元|块钱|块)?\s*(?:的|那个|那种|这个)?\s*(?:套餐|卡|宽带|包)|(\d+)\s*(?:元|块钱|块)")
+_PLACE_SUFFIX = re.compile(r"^[路街道巷弄区县镇乡村里苑园庭城湾号栋]")
+_NOT_PLACES = frozenset({"礼拜", "星期", "周末"})
+
+
+def is_follow_up(question: str) -> bool:
+    """A question that leans on the one before it: "那流量呢", "要是晚交了呢"."""
+    return bool(_FOLLOW_UP.search(_FILLERS.sub("", question.strip())))
+
+
+def plan_answer(
+    kb: KnowledgeSearch,
+    question: str,
+    *,
+    previous: Grounded | None = None,
+    context: str | None = None,
+    options: AnswerOptions | None = None,
+) -> AnswerPlan:
+    """Find what answers `question`, or say why nothing does. A follow-up may lean on the `previous`
+    answer's document; `context` (what the call is about, e.g. the fault reported) is searched with it."""
+    options = options or AnswerOptions()
+    if _COMPETITOR.search(question) and not _PORTING.search(question):
+        return NotInKb("competitor")
+    if (place := _unknown_place(kb, question)) is not None:
+        return NotInKb("unknown_place", place, _titles(kb, "roaming"))
+    wanted = [name for name, asked, _ in _ANSWER_TYPES if asked.search(question)]
+    query = f"{question} {context}" if context else question
+    hits = _ranked(kb.statements(query, options.candidates), wanted, options)
+    if previous is not None:
+        hits = _lean_on_previous(kb, question, hits, previous, wanted, options)
+    leaning = previous is not None and bool(hits) and hits[0].doc_id == previous.doc_id and is_follow_up(question)
+    if not hits or hits[0].score < (options.follow_up_min_score if leaning else options.min_score):
+        return NotInKb("nothing_relevant")
+    if (product := _unknown_product(kb, question)) is not None:
+        return NotInKb("unknown_product", product)
+    hits = _prefer_named(kb, question, hits, wanted, options)
+    hits = _follow_reference(kb, question, hits, wanted, options)
+    doc_id = hits[0].doc_id
+    offer = _offer_number(question)
+    if offer is not None and not kb.mentions(offer, doc_id):
+        named = _doc_titled_with(kb, offer)
+        if named is None:
+            if kb.mentions(f"{offer}元"):
+                offer = None  # a price the KB holds (a data pack), not the name of an offer
+            else:
+                return NotInKb("unknown_offer", alternatives=_titles(kb, hits[0].category))
+        else:
+            doc_id = named
+            hits = _ranked(kb.statements(question, options.candidates, doc_ids=[named]), wanted, options)
+            if not hits:
+                return NotInKb("nothing_relevant")
+    same_doc = [h for h in hits if h.doc_id == doc_id]
+    statements = _select(same_doc, question, wanted, options)
+    best = same_doc[0]
+    return Grounded(best.doc_id, best.title, best.category, statements, best.score)
+
+
+@dataclass(frozen=True)
+class _Hit:
+    doc_id: str
+    title: str
+    category: str
+    text: str
+    score: float
+    types: frozenset[str]
+
+
+def _ranked(passages: Sequence[KnowledgePassage], wanted: list[str], options: AnswerOptions) -> list[_Hit]:
+    hits = []
+    for p in passages:
+        types = frozenset(name for name, _, held in _ANSWER_TYPES if held.search(p.text))
+        bonus = options.answer_type_bonus if types.intersection(wanted) else 0.0
+        hits.append(_Hit(p.doc_id, p.title, p.category, p.text, p.score + bonus, types))
+    return sorted(hits, key=lambda h: -h.score)
+
+
+def _lean_on_previous(
+    kb: KnowledgeSearch,
+    question: str,
+    hits: list[_Hit],
+    previous: Grounded,
+    wanted: list[str],
+    options: AnswerOptions,
+) -> list[_Hit]:
+    """A follow-up ("那流量呢") is about the previous answer's document unless it clearly names another."""
+    if hits and hits[0].doc_id == previous.doc_id:
+        return hits
+    within = _ranked(kb.statements(question, options.candidates, doc_ids=[previous.doc_id]), wanted, options)
+    if not within:
+        return hits
+    margin = options.follow_up_margin if is_follow_up(question) else options.follow_up_margin / 2
+    if not hits or within[0].score + margin >= hits[0].score:
+        return within + [h for h in hits if h.doc_id != previous.doc_id]
+    return hits
+
+
+def _prefer_named(
+    kb: KnowledgeSearch, question: str, hits: list[_Hit], wanted: list[str], options: AnswerOptions
+) -> list[_Hit]:
+    """A question that names a document's subject (a place, an offer's price) in its title is about that
+    document: "香港能用5G吗" is about Hong Kong roaming, not 5G coverage."""
+    named = [doc_id for doc_id, title, _ in kb.catalog() if any(_names(title, term) for term in _subjects(question))]
+    if not named or hits[0].doc_id in named or len(named) > 2:
+        return hits
+    there = _ranked(kb.statements(question, options.candidates, doc_ids=named), wanted, options)
+    if there and there[0].score >= options.second_type_ratio * hits[0].score:
+        return there + [h for h in hits if h.doc_id not in named]
+    return hits
+
+
+def _subjects(question: str) -> list[str]:
+    places = [w.word for w in _pos_tagger().cut(question) if w.flag == "ns" and len(w.word) >= 2]
+    offer = _offer_number(question)
+    return places + ([offer] if offer else [])
+
+
+def _names(title: str, term: str) -> bool:
+    if term.isdigit():
+        return re.search(rf"(?<!\d){term}(?!\d)", title) is not None
+    return term in title
+
+
+def _follow_reference(
+    kb: KnowledgeSearch, question: str, hits: list[_Hit], wanted: list[str], options: AnswerOptions
+) -> list[_Hit]:
+    """When the best statement only points to another document (请参阅《…》), answer from that one."""
+    match = _REFERENCE.search(hits[0].text)
+    if match is None:
+        return hits
+    target = next((doc_id for doc_id, title, _ in kb.catalog() if title == match.group(1)), None)
+    if target is None or target == hits[0].doc_id:
+        return hits
+    there = _ranked(kb.statements(question, options.candidates, doc_ids=[target]), wanted, options)
+    if there and there[0].score >= options.second_type_ratio * hits[0].score:
+        return there + [h for h in hits if h.doc_id != target]
+    return hits
+
+
+def _select(hits: list[_Hit], question: str, wanted: list[str], options: AnswerOptions) -> tuple[str, ...]:
+    """The best statement, and a second one when it is nearly as good or holds a value the first lacks."""
+    chosen = [hits[0]]
+    for hit in hits[1:]:
+        missing = set(wanted) - set().union(*(h.types for h in chosen))
+        close = hit.score >= options.close_ratio * chosen[0].score
+        completes = bool(missing & hit.types) and hit.score >= options.second_type_ratio * chosen[0].score
+        if close or completes:
+            chosen.append(hit)
+            break
+    return tuple(_focus(hit.text, question, hit.types & set(wanted), options.max_statement_chars) for hit in chosen)
+
+
+def _focus(statement: str, question: str, types: frozenset[str], budget: int) -> str:
+    """A long statement cut to the sentences that share words with the question or hold what it asks."""
+    if len(statement) <= budget:
+        return statement
+    sentences = [s for s in re.split(r"(?<=[。！？])", statement) if s.strip()]
+    asked = _bigrams(question)
+    held = [held for name, _, held in _ANSWER_TYPES if name in types]
+
+    def relevance(sentence: str) -> float:
+        return len(_bigrams(sentence) & asked) + sum(2 for pattern in held if pattern.search(sentence))
+
+    ranked = sorted(range(len(sentences)), key=lambda i: (-relevance(sentences[i]), i))
+    kept: list[int] = []
+    used = 0
+    for index in ranked:
+        if kept and (used + len(sentences[index]) > budget or relevance(sentences[index]) == 0):
+            continue
+        kept.append(index)
+        used += len(sentences[index])
+    return "".join(sentences[i] for i in sorted(kept))
+
+
+def _bigrams(text: str) -> set[str]:
+    return {text[i : i + 2] for i in range(len(text) - 1)}
+
+
+def _offer_number(question: str) -> str | None:
+    match = _OFFER_NUMBER.search(chinese_to_digits(question))
+    return (match.group(1) or match.group(2)) if match else None
+
+
+def _doc_titled_with(kb: KnowledgeSearch, number: str) -> str | None:
+    return next(
+        (doc_id for doc_id, title, _ in kb.catalog() if re.search(rf"(?<!\d){number}(?!\d)", title)), None
+    )
+
+
+def _titles(kb: KnowledgeSearch, category: str) -> tuple[str, ...]:
+    return tuple(title for _, title, cat in kb.catalog() if cat == category)
+
+
+_PRODUCTS = re.compile(
+    r"苹果|iphone|ipad|华为|小米|红米|荣耀|oppo|vivo|三星|一加|魅族|realme|合约机|裸机|手机.{0,3}(?:多少钱|价格|报价)", re.IGNORECASE
+)
+
+
+def _unknown_product(kb: KnowledgeSearch, question: str) -> str | None:
+    """A device the question asks about (a phone, its price) that the knowledge base never mentions."""
+    for match in _PRODUCTS.finditer(question):
+        if not kb.mentions(match.group(0)):
+            return match.group(0)
+    return None
+
+
+def _unknown_place(kb: KnowledgeSearch, question: str) -> str | None:
+    """A place the question is about (巴西, 南非) that no statement of the knowledge base mentions."""
+    words = list(_pos_tagger().cut(question))
+    for index, word in enumerate(words):
+        if word.flag != "ns" or word.word in _NOT_PLACES or len(word.word) < 2:
+            continue
+        after = words[index + 1].word if index + 1 < len(words) else ""
+        if _PLACE_SUFFIX.match(after) or kb.mentions(word.word):
+            continue
+        return str(word.word)
+    return None
+
+
+@lru_cache(maxsize=1)
+def _pos_tagger():  # type: ignore[no-untyped-def]
+    import jieba.posseg  # noqa: PLC0415
+
+    return jieba.posseg
+
+
+def warm_up() -> None:
+    """Load the part-of-speech dictionary now rather than in the first caller's turn (blocking)."""
+    _pos_tagger().lcut("你好")
