@@ -67,6 +67,8 @@ _ANSWER_TYPES: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...] = tuple(
          r"周岁"),
         ("papers", r"证件|带什么|带啥|材料|手续",
          r"身份证|证件|护照|授权书|通行证"),
+        ("how", r"怎么(?:开|办|弄|订|申请|操作|查)|在哪(?:里|儿)?办|哪里办|如何|网上|线上|app",
+         r"app|营业厅|拨打|发送|短信|渠道|方式|线上"),
     )
 )
 
@@ -75,9 +77,12 @@ _FILLERS = re.compile(r"^(?:嗯+|哦+|噢|啊|喂|好的?|行|对|是吗|这样�
 _REFERENCE = re.compile(r"《([^》]+)》")
 _COMPETITOR = re.compile(r"联通|电信|广电|中国移动|移动公司|移动的套餐|隔壁|别家|别的运营商|其他运营商|其它运营商|友商")
 _PORTING = re.compile(r"携号转网|转网|转出|转入|转到|转走")
-_OFFER_NUMBER = re.compile(r"(\d+)\s*(?:元|块钱|块)?\s*(?:的|那个|那种|这个)?\s*(?:套餐|卡|宽带|包)|(\d+)\s*(?:元|块钱|块)")
+# A number that names an offer ("129的套餐", "三十九块那个青春卡"), or a bare price ("二十块钱左右的").
+_OFFER_NAME = re.compile(r"(\d+)\s*(?:元|块钱|块)?\s*(?:的|那个|那种|这个)?\s*(?:套餐|卡|宽带|包)")
+_PRICE = re.compile(r"(\d+)\s*(?:元|块钱|块)\s*(?:钱)?(?:左右|以内|以下|之内|上下|的那种|的那个)")
 _PLACE_SUFFIX = re.compile(r"^[路街道巷弄区县镇乡村里苑园庭城湾号栋]")
 _NOT_PLACES = frozenset({"礼拜", "星期", "周末"})
+_LOCAL_PLACE = re.compile(r"[省市区县镇乡村]$")
 
 
 def is_follow_up(question: str) -> bool:
@@ -113,19 +118,19 @@ def plan_answer(
     hits = _prefer_named(kb, question, hits, wanted, options)
     hits = _follow_reference(kb, question, hits, wanted, options)
     doc_id = hits[0].doc_id
-    offer = _offer_number(question)
-    if offer is not None and not kb.mentions(offer, doc_id):
-        named = _doc_titled_with(kb, offer)
-        if named is None:
-            if kb.mentions(f"{offer}元"):
-                offer = None  # a price the KB holds (a data pack), not the name of an offer
-            else:
-                return NotInKb("unknown_offer", alternatives=_titles(kb, hits[0].category))
-        else:
-            doc_id = named
-            hits = _ranked(kb.statements(question, options.candidates, doc_ids=[named]), wanted, options)
-            if not hits:
-                return NotInKb("nothing_relevant")
+    if (place := _place_not_in(kb, question, doc_id)) is not None:
+        return NotInKb("unknown_place", place)
+    named, price = _offer_number(question), _price(question)
+    if named is not None and not kb.mentions(named, doc_id):
+        titled = _doc_titled_with(kb, named)
+        if titled is None:
+            return NotInKb("unknown_offer", alternatives=_titles(kb, hits[0].category))
+        doc_id = titled
+        hits = _ranked(kb.statements(question, options.candidates, doc_ids=[titled]), wanted, options)
+        if not hits:
+            return NotInKb("nothing_relevant")
+    elif named is None and price is not None and not kb.mentions(f"{price}元", doc_id):
+        return NotInKb("unknown_offer", alternatives=_titles(kb, hits[0].category))
     same_doc = [h for h in hits if h.doc_id == doc_id]
     statements = _select(same_doc, question, wanted, options)
     best = same_doc[0]
@@ -186,9 +191,8 @@ def _prefer_named(
 
 
 def _subjects(question: str) -> list[str]:
-    places = [w.word for w in _pos_tagger().cut(question) if w.flag == "ns" and len(w.word) >= 2]
     offer = _offer_number(question)
-    return places + ([offer] if offer else [])
+    return _places(question) + ([offer] if offer else [])
 
 
 def _names(title: str, term: str) -> bool:
@@ -253,8 +257,13 @@ def _bigrams(text: str) -> set[str]:
 
 
 def _offer_number(question: str) -> str | None:
-    match = _OFFER_NUMBER.search(chinese_to_digits(question))
-    return (match.group(1) or match.group(2)) if match else None
+    match = _OFFER_NAME.search(chinese_to_digits(question))
+    return match.group(1) if match else None
+
+
+def _price(question: str) -> str | None:
+    match = _PRICE.search(chinese_to_digits(question))
+    return match.group(1) if match else None
 
 
 def _doc_titled_with(kb: KnowledgeSearch, number: str) -> str | None:
@@ -280,17 +289,31 @@ def _unknown_product(kb: KnowledgeSearch, question: str) -> str | None:
     return None
 
 
-def _unknown_place(kb: KnowledgeSearch, question: str) -> str | None:
-    """A place the question is about (巴西, 南非) that no statement of the knowledge base mentions."""
+def _places(question: str) -> list[str]:
+    """Places the question is about (巴西, 香港), not parts of an address (柳州路)."""
     words = list(_pos_tagger().cut(question))
+    found = []
     for index, word in enumerate(words):
         if word.flag != "ns" or word.word in _NOT_PLACES or len(word.word) < 2:
             continue
         after = words[index + 1].word if index + 1 < len(words) else ""
-        if _PLACE_SUFFIX.match(after) or kb.mentions(word.word):
-            continue
-        return str(word.word)
-    return None
+        if not _PLACE_SUFFIX.match(after):
+            found.append(str(word.word))
+    return found
+
+
+def _unknown_place(kb: KnowledgeSearch, question: str) -> str | None:
+    """A place the question is about that no statement of the knowledge base mentions."""
+    return next((place for place in _places(question) if not kb.mentions(place)), None)
+
+
+def _place_not_in(kb: KnowledgeSearch, question: str, doc_id: str) -> str | None:
+    """A place beyond the local area (台湾, 日本) that the question is about and the answering document
+    does not mention: an answer from it would be about somewhere else (a domestic rate for a call made
+    in 台湾). A county or district (云溪县) is where the caller lives, not what they ask about."""
+    return next(
+        (p for p in _places(question) if not _LOCAL_PLACE.search(p) and not kb.mentions(p, doc_id)), None
+    )
 
 
 @lru_cache(maxsize=1)

@@ -40,7 +40,8 @@ _HUMAN_SOUNDS = re.compile(r"\bren gong\b|\bzhuan( \w+){0,3} ke fu\b|\bzhen ren\
 _FRUSTRATED = re.compile(r"听不懂|听不明白|整不明白|说不明白|讲不明白|解决不了|破客服|什么破|没用的|答非所问|绕圈子")
 
 _COMPLAINT = re.compile(
-    r"投诉|举报|曝光|乱收费|乱扣|多扣|瞎扣|坑人|骗人|欺骗|态度.{0,3}(?:差|恶劣|不好)|太差了|不像话|没人管|凭什么|讨个说法|给个说法"
+    r"投诉|举报|曝光|乱收费|乱扣|多扣|瞎扣|坑人|骗人|欺骗|态度.{0,3}(?:差|恶劣|不好)|太差了|不像话|没人管|凭什么|讨个说法|给个说法|"
+    r"不满意|很不满|太不负责|爱理不理|不理人|没经过.{0,4}同意|私自给我"
 )
 
 # A problem with the caller's own service: the thing, then what is wrong with it.
@@ -48,7 +49,8 @@ _SERVICE_OBJECT = r"(?:宽带|网络?|wi-?fi|无线|光猫|路由器?|信号|手
 _PROBLEM = (
     r"(?:断|不通|上不了|上不去|上不到|连不上|连不了|没有?网|没有?信号|冇|掉线|掉话|老掉|慢|卡顿|很卡|好卡|特别卡|卡得|卡死|"
     r"坏|故障|不亮|红灯|亮红|闪红|用不了|打不出|打不了|打不通|接不到|听不清|无服务|没服务|显示.{0,4}(?:无|没)|"
-    r"时好时坏|时断时续|不稳定|延迟|转圈|缓冲|刷不出|打不开|看不了|不能用|出问题|有问题|不正常|异常|很弱|太弱|很差|太差|特别差|极差)"
+    r"时好时坏|时断时续|不稳定|延迟|转圈|缓冲|刷不出|打不开|看不了|不能用|没法用|没法上|用不成|瘫了|出问题|有问题|不正常|异常|"
+    r"很弱|太弱|很差|太差|特别差|极差)"
 )
 _FAULT = re.compile(
     rf"{_SERVICE_OBJECT}.{{0,12}}{_PROBLEM}|{_PROBLEM}.{{0,6}}{_SERVICE_OBJECT}|"
@@ -66,12 +68,15 @@ _SERVICE = re.compile(
 _PLAIN_QUESTION = re.compile(
     r"想问|问一下|问下|问问|请问|打听|了解一下|了解下|咨询|多少钱|几块钱|多久|多长时间|(?<![这前过近好十])几天|几号|几点|"
     r"什么意思|啥意思|怎么收费|怎么算|收不收|要不要钱|要带|带什么|哪些|可不可以|能不能|有没有|是多少|有多少|给多少|找谁|问谁|"
-    r"(?<!为)什么(?!都|也)|怎么(?!回事|又|老|总|搞|这么|那么|还|就|会|办|整)"
+    r"(?<!为)什么(?!都|也)|怎么(?!回事|又|老|总|搞|这么|那么|还|就|会|办|整)|是.{1,12}还是|"
+    r"(?P<yes>要|是|能|会|可|用|收|扣|退|给|送|开)[不没](?P=yes)"
 )
 _QUESTION = re.compile(
     rf"{_PLAIN_QUESTION.pattern}|多少|几个|好久|多大|什么|啥|谁|哪|是不是|可以吗|能吗|行不行|怎么|要不要|吗|呢|么|"
-    r"([\u4e00-\u9fff])[不没]\1"  # 贵不贵, 开不开, 扣不扣: a question whatever the topic
+    r"(?P<verb>[\u4e00-\u9fff])[不没](?P=verb)"  # 贵不贵, 开不开, 扣不扣: a question whatever the topic
 )
+# Asking for help with something that is wrong ("这可咋整", "怎么回事"): a report, not a question.
+_HELP = re.compile(r"怎么办|怎么整|咋整|咋办|怎么回事|咋回事|怎么搞的|咋搞的|如何是好")
 # A wish ("我想开个发票") is an act unless the same utterance plainly asks something about it.
 _WISH = re.compile(r"我要(?:报修|报障|办|申请|预约|开|装|改|换|停|补|移)|我想(?:报修|办|申请|预约|开|装|改|换|停|补|移)")
 _EXPLICIT_ACT = re.compile(
@@ -87,7 +92,8 @@ _GOODBYE = re.compile(
 _TELECOM = re.compile(
     r"套餐|流量|话费|宽带|信号|网络|上网|网速|漫游|号码|手机|电话|卡|营业厅|发票|缴费|交费|充值|账单|欠费|停机|通话|短信|"
     r"光猫|路由|wi-?fi|5g|4g|携号|补卡|实名|投诉|报修|客服|资费|合约|运营商|热线|详单|手表|esim|加油包|月费|业务|"
-    r"开门|关门|营业|上班|下班|付费|交钱|缴|扣费|扣钱|费用|收费|号|证件|身份证|办理|开通|安装|装机|长途|国际|出国|出境|境外|分钟",
+    r"开门|关门|营业|上班|下班|付费|交钱|缴|扣费|扣钱|费用|收费|号|证件|身份证|办理|开通|安装|装机|长途|国际|出国|出境|境外|分钟|"
+    r"断网|补偿|赔偿|故障|维修|修复|网",
     re.IGNORECASE,
 )
 
@@ -124,7 +130,7 @@ def guess_intent(text: str) -> IntentGuess:
         return IntentGuess(Intent.ESCALATION, not (fault or service))
     if service and (acting or _SERVICE_PROBLEM.search(text)):
         return IntentGuess(Intent.SERVICE_REQUEST, True)
-    if fault and (acting or not asking):
+    if fault and (acting or not asking or (_HELP.search(text) and not _PLAIN_QUESTION.search(text))):
         return IntentGuess(Intent.FAULT_REPORT, not service)
     if service and not asking:
         return IntentGuess(Intent.SERVICE_REQUEST, True)

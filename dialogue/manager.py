@@ -106,6 +106,27 @@ class CallState:
             self.history.append(ChatMessage("assistant", text))
 
 
+_KIND_SLOTS = {
+    Intent.FAULT_REPORT: ("fault_type", slots.FAULT_TYPES),
+    Intent.COMPLAINT: ("complaint_type", slots.COMPLAINT_TYPES),
+    Intent.SERVICE_REQUEST: ("request_type", slots.REQUEST_TYPES),
+}
+
+
+def _kind_from_history(state: CallState, table: tuple[tuple[str, str], ...]) -> str | None:
+    """The kind named earlier in the call, when the caller now only says "那就帮我办一个吧" or "我要投诉"."""
+    earlier = [m.content for m in state.history[:-1] if m.role == "user"]
+    return next((kind for text in reversed(earlier) if (kind := slots.classify(text, table))), None)
+
+
+def _earlier_request(state: CallState) -> tuple[Intent, str] | None:
+    """The latest earlier utterance of the call that reported a fault, complained or asked for a service."""
+    for message in reversed(state.history[:-1]):
+        if message.role == "user" and (guess := guess_intent(message.content)).intent in TICKET_INTENTS:
+            return guess.intent, message.content
+    return None
+
+
 def _fault_category(text: str) -> str:
     if re.search(r"宽带|光猫|wi-?fi|无线|路由|网线|家里.{0,2}网|家.{0,3}网|电视|机顶盒|iptv", text, re.IGNORECASE):
         return "broadband"
@@ -163,12 +184,19 @@ class DialogueManager:
                 yield sentence
             return
         intent, kind = await self._decide(state, text, guess)
+        opening = text
+        if intent is Intent.CONSULTATION and not is_question(text) and slots.gives_details(text):
+            # Only an address or a number: the details of something said earlier ("网又断了" answered
+            # as a question); take that up again rather than search the knowledge base for an address.
+            earlier = _earlier_request(state)
+            if earlier is not None:
+                intent, opening = earlier
         if intent is Intent.ESCALATION:
             async for sentence in self._escalate(state, text, desk):
                 yield sentence
             return
         if intent in TICKET_INTENTS:
-            state.flow = self._start_flow(intent, text, kind)
+            state.flow = self._start_flow(intent, opening, kind)
             state.note_intent(intent)
             if intent is Intent.SERVICE_REQUEST:
                 async for sentence in self._about_request(state, text):
@@ -230,17 +258,15 @@ class DialogueManager:
                 changed.add("own_number")
         if flow.takes_place():
             found["address"] = slots.apply_address_correction(text, flow.slots.get("address")) or slots.extract_address(text)
+        kind_slot, table = _KIND_SLOTS[flow.intent]
+        found[kind_slot] = slots.classify(text, table) or (
+            None if kind_slot in flow.slots else _kind_from_history(state, table)
+        )
         if flow.intent is Intent.FAULT_REPORT:
             found["since"] = slots.extract_since(text)
-            found["fault_type"] = slots.classify(text, slots.FAULT_TYPES)
             if flow.category == "broadband" and found["fault_type"] == "call_drop":
                 found["fault_type"] = "intermittent"  # a line that drops is unstable; calls are a phone's
-        elif flow.intent is Intent.COMPLAINT:
-            found["complaint_type"] = slots.classify(text, slots.COMPLAINT_TYPES)
-        else:
-            found["request_type"] = slots.classify(text, slots.REQUEST_TYPES) or (
-                None if "request_type" in flow.slots else self._request_from_history(state)
-            )
+        elif flow.intent is Intent.SERVICE_REQUEST:
             found["store"] = slots.extract_store(text)
             found["date"] = slots.extract_date(text)
         for name, value in found.items():
@@ -258,13 +284,7 @@ class DialogueManager:
         changed = self._update_slots(state, flow, text)
         asking = guess.intent is Intent.CONSULTATION and is_question(text) and not changed and len(state.history) > 1
         if flow.ticket is not None:
-            if changed & {"phone", "address"}:
-                update = {name: flow.slots[name] for name in changed & {"phone", "address"}}
-                await desk.update_ticket(UpdateTicket(flow.ticket.id, update))
-                what = "联系电话" if "phone" in changed else "地址"
-                yield ReplySentence(prompts.ticket_updated(what, flow.slots[next(iter(update))]))
-                return
-            async for sentence in self._answer(state, text, context=flow.opening):
+            async for sentence in self._after_ticket(state, flow, text, changed, desk):
                 yield sentence
             return
         if asking:
@@ -278,8 +298,8 @@ class DialogueManager:
             yield ReplySentence(opening + prompts.SLOT_QUESTIONS[askable[0]])
             return
         kind_slot = {Intent.FAULT_REPORT: "fault_type", Intent.COMPLAINT: "complaint_type"}.get(flow.intent)
-        if kind_slot is not None:
-            flow.slots.setdefault(kind_slot, flow.judged_kind or "other")
+        if kind_slot is not None and kind_slot not in flow.slots:
+            flow.slots[kind_slot] = flow.judged_kind or await self._judged_kind(state, flow) or "other"
         summary = "；".join(m.content for m in state.history if m.role == "user")
         if flow.own_number:
             summary += "；联系电话：来电号码"
@@ -287,11 +307,36 @@ class DialogueManager:
         yield ReplySentence(prompts.ticket_opened(flow.category, flow.ticket.number, flow.slots, flow.ticket.sla_hours,
                                                   own_number=flow.own_number))
 
-    @staticmethod
-    def _request_from_history(state: CallState) -> str | None:
-        """The service a request is about when the caller only says "那就帮我办一个吧"."""
-        earlier = [m.content for m in state.history[:-1] if m.role == "user"]
-        return next((kind for text in reversed(earlier) if (kind := slots.classify(text, slots.REQUEST_TYPES))), None)
+    async def _after_ticket(
+        self, state: CallState, flow: TicketFlow, text: str, changed: set[str], desk: ActionDesk
+    ) -> AsyncIterator[ReplySentence]:
+        """After filing: corrections and new details go onto the ticket, questions are answered."""
+        assert flow.ticket is not None
+        update = {name: flow.slots[name] for name in changed if name in flow.slots}
+        if update:
+            await desk.update_ticket(UpdateTicket(flow.ticket.id, update))
+            if "phone" in update or "address" in update:
+                what, value = ("联系电话", update["phone"]) if "phone" in update else ("地址", update["address"])
+                yield ReplySentence(prompts.ticket_updated(what, value))
+            else:
+                yield ReplySentence(prompts.ticket_noted(flow.ticket.number))
+            return
+        if is_question(text):
+            async for sentence in self._answer(state, text, context=flow.opening):
+                yield sentence
+            return
+        yield ReplySentence(prompts.anything_else())
+
+    async def _judged_kind(self, state: CallState, flow: TicketFlow) -> str | None:
+        """The kind of fault or complaint, read by the judge from all the caller said, when the rules
+        found no word for it."""
+        if self._judge is None:
+            return None
+        said = "；".join(m.content for m in state.history if m.role == "user")
+        judgement = await self._judge.judge(said)
+        if judgement is None or judgement.intent is not flow.intent or judgement.kind in (None, "other"):
+            return None
+        return judgement.kind
 
     async def _about_request(self, state: CallState, text: str) -> AsyncIterator[ReplySentence]:
         """What the knowledge base says about the service asked for (its fee, its conditions), cited."""
@@ -305,12 +350,17 @@ class DialogueManager:
     async def _answer(
         self, state: CallState, text: str, *, context: str | None = None, off_topic: bool = False
     ) -> AsyncIterator[ReplySentence]:
-        if off_topic or not about_telecom(text):
-            plan: Grounded | NotInKb = NotInKb("off_topic")
-            if not off_topic and (state.last_answer is not None or context):
-                plan = await self._plan(text, state.last_answer, context)  # a follow-up needs no topic words
-        else:
+        plan: Grounded | NotInKb = NotInKb("off_topic")
+        if not off_topic:
             plan = await self._plan(text, state.last_answer, context)
+            leans = state.last_answer is not None or context is not None  # a follow-up needs no topic words
+            sure = (
+                isinstance(plan, Grounded)
+                and plan.score >= self.options.answers.confident_score
+                and prompts.shares_words(text, plan)
+            )
+            if not (about_telecom(text) or leans or sure):
+                plan = NotInKb("off_topic")
         if isinstance(plan, NotInKb):
             state.note_intent(Intent.OTHER if plan.reason == "off_topic" else Intent.CONSULTATION)
             yield ReplySentence(prompts.not_in_kb(plan, carrier=self.options.carrier, hotline=self.options.hotline))
@@ -323,6 +373,8 @@ class DialogueManager:
 
     async def _plan(self, text: str, previous: Grounded | None, context: str | None) -> Grounded | NotInKb:
         options = self.options.answers
+        # "你们云帆通信的…": the carrier's own name says nothing about which document answers.
+        question = text.replace(self.options.carrier, "").strip() or text
         return await self._kb_pool.run(
-            lambda: plan_answer(self._kb, text, previous=previous, context=context, options=options)
+            lambda: plan_answer(self._kb, question, previous=previous, context=context, options=options)
         )

@@ -79,6 +79,14 @@ def ticket_updated(what: str, value: str) -> str:
     return f"好的，已为您把{what}更正为{value}。"
 
 
+def ticket_noted(number: str) -> str:
+    return f"好的，已补充到工单{number}里。"
+
+
+def anything_else() -> str:
+    return "好的。请问还有什么可以帮您？"
+
+
 def not_in_kb(plan: NotInKb, *, carrier: str, hotline: str) -> str:
     offer = f"您可以说“转人工”，或拨打{hotline}咨询人工客服。"
     if plan.reason == "off_topic":
@@ -102,6 +110,17 @@ def quoted_answer(plan: Grounded, *, with_title: bool) -> list[str]:
     if with_title and sentences and plan.title not in sentences[0]:
         sentences[0] = f"{plan.title}：{sentences[0]}"
     return sentences
+
+
+_GENERIC_PAIRS = frozenset({"多少", "什么", "怎么", "可以", "一个", "现在", "我们", "你们", "时候", "这个", "那个", "一下"})
+
+
+def shares_words(question: str, plan: Grounded) -> bool:
+    """Whether the question and the answer have a word in common (two Chinese characters running),
+    beyond the words every question has: an answer with none is about something else."""
+    said = "".join([plan.title, *plan.statements])
+    pairs = {question[i : i + 2] for i in range(len(question) - 1)} - _GENERIC_PAIRS
+    return any(re.fullmatch(r"[\u4e00-\u9fff]{2}", pair) and pair in said for pair in pairs)
 
 
 def _tidy(statement: str) -> str:

@@ -21,15 +21,15 @@ def mask_pii(text: str) -> str:
 
 _SOMEONE_ELSE = r"(?:别人|他人|我老公|我老婆|我丈夫|我妻子|我爱人|我媳妇|我儿子|我女儿|我孩子|我爸|我妈|朋友|同事|邻居|对象|女朋友|男朋友|这个人|那个人|这个号码?|那个号码?|他|她)"
 _OTHERS_DATA = re.compile(
-    rf"{_SOMEONE_ELSE}.{{0,10}}(?:通话记录|话单|详单|位置|定位|在哪|短信|聊天记录|身份证|机主|实名信息|住址|地址|"
-    r"跟谁|和谁|给谁|谁打|打给谁|联系过谁|都联系|叫什么名字|名字叫)"
+    rf"{_SOMEONE_ELSE}.{{0,16}}(?:通话记录|话单|详单|位置|定位|在哪|短信|聊天记录|身份证|机主|实名信息|住址|地址|"
+    r"跟谁|和谁|给谁|谁打|打给谁|联系过谁|都联系|叫什么名字|名字叫|是谁|谁在用|谁的)"
 )
 _INJECTION = re.compile(r"忽略.{0,6}(指令|规则|设定|提示)|system\s*prompt|系统提示词|你现在是|扮演|越狱", re.IGNORECASE)
 
 
 def refusal_reason(text: str) -> str | None:
     """Why a request must not be served, or None."""
-    if _OTHERS_DATA.search(text):
+    if _OTHERS_DATA.search(spoken_digits_to_numerals(text)):
         return "others_data"
     if _INJECTION.search(text):
         return "prompt_injection"

@@ -37,6 +37,11 @@ def extract_phone(text: str) -> str | None:
     return found[-1] if found else None
 
 
+def gives_details(text: str) -> bool:
+    """Whether the utterance holds a phone number or an address."""
+    return extract_phone(text) is not None or extract_address(text) is not None
+
+
 def refers_to_own_number(text: str) -> bool:
     return bool(_OWN_NUMBER.search(text))
 
@@ -109,20 +114,22 @@ def extract_since(text: str) -> str | None:
 
 # Ordered: the first pattern that matches decides.
 FAULT_TYPES: tuple[tuple[str, str], ...] = (
-    ("call_drop", r"掉话|打着打着|打起打起|说不了两句|说两句就断|通话.{0,6}断|电话.{0,6}断|打电话.{0,8}掉线"),
+    ("call_drop", r"掉话|打着打着|打起打起|说着说着|聊着聊着|说不了两句|说两句就断|通话.{0,12}断|电话.{0,12}断|打电话.{0,8}掉线|"
+                  r"电话.{0,12}没声音"),
     ("intermittent", r"时断时续|时好时坏|断断续续|一会儿?.{0,6}一会儿?|断一下又好|好了又断|连上又断|又断|老是断|经常断|老掉线|"
                      r"掉线|断好几|一天.*断|不稳定"),
     ("no_signal", r"没有?信号|信号都没有|无信号|一格信号|冇信号|无服务|没服务|信号.{0,3}(?:差|弱)|打不出去?|打不了电话|打不通"),
     ("slow", r"慢|卡顿|很卡|好卡|太卡|特别卡|卡得|卡死|转圈|缓冲|延迟|刷不出来|网速"),
     ("no_connection", r"上不了网|上不去网|上不到|没有?网|无网|冇网|断网|网断了|断了|连不上|连不了|上唔到|LOS|los|不亮|灭了|"
-                      r"一点网都没有|用不了|打不开|不能上网"),
+                      r"一点网都没有|用不了|打不开|不能上网|没法用|没法上网|用不成|瘫了"),
 )
 
 COMPLAINT_TYPES: tuple[tuple[str, str], ...] = (
     ("repeated_outage", r"(?:断|坏)了.{0,4}[回次]|[几两三四五六]次|好几[回次]|又断|又坏|又不行|反复|修好了.*又|修完.{0,6}又|"
                         r"老是坏|经常坏|三番五次|屡次"),
-    ("billing_dispute", r"扣费|扣了|乱扣|多扣|话费|账单|收费|多收|电话费|多了.*[块元箍]"),
-    ("service_quality", r"师傅|态度|没来|不接|服务|等了|迟到|不理"),
+    ("billing_dispute", r"扣费|扣了|乱扣|多扣|扣.{0,6}[块元钱]|话费|账单|收费|多收|乱收|电话费|多了.*[块元箍]|没.{0,4}同意|"
+                        r"莫名其妙|不明|偷偷|私自开|给我开了|开通了.{0,8}(?:会员|业务|包)"),
+    ("service_quality", r"师傅|态度|没来|不接|服务|等了|迟到|不理|排队|工作人员|营业员|客服.{0,4}(?:差|不)|推诿|踢皮球"),
 )
 
 REQUEST_TYPES: tuple[tuple[str, str], ...] = (
