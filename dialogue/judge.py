@@ -87,11 +87,13 @@ class IntentJudge:
 
     def warm_up(self) -> None:
         """Read the fixed system prompt once, so the first caller does not pay for it (blocking)."""
-        self._ask("你好")
+        "".join(self._llm.stream(self._messages("你好"), self._options))
 
     async def judge(self, text: str) -> Judgement | None:
+        """The model's reading of `text`. Cancelling the caller's turn (a hang-up, a barge-in) stops the
+        model at its next token: the pieces are streamed, not awaited whole."""
         try:
-            raw = await asyncio.wait_for(self._pool.run(self._ask, text), self._timeout_s)
+            raw = await asyncio.wait_for(self._read(text), self._timeout_s)
         except TimeoutError:
             log.warning("intent judge took longer than %.1f s; the rules decide", self._timeout_s)
             return None
@@ -100,9 +102,16 @@ class IntentJudge:
             return None
         return parse_judgement(raw)
 
-    def _ask(self, text: str) -> str:
-        messages = [ChatMessage("system", SYSTEM_PROMPT), ChatMessage("user", f"用户：{text}")]
-        return "".join(self._llm.stream(messages, self._options))
+    async def _read(self, text: str) -> str:
+        pieces = self._pool.stream(lambda: self._llm.stream(self._messages(text), self._options))
+        try:
+            return "".join([piece async for piece in pieces])
+        finally:
+            await pieces.aclose()
+
+    @staticmethod
+    def _messages(text: str) -> list[ChatMessage]:
+        return [ChatMessage("system", SYSTEM_PROMPT), ChatMessage("user", f"用户：{text}")]
 
 
 def parse_judgement(raw: str) -> Judgement | None:

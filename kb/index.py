@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy import sparse
@@ -150,7 +151,7 @@ class HybridRetriever:
         if not chunks or not query.strip():
             return []
         query = normalise(query)
-        dense = matrix @ self._embedder.embed_queries([query])[0]
+        dense = matrix @ self._query_vector(query)
         # The words as heard, or as they sound: whichever matches better.
         bm25 = np.maximum(lexical.scores(expand_query(query)), self.options.phonetic_weight * phonetic.scores(query))
         fused = self._fuse(dense, bm25, titles.scores(query))
@@ -167,6 +168,12 @@ class HybridRetriever:
             seen.add(chunk.doc_id)
             hits.append(ScoredChunk(chunk, float(dense[index]), float(bm25[index]), float(fused[index])))
         return hits
+
+    @lru_cache(maxsize=512)  # noqa: B019 - one retriever lives as long as its process
+    def _query_vector(self, query: str) -> np.ndarray:
+        """The query's embedding; a turn searches the same question several times (its document, the
+        previous answer's, a referenced one)."""
+        return self._embedder.embed_queries([query])[0]
 
     def _fuse(self, dense: np.ndarray, bm25: np.ndarray, title: np.ndarray) -> np.ndarray:
         options = self.options

@@ -355,6 +355,44 @@ async def test_a_failing_judge_leaves_the_rules_in_charge(demo_kb, pools):
     assert replies[0] and not desk.tickets
 
 
+class SlowJudgeModel:
+    """A LanguageModel that takes its time over a judgement, and notes whether it was let finish."""
+
+    name = "slow"
+
+    def __init__(self) -> None:
+        self.finished = False
+
+    def stream(self, messages: Sequence[ChatMessage], options: GenerationOptions) -> Iterator[str]:
+        import time
+
+        for piece in ('{"intent": ', '"fault_report", ', '"kind": "other"', "}") * 20:
+            time.sleep(0.02)
+            yield piece
+        self.finished = True
+
+
+@pytestmark_kb
+async def test_hanging_up_while_the_judge_reads_stops_the_model(demo_kb, pools):
+    import asyncio
+
+    model = SlowJudgeModel()
+    manager = DialogueManager(kb=demo_kb, kb_pool=pools[1], judge=IntentJudge(model, pools[0]),
+                              options=DialogueOptions())
+
+    async def take_turn() -> None:
+        async for _ in manager.turn(CallState("call-6"), "家里的机顶盒没动静了", RecordingDesk()):
+            pass
+
+    turn = asyncio.create_task(take_turn())
+    await asyncio.sleep(0.2)  # the judge is reading
+    turn.cancel()  # the caller hung up
+    with pytest.raises(asyncio.CancelledError):
+        await turn
+    await pools[0].run(lambda: None)  # the model's worker is free again
+    assert not model.finished
+
+
 def test_judgements_outside_the_schema_are_dropped():
     assert parse_judgement('{"intent": "fault_report", "kind": "slow"}').kind == "slow"
     assert parse_judgement('{"intent": "fault_report", "kind": "invoice"}').kind is None  # not a fault kind
