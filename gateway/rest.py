@@ -110,15 +110,15 @@ def get_call(call_id: str, session: SessionDep) -> CallRecordPublic:
 
 @router.get("/v1/kb/documents", response_model=list[KbDocumentPublic])
 def list_documents(session: SessionDep) -> list[KbDocumentPublic]:
-    return kb_store.list_documents(session)
+    return kb_store.list_documents(session)[0]
 
 
 @router.get("/v1/kb/documents/{doc_id}", response_model=KbDocumentPublic)
 def get_document(doc_id: str, session: SessionDep) -> KbDocumentPublic:
-    document = kb_store.get_document(session, doc_id=doc_id)
-    if document is None:
-        raise HTTPException(status_code=404, detail=f"no knowledge-base document {doc_id!r}")
-    return document
+    try:
+        return kb_store.get_document(session, doc_id=doc_id)
+    except kb_store.DocumentNotFound as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from None
 
 
 @router.get("/v1/kb/search")

@@ -100,7 +100,7 @@ class Services:
         from kb.embedder import E5Embedder
         from kb.index import HybridRetriever
         from kb.seed import DEMO_DIR, seed_demo_if_empty
-        from kb.store import load_chunks
+        from kb.store import load_chunks, reembed_stale
 
         os.environ.setdefault("OMP_NUM_THREADS", "2")
         embedder = E5Embedder()
@@ -108,6 +108,8 @@ class Services:
         with self.sessions() as session:
             if imported := seed_demo_if_empty(session, embedder=embedder, now=self.clock.now(), folder=folder):
                 log.info("imported %d knowledge-base documents from %s", imported, folder)
+            if reembedded := reembed_stale(session, embedder=embedder):
+                log.info("embedded %d knowledge-base statements again with %s", reembedded, embedder.name)
             chunks = load_chunks(session)
         self.models["embedder"] = embedder
         self.models["retriever"] = HybridRetriever(chunks, embedder)

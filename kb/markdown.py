@@ -1,4 +1,4 @@
-"""Markdown documents with YAML front matter (id, title, category, updated) <-> ``DocumentIn``."""
+"""Markdown documents with YAML front matter (id, title, category, updated, optional status) <-> ``DocumentIn``."""
 
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ def parse_markdown(text: str, *, source: str = "<document>") -> DocumentIn:
                 "category": str(fields["category"]),
                 "updated": fields["updated"],
                 "body": body.strip(),
+                "status": str(fields.get("status") or "published"),
             }
         )
     except ValidationError as exc:
@@ -56,11 +57,10 @@ def read_markdown_file(path: Path) -> DocumentIn:
 
 def render_markdown(doc: DocumentIn) -> str:
     """The document as a markdown file that ``parse_markdown`` reads back to an equal ``DocumentIn``."""
-    front = yaml.safe_dump(
-        {"id": doc.id, "title": doc.title, "category": doc.category, "updated": doc.updated},
-        allow_unicode=True,
-        sort_keys=False,
-    )
+    fields: dict[str, object] = {"id": doc.id, "title": doc.title, "category": doc.category, "updated": doc.updated}
+    if doc.status != "published":
+        fields["status"] = doc.status
+    front = yaml.safe_dump(fields, allow_unicode=True, sort_keys=False)
     return f"{_FENCE}\n{front}{_FENCE}\n{doc.body}\n"
 
 
