@@ -10,6 +10,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 from core.numbers import chinese_to_digits
 from dialogue.base import KnowledgePassage, KnowledgeSearch
@@ -43,11 +44,12 @@ class AnswerOptions:
     min_score: float = 0.3  # below this the best statement is not an answer
     confident_score: float = 0.6  # at or above this the best statement surely answers (said unasked)
     candidates: int = 8  # statements considered per search
-    answer_type_bonus: float = 0.08  # for a statement holding the kind of value asked for (a price, a time)
+    answer_type_bonus: float = 0.15  # for a statement holding the kind of value asked for (a price, a time)
     close_ratio: float = 0.93  # a second statement this close to the first is said too
     second_type_ratio: float = 0.8  # ... or this close, when it holds a kind of value the first lacks
     follow_up_margin: float = 0.2  # how much a follow-up prefers the previous answer's document
     follow_up_min_score: float = 0.15  # a follow-up's answer in the previous document may score this low
+    new_topic_gap: float = 0.3  # a question that names no other subject leaves the topic only for a hit this much better
     max_statement_chars: int = 90  # a longer statement is cut to its sentences about the question
 
 
@@ -55,7 +57,7 @@ class AnswerOptions:
 _ANSWER_TYPES: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...] = tuple(
     (name, re.compile(asked, re.IGNORECASE), re.compile(held, re.IGNORECASE))
     for name, asked, held in (
-        ("price", r"多少钱|几块|几元|贵|收不收|要不要钱|收钱|收费|怎么算|费用|花多少|资费|月租|钞票|扣不扣|交多少",
+        ("price", r"多少钱|几块|几元|贵|便宜|实惠|划算|收不收|要不要钱|收钱|收费|怎么算|费用|花多少|资费|月租|钞票|扣不扣|交多少",
          r"\d+(?:\.\d+)?元|免费|不收|免收|不再收取"),
         ("time", r"多久|多长时间|好久|几天|多少天|小时|什么时候|啥时候|几点|时限|几号|最晚|最长|最短|哪天",
          r"\d+(?:\.\d+)?个?(?:小时|天|分钟|秒|月|年|工作日|日)|\d+:\d+"),
@@ -69,19 +71,30 @@ _ANSWER_TYPES: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...] = tuple(
          r"身份证|证件|护照|授权书|通行证"),
         ("how", r"怎么(?:开|办|弄|订|申请|操作|查)|在哪(?:里|儿)?办|哪里办|如何|网上|线上|app",
          r"app|营业厅|拨打|发送|短信|渠道|方式|线上"),
+        ("conditions", r"条件|要求|资格|什么人能|谁能办|能不能办|可以办吗|能办吗",
+         r"条件|须|需|满\d|仅限|不可|不能|要求"),
+        ("speed", r"多大|多少兆|几百兆|多快|速率|带宽",
+         r"\d+M|\d+兆|Mbps"),
+        ("limit", r"上限|封顶|最多|最高|顶多|一直算|没完",
+         r"封顶|最多|不超过|上限|累计达到"),
     )
 )
 
 _FOLLOW_UP = re.compile(r"^(?:那|噉|还有|另外|再问|要是|如果|那要是|那如果)|呢[？?。]?$|^.{0,8}$")
 _FILLERS = re.compile(r"^(?:嗯+|哦+|噢|啊|喂|好的?|行|对|是吗|这样啊)[\s，,。]*")
-_REFERENCE = re.compile(r"《([^》]+)》")
+_REFERENCE = re.compile(r"(?:请参阅|详见|参见|参考|见)《([^》]+)》")
 _COMPETITOR = re.compile(r"联通|电信|广电|中国移动|移动公司|移动的套餐|隔壁|别家|别的运营商|其他运营商|其它运营商|友商")
 _PORTING = re.compile(r"携号转网|转网|转出|转入|转到|转走")
 # A number that names an offer ("129的套餐", "三十九块那个青春卡"), or a bare price ("二十块钱左右的").
-_OFFER_NAME = re.compile(r"(\d+)\s*(?:元|块钱|块)?\s*(?:的|那个|那种|这个)?\s*(?:套餐|卡|宽带|包)")
+_OFFER_NAME = re.compile(
+    r"(\d+)\s*(?:元|块钱|块)\s*(?:的|那个|那种|这个)?\s*[\w]{0,4}?(?:套餐|卡|宽带|包)"
+    r"|(\d+)\s*(?:的|那个|那种|这个)?\s*(?:套餐|卡|宽带|包)"
+    r"|(\d+)\s*(?:元|块钱|块)?\s*(?:的那个|的那种|那个|那种)(?:呢|吧|啊)?"  # "二十九的那个呢": the 29 one
+)
 _PRICE = re.compile(r"(\d+)\s*(?:元|块钱|块)\s*(?:钱)?(?:左右|以内|以下|之内|上下|的那种|的那个)")
 _PLACE_SUFFIX = re.compile(r"^[路街道巷弄区县镇乡村里苑园庭城湾号栋]")
-_NOT_PLACES = frozenset({"礼拜", "星期", "周末"})
+_QUESTION_PAIRS = frozenset({"多少", "什么", "怎么", "可以", "一个", "现在", "我们", "你们", "时候", "这个", "那个", "一下",
+                             "那要", "要是", "的话", "是不", "不是", "有没", "没有"})
 _LOCAL_PLACE = re.compile(r"[省市区县镇乡村]$")
 
 
@@ -131,10 +144,11 @@ def plan_answer(
             return NotInKb("nothing_relevant")
     elif named is None and price is not None and not kb.mentions(f"{price}元", doc_id):
         return NotInKb("unknown_offer", alternatives=_titles(kb, hits[0].category))
-    same_doc = [h for h in hits if h.doc_id == doc_id]
-    statements = _select(same_doc, question, wanted, options)
-    best = same_doc[0]
-    return Grounded(best.doc_id, best.title, best.category, statements, best.score)
+    same_doc = _ranked(kb.statements(query, options.candidates, doc_ids=[doc_id]), wanted, options)
+    if not same_doc:
+        return NotInKb("nothing_relevant")
+    statements = _select(sorted(same_doc, key=lambda h: -h.fit), question, wanted, options)
+    return Grounded(doc_id, same_doc[0].title, same_doc[0].category, statements, same_doc[0].score)
 
 
 @dataclass(frozen=True)
@@ -144,15 +158,18 @@ class _Hit:
     category: str
     text: str
     score: float
+    fit: float
     types: frozenset[str]
 
 
 def _ranked(passages: Sequence[KnowledgePassage], wanted: list[str], options: AnswerOptions) -> list[_Hit]:
+    """Best first by retrieval score (which decides the document); `fit` adds a bonus for holding the
+    kind of value asked for (which decides the statement within the document)."""
     hits = []
     for p in passages:
         types = frozenset(name for name, _, held in _ANSWER_TYPES if held.search(p.text))
         bonus = options.answer_type_bonus if types.intersection(wanted) else 0.0
-        hits.append(_Hit(p.doc_id, p.title, p.category, p.text, p.score + bonus, types))
+        hits.append(_Hit(p.doc_id, p.title, p.category, p.text, p.score, p.score + bonus, types))
     return sorted(hits, key=lambda h: -h.score)
 
 
@@ -171,9 +188,19 @@ def _lean_on_previous(
     if not within:
         return hits
     margin = options.follow_up_margin if is_follow_up(question) else options.follow_up_margin / 2
+    if is_follow_up(question) and any(_shares_topic(question, h.text) for h in within):
+        margin *= 2  # "那宽带也给一条吗" after a plan's answer: the plan's own line about 宽带 answers it
+    if hits and not _shares_topic(question, hits[0].title):
+        margin = max(margin, options.new_topic_gap)  # the other document's subject is not named: stay
     if not hits or within[0].score + margin >= hits[0].score:
         return within + [h for h in hits if h.doc_id != previous.doc_id]
     return hits
+
+
+def _shares_topic(question: str, statement: str) -> bool:
+    """A word of two Chinese characters, beyond question words, that both say."""
+    pairs = _bigrams(question) - _QUESTION_PAIRS
+    return any(re.fullmatch(r"[\u4e00-\u9fff]{2}", pair) and pair in statement for pair in pairs)
 
 
 def _prefer_named(
@@ -212,7 +239,7 @@ def _follow_reference(
     if target is None or target == hits[0].doc_id:
         return hits
     there = _ranked(kb.statements(question, options.candidates, doc_ids=[target]), wanted, options)
-    if there and there[0].score >= options.second_type_ratio * hits[0].score:
+    if there and there[0].score >= options.min_score:
         return there + [h for h in hits if h.doc_id != target]
     return hits
 
@@ -222,8 +249,8 @@ def _select(hits: list[_Hit], question: str, wanted: list[str], options: AnswerO
     chosen = [hits[0]]
     for hit in hits[1:]:
         missing = set(wanted) - set().union(*(h.types for h in chosen))
-        close = hit.score >= options.close_ratio * chosen[0].score
-        completes = bool(missing & hit.types) and hit.score >= options.second_type_ratio * chosen[0].score
+        close = hit.fit >= options.close_ratio * chosen[0].fit
+        completes = bool(missing & hit.types) and hit.fit >= options.second_type_ratio * chosen[0].fit
         if close or completes:
             chosen.append(hit)
             break
@@ -258,7 +285,7 @@ def _bigrams(text: str) -> set[str]:
 
 def _offer_number(question: str) -> str | None:
     match = _OFFER_NAME.search(chinese_to_digits(question))
-    return match.group(1) if match else None
+    return next((group for group in match.groups() if group), None) if match else None
 
 
 def _price(question: str) -> str | None:
@@ -290,16 +317,24 @@ def _unknown_product(kb: KnowledgeSearch, question: str) -> str | None:
 
 
 def _places(question: str) -> list[str]:
-    """Places the question is about (巴西, 香港), not parts of an address (柳州路)."""
-    words = list(_pos_tagger().cut(question))
+    """Places the question is about (巴西, 香港) as the gazetteer names them, or as the dictionary tags
+    them with a place's ending (广州市, 海南省); never part of an address (柳州路)."""
+    words = list(_pos_tagger().cut(question, HMM=False))
     found = []
     for index, word in enumerate(words):
-        if word.flag != "ns" or word.word in _NOT_PLACES or len(word.word) < 2:
-            continue
+        name = str(word.word)
         after = words[index + 1].word if index + 1 < len(words) else ""
-        if not _PLACE_SUFFIX.match(after):
-            found.append(str(word.word))
+        known = name in _gazetteer() or (word.flag == "ns" and len(name) >= 3 and name[-1] in "国省市州岛")
+        if known and not _PLACE_SUFFIX.match(after):
+            found.append(name)
     return found
+
+
+@lru_cache(maxsize=1)
+def _gazetteer() -> frozenset[str]:
+    """Countries, regions and major cities, in the Chinese callers use (a data file beside this one)."""
+    text = (Path(__file__).resolve().parent / "places.txt").read_text(encoding="utf-8")
+    return frozenset(word for line in text.splitlines() if not line.startswith("#") for word in line.split())
 
 
 def _unknown_place(kb: KnowledgeSearch, question: str) -> str | None:

@@ -17,6 +17,7 @@ class Intent(StrEnum):
     SERVICE_REQUEST = "service_request"
     ESCALATION = "escalation"
     GOODBYE = "goodbye"
+    ACKNOWLEDGE = "acknowledge"  # "好的 知道了": nothing to do
     OTHER = "other"
 
 
@@ -33,6 +34,7 @@ class IntentGuess:
 _HUMAN = re.compile(
     r"人工|真人|转接|接线员|客服代表|客服人员|经理|领导|主管|负责人|不跟机器|不要机器|不想跟机器|别用机器|机器人.{0,4}(?:不|没用|算了)"
 )
+_WHEN = re.compile(r"几点|什么时候|啥时候|时间|上班|下班|营业")
 _TRANSFER = re.compile(r"转|接|叫|找|换|要|给我|帮我|来跟|来和|不跟机器|不要机器|不想跟机器|机器人")
 # The same request as it sounds, so that a misheard 转人工客服 (转员工克服) still reaches a human.
 _HUMAN_SOUNDS = re.compile(r"\bren gong\b|\bzhuan( \w+){0,3} ke fu\b|\bzhen ren\b")
@@ -49,8 +51,10 @@ _SERVICE_OBJECT = r"(?:宽带|网络?|wi-?fi|无线|光猫|路由器?|信号|手
 _PROBLEM = (
     r"(?:断|不通|上不了|上不去|上不到|连不上|连不了|没有?网|没有?信号|冇|掉线|掉话|老掉|慢|卡顿|很卡|好卡|特别卡|卡得|卡死|"
     r"坏|故障|不亮|红灯|亮红|闪红|用不了|打不出|打不了|打不通|接不到|听不清|无服务|没服务|显示.{0,4}(?:无|没)|"
-    r"时好时坏|时断时续|不稳定|延迟|转圈|缓冲|刷不出|打不开|看不了|不能用|没法用|没法上|用不成|瘫了|出问题|有问题|不正常|异常|"
-    r"很弱|太弱|很差|太差|特别差|极差)"
+    r"时好时坏|时断时续|时有时无|一阵有一阵没|不稳定|延迟|转圈|缓冲|刷不出|打不开|看不了|不能用|没法用|没法上|用不成|瘫了|"
+    r"出问题|有问题|不正常|异常|很弱|太弱|很差|太差|特别差|极差|很费劲|费劲|"
+    r"烫|发热|焦味|糊味|冒烟|烧了|烧起来|异响|死机|收不到|发不出|信号都没有|一点信号|没有一点|"
+    r"还是没有?用|还是不行|还是一样|还是上不|没有用|不管用|不顶用)"
 )
 _FAULT = re.compile(
     rf"{_SERVICE_OBJECT}.{{0,12}}{_PROBLEM}|{_PROBLEM}.{{0,6}}{_SERVICE_OBJECT}|"
@@ -60,7 +64,8 @@ _FAULT = re.compile(
 # Something the caller tried to get done did not work: a request for help with that service.
 _SERVICE_PROBLEM = re.compile(r"开不出|办不了|办不成|没收到|收不到|提示失败|失败了|不成功|没到账|不到账|没生效|用不上")
 _SERVICE = re.compile(
-    r"停机保号|保号|补卡|补办|补一张|换卡|换套餐|改套餐|换成|改成|变更|装.{0,3}宽带|办.{0,4}宽带|宽带.{0,4}(?:装|办)|新装|"
+    r"停机保号|保号|号.{0,6}(?:留着|保留|保住|留住)|补卡|补办|补一张|补.{0,2}张.{0,2}卡|换卡|换套餐|改套餐|换成|改成|变更|"
+    r"装.{0,3}宽带|办.{0,4}宽带|宽带.{0,4}(?:装|办)|新装|宽带.{0,6}(?:移|挪|迁|搬)|"
     r"移机|挪|迁移|搬.{0,4}宽带|宽带.{0,4}搬|发票|补偿|赔偿|预约|申请|开通|取消|退订|销户|过户|办理|办一个|办个|帮我办|给我办|"
     r"改成|换成|套餐.{0,6}(?:改|换)"
 )
@@ -68,13 +73,14 @@ _SERVICE = re.compile(
 _PLAIN_QUESTION = re.compile(
     r"想问|问一下|问下|问问|请问|打听|了解一下|了解下|咨询|多少钱|几块钱|多久|多长时间|(?<![这前过近好十])几天|几号|几点|"
     r"什么意思|啥意思|怎么收费|怎么算|收不收|要不要钱|要带|带什么|哪些|可不可以|能不能|有没有|是多少|有多少|给多少|找谁|问谁|"
-    r"(?<!为)什么(?!都|也)|怎么(?!回事|又|老|总|搞|这么|那么|还|就|会|办|整)|是.{1,12}还是|"
-    r"(?P<yes>要|是|能|会|可|用|收|扣|退|给|送|开)[不没](?P=yes)"
+    r"(?<!为)什么(?!都|也)|(?<!为)啥(?!都|也|子都)|怎么(?!回事|又|老|总|搞|这么|那么|还|就|会|办|整)|是.{1,12}还是|"
+    r"(?P<yes>要|是|能|会|可|用|收|扣|退|给|送|开)[不没](?P=yes)|[能会可要].{1,20}不[？?]?$|(?<![好这前过近十])几(?:次|张|个|回|块|岁|年|个月)"
 )
 _QUESTION = re.compile(
-    rf"{_PLAIN_QUESTION.pattern}|多少|几个|好久|多大|什么|啥|谁|哪|是不是|可以吗|能吗|行不行|怎么|要不要|吗|呢|么|"
+    rf"{_PLAIN_QUESTION.pattern}|多少|几个|好久|多大|谁|哪|是不是|可以吗|能吗|行不行|要不要|吗|呢|(?<![怎什])么(?=\s|$|[？?，,。])|"
     r"(?P<verb>[\u4e00-\u9fff])[不没](?P=verb)"  # 贵不贵, 开不开, 扣不扣: a question whatever the topic
 )
+
 # Asking for help with something that is wrong ("这可咋整", "怎么回事"): a report, not a question.
 _HELP = re.compile(r"怎么办|怎么整|咋整|咋办|怎么回事|咋回事|怎么搞的|咋搞的|如何是好")
 # A wish ("我想开个发票") is an act unless the same utterance plainly asks something about it.
@@ -82,7 +88,12 @@ _WISH = re.compile(r"我要(?:报修|报障|办|申请|预约|开|装|改|换|�
 _EXPLICIT_ACT = re.compile(
     r"我要投诉|我想投诉|要投诉|投诉一下|帮我(?:办|报|登记|预约|申请|开|查|处理|修|弄)|给我(?:办|报|登记|预约|开|处理|修)|"
     r"那就(?:办|换|改|开|装)|就(?:办|换|改)(?:吧|一个)|(?:办|换|改)吧|报个故障|报修一下|派人|来修|上门修|快点修|修一下|"
-    r"想约|约个时间|我想把|我要把|帮我把|给我把"
+    r"想约|约个时间|想把|要把|帮我把|给我把|给我补偿|要补偿|得补偿|申请补偿|赔我|补偿我|给个补偿"
+)
+# "好的 知道了": the caller has what they needed, for now.
+_ACKNOWLEDGE = re.compile(
+    r"^(?:好的?|好嘛|嗯+|哦+|行|可以|明白了?|知道了|晓得了|了解了?|清楚了|懂了|谢谢|那我|我先|我去|我再)[\s，,。]*"
+    r"(?:.{0,12}(?:知道了|明白了|晓得了|了解了|清楚了|懂了|试试|看看|看下|去看|再说|谢谢))?[\s，,。]*$"
 )
 _GOODBYE = re.compile(
     r"^(?:好的?|嗯|行|那|ok)?\s*(?:谢谢|多谢|再见|拜拜|没有了|没事了|就这样|没别的|不用了)[了吧啊呀]?\s*(?:你|您)?\s*(?:再见|拜拜)?$",
@@ -118,27 +129,34 @@ def is_question(text: str) -> bool:
 
 def guess_intent(text: str) -> IntentGuess:
     """The intent of one utterance by rules, and whether the rules are sure of it."""
-    asking = is_question(text)
-    acting = bool(_EXPLICIT_ACT.search(text) or (_WISH.search(text) and not _PLAIN_QUESTION.search(text)))
+    fault = bool(_FAULT.search(text))
+    # "怎么办" asks for help with a fault, and how to get something done otherwise.
+    plain = bool(_PLAIN_QUESTION.search(text) or (_HELP.search(text) and not fault))
+    asking = plain or is_question(text)
+    acting = bool(_EXPLICIT_ACT.search(text) or (_WISH.search(text) and not plain))
     if asks_for_human(text):
-        # "转人工" is a request; "人工客服几点上班" is a question about people, which the judge tells apart.
-        return IntentGuess(Intent.ESCALATION, bool(_TRANSFER.search(text)) and not _PLAIN_QUESTION.search(text))
-    complaint, fault, service = (bool(p.search(text)) for p in (_COMPLAINT, _FAULT, _SERVICE))
+        if _WHEN.search(text):
+            return IntentGuess(Intent.CONSULTATION, True)  # "人工几点到几点有人接": when people answer
+        # "转人工" is a request; "能不能找个真人" may be either, which the judge tells apart.
+        return IntentGuess(Intent.ESCALATION, bool(_TRANSFER.search(text)) and not plain)
+    complaint, service = bool(_COMPLAINT.search(text)), bool(_SERVICE.search(text))
     if complaint and (acting or not asking):
         return IntentGuess(Intent.COMPLAINT, True)
     if _FRUSTRATED.search(text):
         return IntentGuess(Intent.ESCALATION, not (fault or service))
     if service and (acting or _SERVICE_PROBLEM.search(text)):
         return IntentGuess(Intent.SERVICE_REQUEST, True)
-    if fault and (acting or not asking or (_HELP.search(text) and not _PLAIN_QUESTION.search(text))):
+    if fault and (acting or not asking or (_HELP.search(text) and not plain)):
         return IntentGuess(Intent.FAULT_REPORT, not service)
     if service and not asking:
         return IntentGuess(Intent.SERVICE_REQUEST, True)
     if _GOODBYE.match(text.strip("，。！？,.!? ")):
         return IntentGuess(Intent.GOODBYE, True)
+    if not asking and _ACKNOWLEDGE.match(text.strip("，。！？,.!? ")):
+        return IntentGuess(Intent.ACKNOWLEDGE, True)
     if asking:
         # A question about a problem may still be a report ("网怎么又断了呢"); a plain question is a question.
-        return IntentGuess(Intent.CONSULTATION, bool(_PLAIN_QUESTION.search(text)) or not (fault or complaint))
+        return IntentGuess(Intent.CONSULTATION, plain or not (fault or complaint))
     return IntentGuess(Intent.CONSULTATION, False)
 
 

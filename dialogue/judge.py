@@ -56,6 +56,7 @@ suspend_keep_number、sim_replacement、plan_change、broadband_install、broadb
 用户：手机老是显示无服务 → {"intent": "fault_report", "kind": "no_signal"}
 用户：晚上一到八点网就跟蜗牛一样 → {"intent": "fault_report", "kind": "slow"}
 用户：电视盒子一会儿能看一会儿又不行 → {"intent": "fault_report", "kind": "intermittent"}
+用户：手机收不到短信验证码，电话倒是能打 → {"intent": "fault_report", "kind": "other"}
 用户：你们怎么又多收我钱，说清楚 → {"intent": "complaint", "kind": "billing_dispute"}
 用户：约好的师傅一直不来，电话也打不通 → {"intent": "complaint", "kind": "service_quality"}
 用户：我想把号先停一段时间但是号码留着 → {"intent": "service_request", "kind": "suspend_keep_number"}

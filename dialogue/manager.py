@@ -37,7 +37,7 @@ from dialogue.intent import (
     is_question,
 )
 from dialogue.judge import IntentJudge
-from dialogue.safety import refusal_reason
+from dialogue.safety import insists, refusal_reason
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,7 @@ class CallState:
     last_answer: Grounded | None = None  # what the previous question was answered from
     ended: bool = False
     intent: Intent | None = None  # what the call is mainly about, once known
+    refused: str | None = None  # why the caller's last request was refused, while they insist on it
 
     @property
     def main_intent(self) -> Intent:
@@ -127,6 +128,12 @@ def _earlier_request(state: CallState) -> tuple[Intent, str] | None:
     return None
 
 
+def _flow_context(flow: TicketFlow) -> str:
+    """What a question asked during a report is about, in the knowledge base's words: "多久能修好"
+    after a fault is about repair times, "多久回复" after a complaint about complaint handling."""
+    return prompts.topic_words(flow.category, flow.slots.get("request_type"))
+
+
 def _fault_category(text: str) -> str:
     if re.search(r"宽带|光猫|wi-?fi|无线|路由|网线|家里.{0,2}网|家.{0,3}网|电视|机顶盒|iptv", text, re.IGNORECASE):
         return "broadband"
@@ -161,10 +168,13 @@ class DialogueManager:
     ) -> AsyncGenerator[ReplySentence, None]:
         """One caller utterance in, the bot's reply out sentence by sentence; actions go to `desk`."""
         text = slots.normalise(text)
-        if reason := refusal_reason(text):  # never reaches the history, nor anything after it
+        reason = refusal_reason(text) or (state.refused if insists(text) else None)
+        if reason:  # never reaches the history, nor anything after it
+            state.refused = reason
             state.note_intent(Intent.OTHER)
             yield ReplySentence(prompts.refusal(reason))
             return
+        state.refused = None
         state.remember_caller(text)
         if state.escalation is not None:
             yield ReplySentence(prompts.escalated_waiting())
@@ -183,14 +193,19 @@ class DialogueManager:
             async for sentence in self._continue_flow(state, state.flow, text, guess, desk):
                 yield sentence
             return
+        if guess.intent is Intent.ACKNOWLEDGE:
+            yield ReplySentence(prompts.anything_else())
+            return
         intent, kind = await self._decide(state, text, guess)
         opening = text
         if intent is Intent.CONSULTATION and not is_question(text) and slots.gives_details(text):
             # Only an address or a number: the details of something said earlier ("网又断了" answered
             # as a question); take that up again rather than search the knowledge base for an address.
             earlier = _earlier_request(state)
-            if earlier is not None:
-                intent, opening = earlier
+            if earlier is None:
+                yield ReplySentence(prompts.what_for())
+                return
+            intent, opening = earlier
         if intent is Intent.ESCALATION:
             async for sentence in self._escalate(state, text, desk):
                 yield sentence
@@ -210,7 +225,8 @@ class DialogueManager:
     async def _decide(self, state: CallState, text: str, guess: IntentGuess) -> tuple[Intent, str | None]:
         """The intent of an utterance outside a ticket flow: the rules', or the judge's when they are unsure."""
         follows_answer = state.last_answer is not None and is_follow_up(text)
-        if guess.sure or follows_answer or self._judge is None:
+        only_details = not is_question(text) and slots.gives_details(text)  # an address, a number: no intent
+        if guess.sure or follows_answer or only_details or self._judge is None:
             return guess.intent, None
         judgement = await self._judge.judge(text)
         if judgement is None:
@@ -288,7 +304,7 @@ class DialogueManager:
                 yield sentence
             return
         if asking:
-            async for sentence in self._answer(state, text, context=flow.opening):
+            async for sentence in self._answer(state, text, context=_flow_context(flow)):
                 yield sentence
         missing = [name for name in flow.required() if name not in flow.slots]
         askable = [name for name in missing if flow.asks[name] < self.options.max_asks_per_slot]
@@ -322,7 +338,7 @@ class DialogueManager:
                 yield ReplySentence(prompts.ticket_noted(flow.ticket.number))
             return
         if is_question(text):
-            async for sentence in self._answer(state, text, context=flow.opening):
+            async for sentence in self._answer(state, text, context=_flow_context(flow)):
                 yield sentence
             return
         yield ReplySentence(prompts.anything_else())
@@ -357,7 +373,7 @@ class DialogueManager:
             sure = (
                 isinstance(plan, Grounded)
                 and plan.score >= self.options.answers.confident_score
-                and prompts.shares_words(text, plan)
+                and prompts.names_subject(text, plan)
             )
             if not (about_telecom(text) or leans or sure):
                 plan = NotInKb("off_topic")

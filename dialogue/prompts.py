@@ -26,6 +26,22 @@ CATEGORY_NAMES = {
 }
 
 
+_REQUEST_WORDS = {
+    "suspend_keep_number": "停机保号",
+    "sim_replacement": "补卡",
+    "plan_change": "套餐变更",
+    "broadband_install": "宽带安装",
+    "broadband_move": "宽带移机",
+    "compensation": "故障补偿",
+    "invoice": "发票",
+}
+
+
+def topic_words(category: str, request_type: str | None) -> str:
+    """What a ticket is about, in the words documents use (for questions asked while filing it)."""
+    return _REQUEST_WORDS.get(request_type or "", "") or CATEGORY_NAMES.get(category, "")
+
+
 def greeting(carrier: str) -> str:
     return f"您好，欢迎致电{carrier}客服热线，我是智能客服，请问有什么可以帮您？"
 
@@ -87,6 +103,10 @@ def anything_else() -> str:
     return "好的。请问还有什么可以帮您？"
 
 
+def what_for() -> str:
+    return "好的，已记下。请问您是要报修、投诉，还是办理什么业务？"
+
+
 def not_in_kb(plan: NotInKb, *, carrier: str, hotline: str) -> str:
     offer = f"您可以说“转人工”，或拨打{hotline}咨询人工客服。"
     if plan.reason == "off_topic":
@@ -115,12 +135,11 @@ def quoted_answer(plan: Grounded, *, with_title: bool) -> list[str]:
 _GENERIC_PAIRS = frozenset({"多少", "什么", "怎么", "可以", "一个", "现在", "我们", "你们", "时候", "这个", "那个", "一下"})
 
 
-def shares_words(question: str, plan: Grounded) -> bool:
-    """Whether the question and the answer have a word in common (two Chinese characters running),
-    beyond the words every question has: an answer with none is about something else."""
-    said = "".join([plan.title, *plan.statements])
+def names_subject(question: str, plan: Grounded) -> bool:
+    """Whether the question says a word of the answering document's title (two Chinese characters
+    running): an answer whose subject the caller never named is about something else."""
     pairs = {question[i : i + 2] for i in range(len(question) - 1)} - _GENERIC_PAIRS
-    return any(re.fullmatch(r"[\u4e00-\u9fff]{2}", pair) and pair in said for pair in pairs)
+    return any(re.fullmatch(r"[\u4e00-\u9fff]{2}", pair) and pair in plan.title for pair in pairs)
 
 
 def _tidy(statement: str) -> str:

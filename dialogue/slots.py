@@ -38,26 +38,31 @@ def extract_phone(text: str) -> str | None:
 
 
 def gives_details(text: str) -> bool:
-    """Whether the utterance holds a phone number or an address."""
-    return extract_phone(text) is not None or extract_address(text) is not None
+    """Whether the utterance holds a phone number, an address, or says "the number I am calling from"."""
+    return extract_phone(text) is not None or extract_address(text) is not None or refers_to_own_number(text)
 
 
 def refers_to_own_number(text: str) -> bool:
     return bool(_OWN_NUMBER.search(text))
 
 
-_PLACE_MARK = re.compile(
-    r"(省|市|区|县|镇|乡|村|路|街|道|巷|弄|胡同|小区|花园|家园|公寓|苑|庭|城|大厦|广场|园区|软件园|号楼|\d+号|[一二三四五六七八九十]+号|"
-    r"栋|幢|单元|室|楼|湾|里|邨|府|居|阁|轩|岸|山庄|别墅|公馆|华庭|中心|大院|新村|二期|三期|期)"
+# Marks that make a piece of speech an address: an administrative area, a road, an estate, a building.
+_AREA_MARK = re.compile(
+    r"(省|市|区|县|镇|乡|村|路|街|大道|巷|胡同|小区|花园|家园|公寓|苑|庭|城|大厦|广场|园区|软件园|号楼|\d+号|[一二三四五六七八九十]+号|"
+    r"栋|幢|单元|湾|邨|府|山庄|别墅|公馆|华庭|大院|新村)"
 )
+# Marks that only continue an address already begun (弄 and 里 are also everyday words).
+_MORE_MARK = re.compile(r"(弄|里|室|楼|居|阁|轩|岸|中心|期|\d+)")
 _FILLER = re.compile(
-    r"^(喂|嗯+|呃|啊|哦|那个|就是那个|就是|地址是?|地址啊|装在|安装在|我的地址是?|新地址是?|我家住?在?|我家里?在?|俺家在?|我屋头在?|"
-    r"我住在?|住在|家住|位置是?|我人在|人在|我在|我们在|在|是)+"
+    r"^(喂|嗯+|呃|啊|哦|那个|就是那个|就是|地址是?|地址啊|地方么?|装在|安装在|我的地址是?|新地址是?|我家住?在?|我家里?在?|"
+    r"俺家在?|我屋头在?|我住在?|住在|家住|位置是?|我人在|人在|我在|我们在|在|是)+"
 )
-_TRAILER = re.compile(r"(那边|这边|那里|附近|上班的地方|上班|工作|那块|那儿|这儿|这里)+$")
+_TRAILER = re.compile(r"(那一片|这一片|一带|那边|这边|那里|附近|上班的地方|上班|工作|那块|那儿|这儿|这里|的)+$")
+# Where the address stops within a piece: the caller goes on about themselves.
+_SPEAKER = re.compile(r"(我|俺|他|她|上班|工作|住的|家里)")
 _NOT_ADDRESS = re.compile(
     r"(手机|电话|号码|信号|网|宽带|套餐|流量|话费|投诉|邻居|光猫|灯|营业厅|多久|多长|时间|什么|怎么|吗|呢|开始|以后|之前|"
-    r"昨天|今天|前天|早上|晚上|下午|上午|星期|礼拜|小时)"
+    r"昨天|今天|前天|早上|晚上|下午|上午|星期|礼拜|小时|app|App|APP|叫|让|弄好|去弄|服务)"
 )
 
 
@@ -66,11 +71,13 @@ def _address_pieces(text: str) -> list[str]:
     kept: list[str] = []
     for piece in pieces:
         core = _TRAILER.sub("", _FILLER.sub("", piece))
+        if kept and (cut := _SPEAKER.search(core)) is not None:
+            core = _TRAILER.sub("", core[: cut.start()])  # 软件园二期那一片我上班的地方 -> 软件园二期
         if not core or _NOT_ADDRESS.search(core):
             if kept and piece and not _FILLER.fullmatch(piece):
                 break  # the address ended
             continue
-        if _PLACE_MARK.search(core) or (kept and re.search(r"\d|[一二三四五六七八九十]+[栋号]", core)):
+        if _AREA_MARK.search(core) or (kept and _MORE_MARK.search(core)):
             kept.append(core)
         elif kept and len(core) <= 6:
             kept.append(core)  # a name after the road (金沙湾, 幸福里): the caller is still saying the address
@@ -99,7 +106,8 @@ def apply_address_correction(text: str, current: str | None) -> str | None:
 
 
 _SINCE = re.compile(
-    r"((?:从|打|由)?(?:大?前天|昨天|昨晚|今天|今儿个?|琴日|寻日|尋日|今朝|上周|上个?星期|上个?礼拜|上个?月|刚才|刚刚)"
+    r"((?:从|打|由)?(?:大?前天|昨天|昨晚|今天|今儿个?|琴日|寻日|尋日|今朝|上周|上个?星期|上个?礼拜|上个?月|刚才|刚刚|"
+    r"(?:这|上)?(?:周|星期|礼拜)[一二三四五六日天])"
     r"(?:早上|上午|中午|下午|晚上|夜里|夜晚|半夜)?(?:开始)?"
     r"|(?:这|近)(?:几|两|两三)天|(?:一|两|三|半|几|十)个?[多来]?个?(?:小时|钟头|天|星期|礼拜|周|月)(?:了|前|以前|之前|吧)"
     r"|(?:一|两|三|半|几|十)个?[多来]个?(?:小时|钟头|天|星期|礼拜|周|月)"
@@ -116,12 +124,12 @@ def extract_since(text: str) -> str | None:
 FAULT_TYPES: tuple[tuple[str, str], ...] = (
     ("call_drop", r"掉话|打着打着|打起打起|说着说着|聊着聊着|说不了两句|说两句就断|通话.{0,12}断|电话.{0,12}断|打电话.{0,8}掉线|"
                   r"电话.{0,12}没声音"),
-    ("intermittent", r"时断时续|时好时坏|断断续续|一会儿?.{0,6}一会儿?|断一下又好|好了又断|连上又断|又断|老是断|经常断|老掉线|"
+    ("intermittent", r"时断时续|时好时坏|时有时无|断断续续|一会儿?.{0,6}一会儿?|一阵.{0,4}一阵|断一下又好|好了又断|连上又断|又断|老是断|经常断|老掉线|"
                      r"掉线|断好几|一天.*断|不稳定"),
     ("no_signal", r"没有?信号|信号都没有|无信号|一格信号|冇信号|无服务|没服务|信号.{0,3}(?:差|弱)|打不出去?|打不了电话|打不通"),
     ("slow", r"慢|卡顿|很卡|好卡|太卡|特别卡|卡得|卡死|转圈|缓冲|延迟|刷不出来|网速"),
-    ("no_connection", r"上不了网|上不去网|上不到|没有?网|无网|冇网|断网|网断了|断了|连不上|连不了|上唔到|LOS|los|不亮|灭了|"
-                      r"一点网都没有|用不了|打不开|不能上网|没法用|没法上网|用不成|瘫了"),
+    ("no_connection", r"上不了|上不去|上不到|没有?网|无网|冇网|断网|网断了|断了|连不上|连不了|上唔到|LOS|los|不亮|灭了|"
+                      r"PON灯.{0,4}闪|一点网都没有|用不了|打不开|不能上网|没法用|没法上网|用不成|瘫了"),
 )
 
 COMPLAINT_TYPES: tuple[tuple[str, str], ...] = (
@@ -133,9 +141,9 @@ COMPLAINT_TYPES: tuple[tuple[str, str], ...] = (
 )
 
 REQUEST_TYPES: tuple[tuple[str, str], ...] = (
-    ("suspend_keep_number", r"停机保号|保号"),
-    ("sim_replacement", r"补卡|补办.*卡|换卡|卡丢了|卡坏了"),
-    ("broadband_move", r"移机|宽带.*搬|搬家.*宽带"),
+    ("suspend_keep_number", r"停机保号|保号|号.{0,6}(?:留着|保留|保住|留住)"),
+    ("sim_replacement", r"补卡|补办.*卡|补.{0,2}张.{0,2}卡|换卡|卡丢了|卡坏了"),
+    ("broadband_move", r"移机|宽带.*搬|搬家.*宽带|宽带.{0,6}(?:移|挪|迁)|(?:移|挪|迁)到新"),
     ("broadband_install", r"装.{0,2}宽带|办.{0,3}宽带|宽带.*安装|新装"),
     ("plan_change", r"换套餐|改套餐|变更套餐|换成.*的|改成.*的|换个套餐|套餐.{0,6}(?:换|改|变)"),
     ("compensation", r"补偿|赔偿|赔钱"),
@@ -151,7 +159,7 @@ def classify(text: str, table: tuple[tuple[str, str], ...]) -> str | None:
 
 
 _STORE = re.compile(r"([^\s，,。]{2,12}?(?:营业厅|门店|店))")
-_DATE = re.compile(r"((?:今天|明天|后天|大后天|周[一二三四五六日天]|星期[一二三四五六日天]|下周[一二三四五六日天]?|\d+月\d+[日号])"
+_DATE = re.compile(r"((?:今天|明天|后天|大后天|(?:这|下)?(?:周|星期|礼拜)[一二三四五六日天]|下周|\d+月\d+[日号])"
                    r"(?:上午|下午|中午|晚上)?)")
 
 

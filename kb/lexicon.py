@@ -57,6 +57,7 @@ _UNIT_FORMS: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
     (re.compile(r"(\d+)\s*兆"), r"\1m"),
     (re.compile(r"(\d+(?:\.\d+)?)\s*块(?:钱)?"), r"\1元"),
     (re.compile(r"wi-?fi"), "wi-fi"),
+    (re.compile(r"(?:一|1)个?(?:礼拜|星期|周)"), "7天"),
 )
 
 # What callers say -> the words documents use for it. Added to a query's words, never replacing them.
@@ -80,7 +81,7 @@ QUERY_EXPANSIONS: Final[tuple[tuple[re.Pattern[str], str], ...]] = tuple(
         (r"手机卡|电话卡|sim", "sim卡 补卡"),
         (r"网速|速度", "速率 网速"),
         (r"超出|超了|用超|超过|用完", "套餐外 超出"),
-        (r"封顶|最多扣|最多收", "封顶"),
+        (r"封顶|最多扣|最多收|上限|一直算", "封顶 累计"),
         (r"赔|补偿", "补偿"),
         (r"最晚|截止|几号", "前 日"),
         (r"罚|晚交|迟交|逾期|拖欠|没按时交", "滞纳金 逾期"),

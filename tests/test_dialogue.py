@@ -24,7 +24,7 @@ from dialogue.base import (
     UpdateTicket,
 )
 from dialogue.evaluate import CasePrediction, EvalCase, TicketOutcome, score_case, summarize
-from dialogue.intent import Intent, classify_intent, guess_intent
+from dialogue.intent import Intent, IntentGuess, classify_intent, guess_intent
 from dialogue.judge import IntentJudge, parse_judgement
 from dialogue.manager import CallState, DialogueManager, DialogueOptions
 from dialogue.safety import mask_pii, refusal_reason
@@ -130,7 +130,8 @@ def test_intents(said, intent):
 def test_rules_say_when_they_are_unsure():
     assert guess_intent("我要投诉").sure
     assert not guess_intent("家里的机顶盒没动静了").sure
-    assert not guess_intent("人工客服晚上几点下班").sure  # a question about people, or a transfer?
+    assert not guess_intent("能不能找个真人").sure  # a question about people, or a transfer?
+    assert guess_intent("人工客服晚上几点下班") == IntentGuess(Intent.CONSULTATION, True)
 
 
 def test_pii_is_masked_in_stored_text():
