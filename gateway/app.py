@@ -27,12 +27,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         app.state.services = services
         # /healthz answers at once; /readyz waits for this task.
         loading = asyncio.create_task(services.load_models(), name="load-models")
+        watching = asyncio.create_task(services.watch_kb(), name="watch-kb")
         try:
             yield
         finally:
-            loading.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await loading
+            for task in (loading, watching):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
             services.close()
 
     app = FastAPI(title="hotline", version="0.1.0", lifespan=lifespan)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -44,12 +45,25 @@ def main(argv: list[str] | None = None) -> int:
     dialogue.add_argument("--out", type=Path, help="write one prediction a line here")
     dialogue.add_argument("--only", nargs="*", default=(), help="run only the cases whose id starts so")
 
+    bench = commands.add_parser("bench", help="time a stage and print a JSON summary last")
+    benches = bench.add_subparsers(dest="target", required=True)
+    kb_bench = benches.add_parser("kb", help="retrieval recall and search latency, also with the KB grown")
+    kb_bench.add_argument("--kb", type=Path, required=True, help="folder of Markdown documents with front matter")
+    kb_bench.add_argument("--cases", type=Path, required=True, help="dialogue cases whose expect.kb_docs are scored")
+    kb_bench.add_argument("--grow", type=int, default=10_000, help="statements to grow the KB to (0: do not)")
+
     args = parser.parse_args(argv)
     settings = Settings()
     logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "serve":
         return serve(settings)
+    if args.command == "bench" and args.target == "kb":
+        from kb.embedder import E5Embedder
+        from kb.evaluate import benchmark
+
+        print(json.dumps(benchmark(args.kb, args.cases, E5Embedder(num_threads=2), args.grow), ensure_ascii=False))
+        return 0
     if args.command == "eval":
         from gateway.evaluation import DialogueEvalOptions, run_dialogue_eval
 

@@ -99,8 +99,9 @@ class Services:
     def _load_kb(self) -> None:
         from kb.embedder import E5Embedder
         from kb.index import HybridRetriever
+        from kb.live import LiveIndex
         from kb.seed import DEMO_DIR, seed_demo_if_empty
-        from kb.store import load_chunks, reembed_stale
+        from kb.store import reembed_stale
 
         os.environ.setdefault("OMP_NUM_THREADS", "2")
         embedder = E5Embedder()
@@ -110,9 +111,11 @@ class Services:
                 log.info("imported %d knowledge-base documents from %s", imported, folder)
             if reembedded := reembed_stale(session, embedder=embedder):
                 log.info("embedded %d knowledge-base statements again with %s", reembedded, embedder.name)
-            chunks = load_chunks(session)
+        live = LiveIndex(HybridRetriever([], embedder), self.sessions)
+        live.load()
         self.models["embedder"] = embedder
-        self.models["retriever"] = HybridRetriever(chunks, embedder)
+        self.models["kb_index"] = live
+        self.models["retriever"] = live.retriever
         self.pools["kb"] = InferencePool("kb", 1)
 
     def _build_manager(self) -> None:
@@ -160,6 +163,16 @@ class Services:
             self._phrases[key] = produced
             while len(self._phrases) > PHRASE_CACHE_SIZE:
                 self._phrases.popitem(last=False)
+
+    async def watch_kb(self) -> None:
+        """Keep this process's search index level with the store (changes made by any gateway)."""
+        while True:
+            await asyncio.sleep(self.settings.kb_refresh_s)
+            if (live := self.models.get("kb_index")) is not None:
+                try:
+                    await asyncio.to_thread(live.refresh)
+                except Exception:  # a store that is briefly away: try again next time
+                    log.exception("refreshing the knowledge-base index failed")
 
     def close(self) -> None:
         for pool in self.pools.values():

@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     model_dir: Path = Field(default_factory=lambda: Path(user_cache_dir("hotline")) / "models")
     database_url: str | None = None  # default: SQLite file under data_dir
     kb_dir: Path | None = None  # markdown documents imported into an empty store; default: the demo KB
+    kb_refresh_s: float = 1.0  # how often a gateway looks for knowledge-base changes made elsewhere
     asr: AsrSettings = AsrSettings()
     llm: LlmSettings = LlmSettings()
     tts: TtsSettings = TtsSettings()

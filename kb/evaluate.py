@@ -1,11 +1,10 @@
-"""Retrieval evaluation: recall@1/@3 and search latency of the hybrid retriever on a KB and dialogue cases.
+"""Retrieval benchmark: recall of the cases' documents, and search latency as the KB grows.
 
-python -m kb.evaluate --kb /path/to/kb --cases /path/to/dialogue_dev.jsonl
+`hotline bench kb --kb DIR --cases FILE.jsonl [--grow 10000]` prints one JSON summary as its last line.
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import statistics
@@ -14,145 +13,105 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from kb.base import Embedder
-from kb.embedder import E5Embedder
-from kb.index import HybridRetriever, RetrievalOptions
+from kb.index import HybridRetriever
 from kb.models import Base
-from kb.store import import_directory, load_chunks
+from kb.schemas import DocumentIn
+from kb.store import load_chunks, prepare, read_directory, write_documents
+
+NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)
-class EvalCase:
+class RecallCase:
     id: str
-    turns: tuple[str, ...]
-    expected: frozenset[str]  # empty: nothing in the KB should answer it
-
-
-@dataclass(frozen=True)
-class QueryResult:
-    case_id: str
-    mode: str
+    turns: tuple[str, ...]  # a case is found when any of its turns finds one of its documents
     expected: frozenset[str]
-    ranked: tuple[str, ...]
-    top_score: float
-    seconds: float
-
-    def hit(self, k: int) -> bool:
-        return bool(self.expected.intersection(self.ranked[:k]))
 
 
-@dataclass(frozen=True)
-class ModeSummary:
-    mode: str
-    cases: int
-    recall_at_1: float
-    recall_at_3: float
-    mean_latency_ms: float
-
-
-def read_cases(path: Path) -> list[EvalCase]:
+def read_cases(path: Path) -> list[RecallCase]:
     cases = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
         try:
             raw = json.loads(line)
-            expected = raw.get("expect", {}).get("kb_docs") or []
-            cases.append(EvalCase(id=raw["id"], turns=tuple(raw["turns"]), expected=frozenset(expected)))
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            expected = (raw.get("expect") or {}).get("kb_docs") or []
+            if expected:
+                cases.append(RecallCase(str(raw["id"]), tuple(map(str, raw["turns"])), frozenset(expected)))
+        except (json.JSONDecodeError, KeyError, TypeError, IndexError) as exc:
             raise ValueError(f"{path}:{number}: not a dialogue case ({exc})") from exc
     return cases
 
 
-def build_retriever(kb_dir: Path, embedder: Embedder, options: RetrievalOptions) -> HybridRetriever:
+def index_folder(folder: Path, embedder: Embedder, *, extra_documents: Sequence[DocumentIn] = ()) -> HybridRetriever:
+    """The folder's documents (and any extra ones) in a throwaway store, indexed as a gateway indexes them."""
     with tempfile.TemporaryDirectory() as tmp:
         engine = create_engine(f"sqlite:///{Path(tmp) / 'kb.sqlite3'}")
         Base.metadata.create_all(engine)
+        docs = [*read_directory(folder), *extra_documents]
         with Session(engine) as session:
-            import_directory(session, path=kb_dir, embedder=embedder, now=dt.datetime.now(dt.UTC))
+            write_documents(session, prepared=[prepare(doc, embedder) for doc in docs], now=NOW, actor="bench")
             chunks = load_chunks(session)
         engine.dispose()
-    return HybridRetriever(chunks, embedder, options)
+    return HybridRetriever(chunks, embedder)
 
 
-def queries_of(case: EvalCase) -> dict[str, str]:
-    return {"first turn": case.turns[0], "all turns": " ".join(case.turns)}
+def grown_documents(folder: Path, target_chunks: int, per_document: float) -> list[DocumentIn]:
+    """Copies of the folder's documents under other ids and titles, enough for about `target_chunks`
+    statements in all: a stand-in for a carrier's full knowledge base."""
+    originals = read_directory(folder)
+    needed = max(0, round(target_chunks / per_document) - len(originals))
+    return [
+        original.model_copy(update={"id": f"{original.id}-copy-{n}", "title": f"{original.title}（第{n}版）"})
+        for n, original in ((i, originals[i % len(originals)]) for i in range(needed))
+    ]
 
 
-def run_queries(retriever: HybridRetriever, cases: Sequence[EvalCase]) -> list[QueryResult]:
-    results = []
-    for case in cases:
-        for mode, query in queries_of(case).items():
+def recall(retriever: HybridRetriever, cases: Sequence[RecallCase]) -> dict[str, Any]:
+    """Share of cases where a turn's best (recall@1) or five best (recall@5) documents hold an expected one."""
+    ranked = {case.id: [[p.doc_id for p in retriever.search(turn, k=5)] for turn in case.turns] for case in cases}
+
+    def found(case: RecallCase, k: int) -> bool:
+        return any(case.expected & set(docs[:k]) for docs in ranked[case.id])
+
+    at = {k: sum(found(case, k) for case in cases) / max(len(cases), 1) for k in (1, 5)}
+    missed = [case.id for case in cases if not found(case, 1)]
+    return {"n": len(cases), "recall_at_1": round(at[1], 3), "recall_at_5": round(at[5], 3), "missed_at_1": missed}
+
+
+def latency(retriever: HybridRetriever, questions: Sequence[str], rounds: int = 3) -> dict[str, float]:
+    """Milliseconds per search, question embedding included (every search sees a new question)."""
+    timings = []
+    for round_number in range(rounds):
+        for question in questions:
+            fresh = f"{question} {round_number}"  # defeats the embedding cache, as a new caller would
             started = time.perf_counter()
-            passages = retriever.search(query, k=3)
-            elapsed = time.perf_counter() - started
-            results.append(
-                QueryResult(
-                    case_id=case.id,
-                    mode=mode,
-                    expected=case.expected,
-                    ranked=tuple(p.doc_id for p in passages),
-                    top_score=passages[0].score if passages else 0.0,
-                    seconds=elapsed,
-                )
-            )
-    return results
+            retriever.statements(fresh, k=8)
+            timings.append((time.perf_counter() - started) * 1000)
+    ordered = sorted(timings)
+    return {"p50": round(statistics.median(ordered), 1), "p95": round(ordered[int(0.95 * (len(ordered) - 1))], 1)}
 
 
-def summarise(results: Sequence[QueryResult], mode: str) -> ModeSummary:
-    scored = [r for r in results if r.mode == mode and r.expected]
-    return ModeSummary(
-        mode=mode,
-        cases=len(scored),
-        recall_at_1=sum(r.hit(1) for r in scored) / max(len(scored), 1),
-        recall_at_3=sum(r.hit(3) for r in scored) / max(len(scored), 1),
-        mean_latency_ms=1000 * statistics.fmean(r.seconds for r in results if r.mode == mode),
-    )
-
-
-def print_report(results: Sequence[QueryResult], *, verbose: bool) -> None:
-    for mode in ("first turn", "all turns"):
-        s = summarise(results, mode)
-        print(
-            f"{mode:>10}: cases={s.cases}  recall@1={s.recall_at_1:.3f}  recall@3={s.recall_at_3:.3f}  "
-            f"mean latency={s.mean_latency_ms:.1f} ms"
-        )
-    with_docs = [r.top_score for r in results if r.expected and r.hit(1)]
-    without_docs = [r.top_score for r in results if not r.expected]
-    if with_docs and without_docs:
-        print(
-            f"top score: correct hits median={statistics.median(with_docs):.3f} min={min(with_docs):.3f}; "
-            f"cases without KB docs median={statistics.median(without_docs):.3f} max={max(without_docs):.3f}"
-        )
-    if verbose:
-        for r in results:
-            mark = "ok  " if r.hit(1) else ("top3" if r.hit(3) else ("----" if not r.expected else "MISS"))
-            print(
-                f"{mark} {r.case_id:<14} {r.mode:<10} {r.top_score:.3f} {list(r.ranked)} want={sorted(r.expected)}"
-            )
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--kb", type=Path, required=True, help="folder of markdown KB documents")
-    parser.add_argument("--cases", type=Path, required=True, help="dialogue cases (JSONL)")
-    parser.add_argument("--threads", type=int, default=2, help="embedding threads (default 2)")
-    parser.add_argument("--verbose", action="store_true", help="print every query's ranking")
-    args = parser.parse_args(argv)
-
-    embedder = E5Embedder(num_threads=args.threads)
-    options = RetrievalOptions()
+def benchmark(kb_dir: Path, cases_file: Path, embedder: Embedder, grow_to: int) -> dict[str, Any]:
+    cases = read_cases(cases_file)
+    questions = [turn for case in cases for turn in case.turns] or ["流量包多少钱"]
     started = time.perf_counter()
-    retriever = build_retriever(args.kb, embedder, options)
-    print(f"indexed {len(retriever)} chunks from {args.kb} in {time.perf_counter() - started:.1f} s")
-    cases = read_cases(args.cases)
-    retriever.search("预热", k=1)  # first query pays for jieba's dictionary load
-    print_report(run_queries(retriever, cases), verbose=args.verbose)
+    retriever = index_folder(kb_dir, embedder)
+    summary: dict[str, Any] = {"documents": len({c.doc_id for c in retriever.chunks}), "chunks": len(retriever),
+                               "index_s": round(time.perf_counter() - started, 1)}
+    summary["recall"] = recall(retriever, cases)
+    summary["search_ms"] = latency(retriever, questions)
+    if grow_to > len(retriever):
+        per_document = len(retriever) / max(summary["documents"], 1)
+        started = time.perf_counter()
+        grown = index_folder(kb_dir, embedder, extra_documents=grown_documents(kb_dir, grow_to, per_document))
+        summary["grown"] = {"chunks": len(grown), "index_s": round(time.perf_counter() - started, 1),
+                            "search_ms": latency(grown, questions)}
+    return summary
 
-
-if __name__ == "__main__":
-    main()

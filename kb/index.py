@@ -47,38 +47,57 @@ class ScoredChunk:
 
 
 class Bm25Index:
-    """BM25 of every text for a query's terms, as one sparse product."""
+    """BM25 of every tokenised text for a query's terms, as one sparse product."""
 
     def __init__(
-        self, texts: Sequence[str], *, k1: float, b: float, tokens: Callable[[str], list[str]] = tokenize
+        self, documents: Sequence[Sequence[str]], *, k1: float, b: float,
+        query_tokens: Callable[[str], list[str]] = tokenize,
     ) -> None:
-        self._tokens = tokens
+        self._query_tokens = query_tokens
         self._vocabulary: dict[str, int] = {}
         rows: list[int] = []
         columns: list[int] = []
-        for row, text in enumerate(texts):
-            for token in tokens(text):
+        for row, tokens in enumerate(documents):
+            for token in tokens:
                 rows.append(row)
                 columns.append(self._vocabulary.setdefault(token, len(self._vocabulary)))
         counts = sparse.csr_matrix(
             (np.ones(len(rows), dtype=np.float64), (rows, columns)),
-            shape=(len(texts), len(self._vocabulary)),
+            shape=(len(documents), len(self._vocabulary)),
         )
         counts.sum_duplicates()
         lengths = np.asarray(counts.sum(axis=1)).ravel()
-        norm = k1 * (1 - b + b * lengths / max(float(lengths.mean()) if len(texts) else 0.0, 1e-9))
+        norm = k1 * (1 - b + b * lengths / max(float(lengths.mean()) if len(documents) else 0.0, 1e-9))
         # Saturated term frequencies, computed once: tf (k1 + 1) / (tf + norm) for every stored count.
         weights = counts.tocoo()
         weights.data = weights.data * (k1 + 1) / (weights.data + norm[weights.row])
         self._weights = weights.tocsc()
         frequency = np.diff(self._weights.indptr)
-        self._idf = np.log(1 + (len(texts) - frequency + 0.5) / (frequency + 0.5))
+        self._idf = np.log(1 + (len(documents) - frequency + 0.5) / (frequency + 0.5))
 
     def scores(self, query: str) -> np.ndarray:
-        columns = sorted({self._vocabulary[t] for t in self._tokens(query) if t in self._vocabulary})
+        columns = sorted({self._vocabulary[t] for t in self._query_tokens(query) if t in self._vocabulary})
         if not columns:
             return np.zeros(self._weights.shape[0], dtype=np.float64)
         return np.asarray(self._weights[:, columns] @ self._idf[columns]).ravel()
+
+
+@dataclass(frozen=True)
+class _Analysis:
+    """A chunk as the lexical indexes see it; kept between rebuilds, since segmenting is the slow part."""
+
+    words: list[str]
+    sounds: list[str]
+    title: list[str]
+    text: str  # normalised
+
+
+def _analyse(chunk: ChunkRecord) -> _Analysis:
+    return _Analysis(tokenize(chunk.text), phonetic_tokens(chunk.text), tokenize(chunk.title), normalise(chunk.text))
+
+
+def _key(chunk: ChunkRecord) -> tuple[str, int, int]:
+    return chunk.doc_id, chunk.version, chunk.ordinal
 
 
 class HybridRetriever:
@@ -92,22 +111,37 @@ class HybridRetriever:
         self.rebuild(chunks)
 
     def rebuild(self, chunks: Sequence[ChunkRecord]) -> None:
+        """Index exactly `chunks`; chunks indexed before are not segmented again."""
         chunks = list(chunks)
+        known = getattr(self, "_analyses", {})
+        analyses = {_key(c): known.get(_key(c)) or _analyse(c) for c in chunks}
+        self._analyses = analyses
+        parts = [analyses[_key(c)] for c in chunks]
         matrix = (
             np.stack([chunk.embedding for chunk in chunks]).astype(np.float32)
             if chunks
             else np.zeros((0, self._embedder.dim), dtype=np.float32)
         )
-        texts = [chunk.text for chunk in chunks]
-        lexical = Bm25Index(texts, k1=self.options.k1, b=self.options.b)
-        phonetic = Bm25Index(texts, k1=self.options.k1, b=self.options.b, tokens=phonetic_tokens)
+        options = self.options
+        lexical = Bm25Index([a.words for a in parts], k1=options.k1, b=options.b)
+        phonetic = Bm25Index([a.sounds for a in parts], k1=options.k1, b=options.b, query_tokens=phonetic_tokens)
+        titles = Bm25Index([a.title for a in parts], k1=options.k1, b=0.0)
         doc_ids = np.array([chunk.doc_id for chunk in chunks], dtype=object)
-        titles = Bm25Index([chunk.title for chunk in chunks], k1=self.options.k1, b=0.0)
         corpus: dict[str, str] = {}
-        for chunk in chunks:
-            corpus[chunk.doc_id] = corpus.get(chunk.doc_id, "") + normalise(chunk.text) + "\n"
+        for chunk, analysis in zip(chunks, parts, strict=True):
+            corpus[chunk.doc_id] = corpus.get(chunk.doc_id, "") + analysis.text + "\n"
         # Swap all in one assignment so a concurrent search sees either the old or the new index.
         self._state = (chunks, matrix, lexical, phonetic, titles, doc_ids, corpus)
+
+    def replace_documents(self, doc_ids: Collection[str], chunks: Sequence[ChunkRecord]) -> None:
+        """Index `chunks` in place of every chunk of `doc_ids` (a document changed, appeared or went)."""
+        changed = set(doc_ids)
+        kept = [chunk for chunk in self._state[0] if chunk.doc_id not in changed]
+        self.rebuild(kept + list(chunks))
+
+    @property
+    def chunks(self) -> list[ChunkRecord]:
+        return list(self._state[0])
 
     def __len__(self) -> int:
         return len(self._state[0])

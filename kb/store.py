@@ -293,7 +293,9 @@ def reembed_stale(session: Session, *, embedder: Embedder) -> int:
     with _transaction(session):
         for row, vector in zip(rows, vectors, strict=True):
             row.embedding, row.embedder = _to_bytes(vector), embedder.name
-        _raise_revision(session)
+        revision = _raise_revision(session)
+        touched = {row.document_id for row in rows}
+        session.execute(update(KbDocument).where(KbDocument.id.in_(touched)).values(revision=revision))
     return len(rows)
 
 

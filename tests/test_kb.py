@@ -437,3 +437,48 @@ def test_mentions_finds_whole_numbers_only(session: Session) -> None:
     assert retriever.mentions("停机保号", doc_id="suspend-keep-number")
     assert not retriever.mentions("停机保号", doc_id="data-packs")
     assert ("plan-5g-99", "云帆5G畅享99元套餐", "plans") in retriever.catalog()
+
+
+def test_a_live_index_follows_changes_made_through_any_session(engine: Engine) -> None:
+    from sqlalchemy.orm import sessionmaker
+
+    from kb.live import LiveIndex
+
+    sessions = sessionmaker(bind=engine)
+    embedder = HashingEmbedder()
+    with sessions() as session:
+        upsert_document(session, doc=make_doc(), embedder=embedder, now=NOW)
+    live = LiveIndex(HybridRetriever([], embedder), sessions)
+    live.load()
+    assert [p.doc_id for p in live.retriever.search("59元套餐流量", k=1)] == ["plan-test-59"]
+    assert not live.refresh()  # nothing changed
+    with sessions() as session:  # another gateway's write
+        upsert_document(session, doc=make_doc(body="- 月费：59元。\n- 流量：全国流量88GB。"), embedder=embedder, now=LATER)
+        upsert_document(session, doc=make_doc().model_copy(update={"id": "roam", "title": "漫游说明"}),
+                        embedder=embedder, now=LATER)
+    assert live.refresh()
+    assert "88GB" in live.retriever.search("59元套餐流量", k=1)[0].text
+    assert {p.doc_id for p in live.retriever.search("漫游说明", k=3)} == {"plan-test-59", "roam"}
+    with sessions() as session:
+        delete_document(session, doc_id="roam", now=LATER, actor="admin")
+    assert live.refresh()
+    assert {p.doc_id for p in live.retriever.search("漫游说明", k=3)} == {"plan-test-59"}
+
+
+def test_the_benchmark_scores_recall_over_a_cases_turns_and_grows_the_kb(tmp_path: Path) -> None:
+    from kb.evaluate import benchmark
+
+    (tmp_path / "kb").mkdir()
+    (tmp_path / "kb" / "plan-test-59.md").write_text(PLAN_MD, encoding="utf-8")
+    (tmp_path / "kb" / "roam.md").write_text(
+        "---\nid: roam\ntitle: 漫游\ncategory: roaming\nupdated: 2026-04-02\n---\n出境前打开数据漫游。\n", encoding="utf-8"
+    )
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text(
+        '{"id": "a", "turns": ["你好", "出境漫游要打开什么"], "expect": {"kb_docs": ["roam"]}}\n'
+        '{"id": "b", "turns": ["订蛋糕"], "expect": {}}\n',
+        encoding="utf-8",
+    )
+    summary = benchmark(tmp_path / "kb", cases, HashingEmbedder(), grow_to=20)
+    assert summary["recall"] == {"n": 1, "recall_at_1": 1.0, "recall_at_5": 1.0, "missed_at_1": []}
+    assert summary["grown"]["chunks"] >= 20 and summary["search_ms"]["p95"] >= summary["search_ms"]["p50"]
