@@ -50,6 +50,11 @@ def no_answer(hotline: str) -> str:
     return f"抱歉，这个问题我这里没有查到相关资料。您可以说“转人工”，或稍后拨打{hotline}咨询人工客服。"
 
 
+def trouble() -> str:
+    """When something inside the hotline fails (the model, the store): never silence."""
+    return "抱歉，系统暂时出了点问题，没能处理好您刚才说的话。您可以再说一遍，或者说“转人工”，由人工客服为您服务。"
+
+
 def refusal(reason: str) -> str:
     if reason == "others_data":
         return "抱歉，为保护用户隐私，我们不能提供他人的通话、位置或身份信息，机主本人可凭身份证到营业厅办理查询。"

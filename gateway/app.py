@@ -8,7 +8,10 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from core.clock import Clock
 from gateway import calls, rest
@@ -38,6 +41,16 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             services.close()
 
     app = FastAPI(title="hotline", version="0.1.0", lifespan=lifespan)
+    app.add_exception_handler(OperationalError, _store_unavailable)
+    app.add_exception_handler(InterfaceError, _store_unavailable)
+    app.add_exception_handler(PoolTimeoutError, _store_unavailable)
     app.include_router(rest.router)
     app.include_router(calls.router)
     return app
+
+
+async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """The database is away (restarting, unreachable): say so, without its error text or SQL."""
+    log.warning("%s %s: the store is unavailable (%s)", request.method, request.url.path, type(exc).__name__)
+    return JSONResponse({"detail": "the store is not answering; try again shortly"}, status_code=503,
+                        headers={"Retry-After": "5"})

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 from pathlib import Path
 
+from gateway.logs import configure_logging
 from gateway.settings import Settings
 
 
@@ -54,8 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     settings = Settings()
-    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level)
     if args.command == "serve":
         return serve(settings)
     if args.command == "bench" and args.target == "kb":
@@ -85,7 +84,7 @@ def serve(settings: Settings) -> int:
     print(f"hotline: call ws://{settings.host}:{settings.port}/v1/calls  "
           f"(REST and docs at http://{settings.host}:{settings.port}/docs; ready when /readyz says so)", flush=True)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
-                ws_max_size=1 << 20)
+                ws_max_size=1 << 20, log_config=None)
     return 0
 
 

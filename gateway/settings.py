@@ -40,6 +40,15 @@ class DialogueSettings(BaseModel):
     greeting: bool = True
 
 
+class CallSettings(BaseModel):
+    """Limits of one call on the socket (HOTLINE_CALLS__...)."""
+
+    idle_timeout_s: float = Field(default=30.0, gt=0)  # no audio at all for this long after `start`: the line is dead
+    max_duration_s: float = Field(default=1800.0, gt=0)  # a call is ended after this long, whatever it is doing
+    max_audio_lead_s: float = Field(default=10.0, gt=0)  # audio this far ahead of real time is read at real-time pace
+    audio_queue_frames: int = Field(default=256, ge=8)  # frames read but not yet recognized, before reading waits
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HOTLINE_", env_nested_delimiter="__", extra="ignore")
 
@@ -54,6 +63,7 @@ class Settings(BaseSettings):
     llm: LlmSettings = LlmSettings()
     tts: TtsSettings = TtsSettings()
     dialogue: DialogueSettings = DialogueSettings()
+    calls: CallSettings = CallSettings()
     max_calls: int = 8
     log_level: str = "info"
 
