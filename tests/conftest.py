@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -66,7 +67,8 @@ class LiveHotline:
 
     url: str  # ws://.../v1/calls
     base: str  # http://...
-    settings: object  # gateway.settings.Settings; tests may change its `calls` limits for a while
+    settings: Any  # gateway.settings.Settings; tests may change its `calls` limits for a while
+    server: Any  # the uvicorn server; `server.config.app.state.services` is what the app holds
 
 
 @pytest.fixture(scope="session")
@@ -80,7 +82,7 @@ def live_hotline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveHotli
     settings = Settings(data_dir=data_dir, model_dir=model_dir, llm={"model": "bundled:qwen2.5-0.5b"})
     url, server = start_in_process(settings)
     try:
-        yield LiveHotline(url, url.replace("ws://", "http://").removesuffix("/v1/calls"), settings)
+        yield LiveHotline(url, url.replace("ws://", "http://").removesuffix("/v1/calls"), settings, server)
     finally:
         server.should_exit = True
 
