@@ -81,10 +81,11 @@ def acknowledge(intent: str) -> str:
 
 
 def ticket_opened(
-    category: str, number: str, slots: dict[str, str], sla_hours: int | None, *, own_number: bool = False
+    category: str, number: str | None, slots: dict[str, str], sla_hours: int | None, *, own_number: bool = False
 ) -> str:
     """The ticket read back: what was filed, so the caller can correct it."""
-    text = f"好的，已为您登记{CATEGORY_NAMES.get(category, '工单')}，工单号是{number}。"
+    text = f"好的，已为您登记{CATEGORY_NAMES.get(category, '工单')}，"
+    text += f"工单号是{number}。" if number else "工单号稍后会通过短信发给您。"
     if address := slots.get("address"):
         text += f"地址是{address}。"
     if phone := slots.get("phone"):
@@ -100,8 +101,8 @@ def ticket_updated(what: str, value: str) -> str:
     return f"好的，已为您把{what}更正为{value}。"
 
 
-def ticket_noted(number: str) -> str:
-    return f"好的，已补充到工单{number}里。"
+def ticket_noted(number: str | None) -> str:
+    return f"好的，已补充到工单{number}里。" if number else "好的，已补充到您的工单里。"
 
 
 def anything_else() -> str:

@@ -19,6 +19,7 @@ from gateway.services import Services
 from gateway.settings import Settings
 
 log = logging.getLogger("hotline")
+JOURNAL_DRAIN_S = 10.0
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
@@ -38,6 +39,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            await services.journals.drain(JOURNAL_DRAIN_S)  # the last calls' writes, if the store takes them
+            services.journals.cancel()
             services.close()
 
     app = FastAPI(title="hotline", version="0.1.0", lifespan=lifespan)

@@ -38,7 +38,7 @@ from gateway.protocol import (
     parse_start,
 )
 from gateway.services import Services
-from ticketing import store
+from ticketing import CallAlreadyEnded, CallAlreadyExists, store
 
 log = logging.getLogger("hotline.calls")
 router = APIRouter()
@@ -138,13 +138,17 @@ class CallSession:
         self.speaking: asyncio.Task[None] | None = None
         self.reader: asyncio.Task[None] | None = None
         self.thinking: _Thinking | None = None
-        self.desk = StoreDesk(services.sessions, services.clock, self.state, dialect=start.dialect, notify=self.send)
+        self.journal = services.journals.open(self.call_id)
+        self.turn_seq = 0  # turns are numbered here, so a retried write cannot store one twice
+        self.desk = StoreDesk(services.sessions, services.clock, self.state, dialect=start.dialect, notify=self.send,
+                              journal=self.journal)
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        await self.run_db(
+        self.journal.submit(
             store.start_call,
+            already=CallAlreadyExists,
             call_id=self.call_id,
             caller_id=self.start.caller_id,
             codec=self.format.codec.value,
@@ -177,7 +181,9 @@ class CallSession:
 
     async def _finish(self) -> None:
         outcome = "escalated" if self.state.escalation else self.end_reason
-        await self.run_db(store.end_call, call_id=self.call_id, outcome=outcome, now=self.services.clock.now())
+        self.journal.submit(store.end_call, already=CallAlreadyEnded, call_id=self.call_id, outcome=outcome,
+                            now=self.services.clock.now())
+        self.journal.close()
         await self.send({"type": "end", "call_id": self.call_id, "reason": self.end_reason})
         if self.socket_open:
             self.socket_open = False
@@ -210,8 +216,10 @@ class CallSession:
             if self.reader is not None and self.reader is not asyncio.current_task():
                 self.reader.cancel()  # whatever the client still sends is no longer heard
 
-    async def run_db(self, fn: Any, **kwargs: Any) -> Any:
-        return await self.desk.run_db(fn, **kwargs)
+    def record_turn(self, speaker: str, text: str, **details: Any) -> None:
+        self.turn_seq += 1
+        self.journal.submit(store.add_turn, call_id=self.call_id, seq=self.turn_seq, speaker=speaker,
+                            text=mask_pii(text), now=self.services.clock.now(), **details)
 
     # ---- watcher: a dead line and an endless call end by themselves -------------------------------
 
@@ -253,6 +261,7 @@ class CallSession:
         except (WebSocketDisconnect, RuntimeError):
             self._dropped()
         finally:
+            self.state.stop_model.set()  # nobody is listening: the model stops; queued turns go by the rules
             self._close_audio()
 
     def _close_audio(self) -> None:
@@ -332,8 +341,7 @@ class CallSession:
         await self.send({"type": "final", "text": event.text, "dialect": event.dialect,
                          "confidence": round(event.confidence, 3),
                          "start": round(event.started_at, 3), "end": round(event.ended_at, 3)})
-        await self.run_db(store.add_turn, call_id=self.call_id, speaker="caller", text=mask_pii(event.text),
-                       dialect=event.dialect, now=self.services.clock.now())
+        self.record_turn("caller", event.text, dialect=event.dialect)
         event = await self._supersede(event)
         await self._barge_in()  # a newer utterance supersedes whatever is still being said
         await self.finals.put(event)
@@ -414,8 +422,7 @@ class CallSession:
         self.state.remember_reply(heard)
         await self.send({"type": "reply_end", "turn": reply.turn, "text": heard, "interrupted": reply.interrupted})
         if heard:
-            await self.run_db(store.add_turn, call_id=self.call_id, speaker="bot", text=mask_pii(heard),
-                           dialect=None, now=self.services.clock.now(), interrupted=reply.interrupted)
+            self.record_turn("bot", heard, interrupted=reply.interrupted)
 
     async def _say(self, reply: _Reply, text: str, citations: tuple[str, ...] = ()) -> None:
         await self.send({"type": "reply", "turn": reply.turn, "text": text, "citations": list(citations)})

@@ -52,11 +52,26 @@ def main(argv: list[str] | None = None) -> int:
     kb_bench.add_argument("--cases", type=Path, required=True, help="dialogue cases whose expect.kb_docs are scored")
     kb_bench.add_argument("--grow", type=int, default=10_000, help="statements to grow the KB to (0: do not)")
 
+    calls_bench = benches.add_parser("calls", help="N simulated callers at real-time pace: calls held, latency, lost records")
+    calls_bench.add_argument("--concurrency", type=int, default=2, help="callers on the line at once")
+    calls_bench.add_argument("--duration", type=float, default=60.0, help="seconds during which callers call again")
+    calls_bench.add_argument("--url", help="ws://HOST:PORT/v1/calls of a running hotline; default: run one in-process")
+    calls_bench.add_argument("--audio", type=Path, help="folder of WAV files: each caller's turns, in name order")
+    calls_bench.add_argument("--token", default=os.environ.get("HOTLINE_ADMIN_TOKEN"),
+                             help="token for the REST reads that check nothing was lost (default: HOTLINE_ADMIN_TOKEN)")
+
     args = parser.parse_args(argv)
     settings = Settings()
     configure_logging(settings.log_level)
     if args.command == "serve":
         return serve(settings)
+    if args.command == "bench" and args.target == "calls":
+        from gateway.bench_calls import BenchOptions
+        from gateway.bench_calls import main as bench_calls
+
+        if args.concurrency < 1 or args.duration <= 0:
+            parser.error("--concurrency must be at least 1 and --duration positive")
+        return bench_calls(BenchOptions(args.concurrency, args.duration, args.url, args.audio, args.token), settings)
     if args.command == "bench" and args.target == "kb":
         from kb.embedder import E5Embedder
         from kb.evaluate import benchmark

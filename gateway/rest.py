@@ -60,10 +60,11 @@ def readyz(services: ServicesDep) -> JSONResponse:
 
 @router.get("/v1/tickets", response_model=list[TicketPublic])
 def list_tickets(session: SessionDep, status: str | None = None,
+                 call_id: Annotated[str | None, Query(max_length=36)] = None,
                  limit: Annotated[int, Query(ge=1, le=500)] = 50,
                  offset: Annotated[int, Query(ge=0)] = 0) -> list[TicketPublic]:
     try:
-        return store.list_tickets(session, status=status, limit=limit, offset=offset)
+        return store.list_tickets(session, status=status, call_id=call_id, limit=limit, offset=offset)
     except InvalidInputError as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from None
 

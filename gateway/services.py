@@ -18,6 +18,7 @@ from core.bundled import resolve
 from core.clock import Clock, SystemClock
 from core.concurrency import InferencePool
 from gateway import db
+from gateway.journal import Journals
 from gateway.settings import Settings
 
 log = logging.getLogger("hotline.services")
@@ -38,6 +39,10 @@ class Services:
     models: dict[str, Any] = field(default_factory=dict)
     pools: dict[str, InferencePool] = field(default_factory=dict)
     _phrases: OrderedDict[tuple[str, AudioFormat], list[bytes]] = field(default_factory=OrderedDict)
+    journals: Journals = field(init=False)  # each call's writes, kept and retried while the store is away
+
+    def __post_init__(self) -> None:
+        self.journals = Journals(self.sessions)
 
     @classmethod
     def open(cls, settings: Settings, clock: Clock | None = None) -> Services:

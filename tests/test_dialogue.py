@@ -350,10 +350,11 @@ async def test_the_judge_cannot_invent_an_intent_the_caller_never_voiced(demo_kb
 
 
 @pytestmark_kb
-async def test_a_failing_judge_leaves_the_rules_in_charge(demo_kb, pools):
+async def test_a_failing_judge_gets_an_apology_and_the_offer_of_a_human(demo_kb, pools):
     manager = _manager(demo_kb, pools, None)
     _, desk, replies, _ = await _conversation(manager, ["家里的机顶盒没动静了"])
-    assert replies[0] and not desk.tickets
+    assert "抱歉" in replies[0] and "转人工" in replies[0]
+    assert not desk.tickets
 
 
 class SlowJudgeModel:
