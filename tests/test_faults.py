@@ -338,3 +338,49 @@ def test_retried_writes_are_stored_once_and_an_ended_call_stops_waiting_for_an_a
         store.end_call(session, call_id="c1", outcome="caller_hangup", now=NOW)
         assert not store.list_escalations(session, status="waiting")
         assert store.get_escalation(session, escalation_id=escalation.id).status == "closed"
+
+
+# ---- a hang-up stops the model's work for that call at once ----------------------------------------------
+
+
+class SlowModel:
+    """A language model that takes seconds over a judgement and notes whether it was let finish."""
+
+    name = "slow"
+
+    def __init__(self) -> None:
+        self.pieces = 0
+        self.finished = False
+
+    def stream(self, messages: Any, options: Any) -> Iterator[str]:
+        for piece in ('{"intent": ', '"fault_report", ', '"kind": "other"', "}") * 25:
+            time.sleep(0.02)
+            self.pieces += 1
+            yield piece
+        self.finished = True
+
+
+def test_a_hang_up_stops_the_judge_of_that_call_at_once():
+    from core.concurrency import InferencePool
+    from dialogue.base import StopSignal
+    from dialogue.judge import IntentJudge
+
+    async def scenario() -> tuple[Any, SlowModel, int]:
+        model, pool, stop = SlowModel(), InferencePool("llm"), StopSignal()
+        judge = IntentJudge(model, pool, timeout_s=30)
+        try:
+            judging = asyncio.create_task(judge.judge("家里的机顶盒没动静了", stop))
+            for _ in range(500):  # until the model is reading
+                if model.pieces >= 3:
+                    break
+                await asyncio.sleep(0.01)
+            stop.set()  # the caller hung up
+            judgement = await judging
+            await pool.run(lambda: None)  # the model's worker is free again
+            return judgement, model, model.pieces
+        finally:
+            pool.close()
+
+    judgement, model, pieces_when_free = asyncio.run(scenario())
+    assert judgement is None  # nobody to answer: the rules decide what is left
+    assert not model.finished and pieces_when_free < 100
