@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from gateway.caller import Caller, CallOptions, CallTrace, start_in_process
+from gateway.caller import Caller, CallOptions, CallTrace, start_in_process, write_speech
 from gateway.settings import Settings
 
 # The hotline's own voice speaks these when no --audio folder is given: every other caller reports a fault.
@@ -66,14 +66,15 @@ def scripts(options: BenchOptions, settings: Settings, folder: Path) -> list[lis
         if not files:
             raise SystemExit(f"hotline bench calls: no .wav files in {options.audio_dir}")
         return [files]
-    from gateway.cli import say_to_file
+    from tts.loader import load_synthesizer
 
+    synth = load_synthesizer(settings.tts.backend, threads=settings.tts.threads)
     made = []
     for name, texts in (("question", QUESTION_SCRIPT), ("fault", FAULT_SCRIPT)):
         paths = []
         for index, text in enumerate(texts):
             path = folder / f"{name}-{index}.wav"
-            say_to_file(text, path, options.rate, settings)
+            write_speech(synth, text, path, options.rate)
             paths.append(path)
         made.append(paths)
     return made

@@ -17,7 +17,7 @@ import httpx
 import numpy as np
 import websockets
 
-from core.audio import Codec, decode, encode, from_float
+from core.audio import Codec, decode, encode, from_float, resample
 from gateway.settings import Settings
 
 FRAME_MS = 20
@@ -290,3 +290,16 @@ def run_call(options: CallOptions, *, url: str | None, settings: Settings) -> in
             print(f"turn {number} after end of speech: {figures}", flush=True)
     errors = trace.of_type("error")
     return 1 if errors or not trace.of_type("end") else 0
+
+
+def write_speech(synth: Any, text: str, out: Path, rate: int) -> float:
+    """`text` spoken by `synth` into a WAV file at `rate`, a caller's breath of silence around it; its seconds."""
+    pcm = resample(synth.synthesize(text), synth.sample_rate, rate)
+    pause = np.zeros(rate // 4, dtype=np.int16)  # a caller breathes before and after
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(out), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(np.concatenate([pause, pcm, pause]).astype("<i2").tobytes())
+    return len(pcm) / rate

@@ -104,23 +104,11 @@ def serve(settings: Settings) -> int:
 
 
 def say_to_file(text: str, out: Path, rate: int, settings: Settings) -> int:
-    import wave
-
-    import numpy as np
-
-    from core.audio import resample
+    from gateway.caller import write_speech
     from tts.loader import load_synthesizer
 
-    synth = load_synthesizer(settings.tts.backend, threads=settings.tts.threads)
-    pcm = resample(synth.synthesize(text), synth.sample_rate, rate)
-    pause = np.zeros(rate // 4, dtype=np.int16)  # a caller breathes before and after
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(out), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(rate)
-        wav.writeframes(np.concatenate([pause, pcm, pause]).astype("<i2").tobytes())
-    print(f"wrote {out} ({len(pcm) / rate:.1f} s)", file=sys.stderr)
+    seconds = write_speech(load_synthesizer(settings.tts.backend, threads=settings.tts.threads), text, out, rate)
+    print(f"wrote {out} ({seconds:.1f} s)", file=sys.stderr)
     return 0
 
 
