@@ -259,7 +259,7 @@ class FailingModelServer:
                 outer.requests += 1
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 if mode == "hang":
-                    time.sleep(30)
+                    time.sleep(6)  # longer than the judge waits; short, so the shared model worker is soon free
                     return
                 body = json.dumps({"error": {"message": "CUDA out of memory", "type": "server_error"}}).encode()
                 self.send_response(500)
