@@ -10,6 +10,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import wave
@@ -80,17 +81,21 @@ class PrivatePostgres:
 
 
 @pytest.fixture(scope="module")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivatePostgres]:
+def postgres() -> Iterator[PrivatePostgres]:
     if not os.environ.get("HOTLINE_TEST_POSTGRES_URL"):
         pytest.skip("set HOTLINE_TEST_POSTGRES_URL to run the PostgreSQL tests")
     if _pg_bin() is None or (os.geteuid() == 0 and shutil.which("runuser") is None):
         pytest.skip("PostgreSQL's server programs (initdb, pg_ctl) are not installed")
-    server = PrivatePostgres(tmp_path_factory.mktemp("pg"))
+    # Not under pytest's temporary folder: that is private to root, and the server runs as postgres.
+    folder = Path(tempfile.mkdtemp(prefix="hotline-pg-"))
+    folder.chmod(0o755)
+    server = PrivatePostgres(folder / "cluster")
     server.start()
     try:
         yield server
     finally:
         server.kill()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
