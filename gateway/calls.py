@@ -161,6 +161,10 @@ class CallSession:
             await self._finish()
 
     async def _finish(self) -> None:
+        try:
+            await asyncio.wait_for(self.services.manager.hang_up(self.state, self.desk), DRAIN_TIMEOUT_S)
+        except Exception:
+            log.exception("call %s: could not file what the caller reported before hanging up", self.call_id)
         outcome = "escalated" if self.state.escalation else self.end_reason
         await self.run_db(store.end_call, call_id=self.call_id, outcome=outcome, now=self.services.clock.now())
         await self.send({"type": "end", "call_id": self.call_id, "reason": self.end_reason})
