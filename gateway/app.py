@@ -12,13 +12,16 @@ from fastapi import FastAPI
 
 from core.clock import Clock
 from gateway import calls, rest
-from gateway.services import Services
+from gateway.services import MODEL_PARTS, Services
 from gateway.settings import Settings
 
 log = logging.getLogger("hotline")
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, clock: Clock | None = None, models: tuple[str, ...] = MODEL_PARTS
+) -> FastAPI:
+    """`models` names the models to load; tests of the REST API alone leave them all out."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -26,7 +29,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         services = await asyncio.to_thread(Services.open, settings, clock)
         app.state.services = services
         # /healthz answers at once; /readyz waits for this task.
-        loading = asyncio.create_task(services.load_models(), name="load-models")
+        loading = asyncio.create_task(services.load_models(models), name="load-models")
         watching = asyncio.create_task(services.watch_kb(), name="watch-kb")
         try:
             yield

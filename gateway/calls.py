@@ -24,6 +24,7 @@ from core.events import FinalTranscript, PartialTranscript, SpeechStarted
 from dialogue.base import ReplySentence
 from dialogue.manager import CallState
 from dialogue.safety import mask_pii
+from gateway.auth import call_refusal
 from gateway.desk import StoreDesk
 from gateway.protocol import (
     CLOSE_NORMAL,
@@ -49,6 +50,9 @@ PLAYBACK_LEAD_S = 0.3  # audio sent ahead of real time, so playback never starve
 async def call_endpoint(websocket: WebSocket) -> None:
     services: Services = websocket.app.state.services
     await websocket.accept()
+    if (refusal := call_refusal(websocket.headers, websocket.query_params, services.settings)) is not None:
+        await _refuse(websocket, refusal)
+        return
     try:
         start = await _receive_start(websocket)
         audio_format = start.audio_format()

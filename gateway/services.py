@@ -17,11 +17,12 @@ from core.audio import AudioFormat
 from core.bundled import resolve
 from core.clock import Clock, SystemClock
 from core.concurrency import InferencePool
-from gateway import db
+from gateway import accounts, db
 from gateway.settings import Settings
 
 log = logging.getLogger("hotline.services")
 
+MODEL_PARTS = ("asr", "llm", "tts", "kb")
 PHRASE_CACHE_SIZE = 256
 PHRASE_MAX_CHARS = 40
 
@@ -46,11 +47,22 @@ class Services:
         url = settings.resolved_database_url
         engine = db.create_engine_for(url)
         db.migrate_engine(engine)
-        return cls(settings, clock or SystemClock(), engine, db.session_factory(engine))
+        services = cls(settings, clock or SystemClock(), engine, db.session_factory(engine))
+        services._set_admin_token()
+        return services
+
+    def _set_admin_token(self) -> None:
+        given = self.settings.admin_token
+        with self.sessions() as session:
+            made = accounts.set_admin_token(session, token=given.get_secret_value() if given else None,
+                                            now=self.clock.now())
+        if made is not None:
+            log.warning("first start: the admin token is %s  (shown only this once; the hotline keeps only "
+                        "its hash; `hotline token admin` makes a new one)", made)
 
     # ---- loading ---------------------------------------------------------------------------------
 
-    async def load_models(self, parts: tuple[str, ...] = ("asr", "llm", "tts", "kb")) -> None:
+    async def load_models(self, parts: tuple[str, ...] = MODEL_PARTS) -> None:
         """Loads the models off the event loop, seeds the demo KB into an empty store, then is ready.
 
         `parts` leaves out what a command does not need (the dialogue eval has no audio).
@@ -58,7 +70,8 @@ class Services:
         loaders = {"asr": self._load_asr, "llm": self._load_llm, "tts": self._load_tts, "kb": self._load_kb}
         try:
             await asyncio.gather(*(asyncio.to_thread(loaders[part]) for part in parts))
-            await asyncio.to_thread(self._build_manager)
+            if {"llm", "kb"} <= set(parts):
+                await asyncio.to_thread(self._build_manager)
             self.ready = True
             log.info("models loaded; the hotline is ready")
         except Exception as exc:

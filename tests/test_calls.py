@@ -29,6 +29,8 @@ FAULT_TURNS = (
     "我的电话是一三八零零一二三四五六。",
 )
 HUMAN = "我要转人工客服。"
+ADMIN_TOKEN = "admin-token-of-the-call-tests-0123456789"
+AS_ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +38,8 @@ def hotline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str
     """(ws call URL, http base URL) of the hotline, served the way `hotline call` serves it."""
     data_dir = tmp_path_factory.mktemp("hotline-data")
     model_dir = Path(os.environ.get("HOTLINE_TEST_MODEL_CACHE", "/tmp/mc"))
-    settings = Settings(data_dir=data_dir, model_dir=model_dir, llm={"model": "bundled:qwen2.5-0.5b"})
+    settings = Settings(data_dir=data_dir, model_dir=model_dir, llm={"model": "bundled:qwen2.5-0.5b"},
+                        admin_token=ADMIN_TOKEN)
     url, server = start_in_process(settings)
     try:
         yield url, url.replace("ws://", "http://").removesuffix("/v1/calls")
@@ -81,7 +84,7 @@ def test_consultation_is_answered_from_the_kb_with_citation(hotline, voice, tmp_
     replies = [e for e in trace.of_type("reply") if e["turn"] > 1]
     assert replies and any(e["citations"] for e in replies), trace.events
     cited = {doc for e in replies for doc in e["citations"]}
-    documents = {d["id"] for d in httpx.get(f"{base}/v1/kb/documents").json()}
+    documents = {d["id"] for d in httpx.get(f"{base}/v1/kb/documents", headers=AS_ADMIN).json()}
     assert cited <= documents
     answer_audio = trace.audio[replies[0]["turn"]]
     assert len(answer_audio) % 2 == 0 and len(answer_audio) > 16000  # pcm16: over half a second
@@ -97,18 +100,18 @@ def test_fault_report_opens_a_ticket_and_a_human_can_be_asked_for(hotline, voice
     assert tickets, trace.events
     number = tickets[0]["number"]
     assert any(number in e["text"] for e in trace.of_type("reply")), "the ticket number is read back"
-    stored = httpx.get(f"{base}/v1/tickets/{tickets[0]['id']}").json()
+    stored = httpx.get(f"{base}/v1/tickets/{tickets[0]['id']}", headers=AS_ADMIN).json()
     assert stored["number"] == number and stored["category"] == "broadband"
     assert stored["phone"] == "13800123456"
     assert "人民路" in (stored["address"] or "")
     assert trace.of_type("escalation")
-    escalations = httpx.get(f"{base}/v1/escalations").json()
+    escalations = httpx.get(f"{base}/v1/escalations", headers=AS_ADMIN).json()
     assert any(e["id"] == trace.of_type("escalation")[0]["id"] for e in escalations)
     # reply audio comes back as 8 kHz mu-law: decodes to speech, not noise or silence
     audio = decode(bytes(trace.audio[tickets and trace.of_type("reply")[-1]["turn"]]), Codec.MULAW)
     assert audio.size > 8000 and np.abs(audio).max() > 1000
     call_id = trace.of_type("ready")[0]["call_id"]
-    record = httpx.get(f"{base}/v1/calls/{call_id}").json()
+    record = httpx.get(f"{base}/v1/calls/{call_id}", headers=AS_ADMIN).json()
     assert [t["speaker"] for t in record["turns"]].count("caller") >= 4
     assert "13800123456" not in json.dumps(record, ensure_ascii=False), "phone numbers are masked in transcripts"
 
@@ -158,7 +161,7 @@ def test_bad_start_gets_a_clear_error_and_close_code(hotline, first, code, close
 
 def _wait_for_end(base: str, call_id: str) -> dict:
     for _ in range(600):
-        record = httpx.get(f"{base}/v1/calls/{call_id}").json()
+        record = httpx.get(f"{base}/v1/calls/{call_id}", headers=AS_ADMIN).json()
         if record.get("ended_at"):
             return record
         time.sleep(0.2)
