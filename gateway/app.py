@@ -11,8 +11,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from core.clock import Clock
-from gateway import calls, rest
-from gateway.services import MODEL_PARTS, Services
+from gateway import calls, preload, rest
+from gateway.services import MODEL_PARTS, ModelsFailed, Services
 from gateway.settings import Settings
 
 log = logging.getLogger("hotline")
@@ -28,8 +28,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = await asyncio.to_thread(Services.open, settings, clock)
         app.state.services = services
-        # /healthz answers at once; /readyz waits for this task.
-        loading = asyncio.create_task(services.load_models(models), name="load-models")
+        preload.import_request_path()  # before any other thread imports (see gateway/preload.py)
+        # /healthz answers at once; /readyz waits for this task, and says which model failed and why.
+        loading = asyncio.create_task(_load_models(services, models), name="load-models")
         watching = asyncio.create_task(services.watch_kb(), name="watch-kb")
         try:
             yield
@@ -44,3 +45,8 @@ def create_app(
     app.include_router(rest.router)
     app.include_router(calls.router)
     return app
+
+
+async def _load_models(services: Services, parts: tuple[str, ...]) -> None:
+    with contextlib.suppress(ModelsFailed):  # logged, and told by /readyz; the process keeps answering
+        await services.load_models(parts)

@@ -7,15 +7,17 @@ probes (/healthz, /readyz, /metrics) are open.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
 from gateway import accounts, db
 from gateway.accounts import AccountCreate, AccountCreated, AccountPublic
 from gateway.auth import AdminDep, AgentDep
+from gateway.metrics import CONTENT_TYPE_LATEST
 from gateway.services import Services
 from kb import store as kb_store
 from kb.schemas import KbDocumentPublic
@@ -59,9 +61,16 @@ def healthz() -> dict[str, str]:
 @router.get("/readyz")
 def readyz(services: ServicesDep) -> JSONResponse:
     store_ok = db.ping(services.engine)
-    body = {"ready": services.ready and store_ok, "models": services.ready, "store": store_ok,
+    models = {part: asdict(state) for part, state in services.model_states.items()}
+    body = {"ready": services.ready and store_ok, "models": models, "store": store_ok,
             "error": services.load_error, "active_calls": services.active_calls}
     return JSONResponse(body, status_code=200 if body["ready"] else 503)
+
+
+@router.get("/metrics", include_in_schema=False)
+def metrics(services: ServicesDep) -> Response:
+    """Prometheus metrics, open to scrapers: counts, states and durations, no personal data."""
+    return Response(services.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/v1/tickets", response_model=list[TicketPublic])

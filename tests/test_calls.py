@@ -94,10 +94,13 @@ def test_consultation_is_answered_from_the_kb_with_citation(hotline, voice, tmp_
 def test_fault_report_opens_a_ticket_and_a_human_can_be_asked_for(hotline, voice, tmp_path):
     url, base = hotline
     files = [voice[text] for text in FAULT_TURNS] + [voice[HUMAN]]
+    opened_before = _metrics(base).get(("hotline_tickets_opened_total", (("category", "broadband"),)), 0.0)
     caller = _call(url, files, "mulaw", 8000, tmp_path)
     trace = caller.trace
     tickets = trace.of_type("ticket")
     assert tickets, trace.events
+    opened = _metrics(base)[("hotline_tickets_opened_total", (("category", "broadband"),))]
+    assert opened == opened_before + len({t["id"] for t in tickets if "updated" not in t})
     number = tickets[0]["number"]
     assert any(number in e["text"] for e in trace.of_type("reply")), "the ticket number is read back"
     stored = httpx.get(f"{base}/v1/tickets/{tickets[0]['id']}", headers=AS_ADMIN).json()
@@ -241,3 +244,47 @@ def test_cli_say_then_call_prints_json_lines_and_writes_replies(hotline, tmp_pat
     assert kinds[0] == "ready" and "escalation" in kinds and "end" in kinds
     assert lines[-1]["type"] == "timing" and lines[-1]["turns"][0]["final_s"] is not None
     assert sorted(p.name for p in (tmp_path / "replies").iterdir())[:2] == ["reply-01.wav", "reply-02.wav"]
+
+
+def _metrics(base: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """GET /metrics (no token: scrapers have none), as {(sample name, sorted labels): value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = httpx.get(f"{base}/metrics")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(response.text) for sample in family.samples}
+
+
+def test_metrics_follow_a_real_call_and_carry_no_personal_data(hotline, voice, tmp_path):
+    url, base = hotline
+    before = _metrics(base)
+    phone = "13912345678"
+    caller = Caller(url, CallOptions(files=[voice[QUESTION]], caller_id=phone, out_dir=tmp_path))
+    asyncio.run(caller.run())
+    assert caller.trace.of_type("final") and caller.trace.of_type("end"), caller.trace.events
+    asyncio.run(_exchange(url, "hello"))  # a bad start: counted as an error by its code
+
+    def grew(name: str, labels: dict[str, str]) -> float:
+        key = (name, tuple(sorted(labels.items())))
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    for _ in range(50):  # the call's last bookkeeping runs just after the caller hears `end`
+        after = _metrics(base)
+        if after[("hotline_calls_active", ())] == 0 and grew("hotline_calls_ended_total", {"reason": "caller_stop"}):
+            break
+        time.sleep(0.1)
+    assert after[("hotline_calls_active", ())] == 0
+    assert grew("hotline_calls_ended_total", {"reason": "caller_stop"}) == 1
+    for stage in ("final", "reply_text", "reply_audio"):
+        assert grew("hotline_turn_latency_seconds_count", {"stage": stage}) >= 1, stage
+        assert grew("hotline_turn_latency_seconds_sum", {"stage": stage}) > 0, stage
+    for model in ("asr", "llm", "tts"):
+        assert grew("hotline_model_wait_seconds_count", {"model": model}) >= 1, model
+        assert ("hotline_model_queue_depth", (("model", model),)) in after
+        assert after[("hotline_model_ready", (("model", model),))] == 1
+    assert grew("hotline_errors_total", {"code": "bad_start"}) == 1
+    assert after[("hotline_escalations_waiting", ())] >= 0
+    text = httpx.get(f"{base}/metrics").text
+    for personal in (phone, "139****5678", QUESTION[:4], caller.trace.of_type("ready")[0]["call_id"]):
+        assert personal not in text

@@ -559,6 +559,13 @@ def list_escalations(
     return [EscalationPublic.model_validate(escalation) for escalation in session.scalars(query)]
 
 
+def count_escalations(session: Session, *, status: EscalationStatus | str | None = None) -> int:
+    query = select(func.count()).select_from(Escalation)
+    if status is not None:
+        query = query.where(Escalation.status == _coerce_enum(EscalationStatus, status, "escalation status"))
+    return int(session.scalar(query) or 0)
+
+
 def update_escalation_status(
     session: Session, *, escalation_id: int, status: EscalationStatus | str, now: datetime
 ) -> EscalationPublic:
