@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from core.clock import Clock
-from gateway import calls, preload, rest
+from gateway import auth, calls, preload, rest
 from gateway.services import MODEL_PARTS, ModelsFailed, Services
 from gateway.settings import Settings
 
@@ -41,6 +41,7 @@ def create_app(
                     await task
             services.close()
 
+    auth.redact_call_tokens_in_server_logs()
     app = FastAPI(title="hotline", version="0.1.0", lifespan=lifespan)
     app.include_router(rest.router)
     app.include_router(calls.router)

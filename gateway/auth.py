@@ -8,6 +8,7 @@ does. 401 means no or an unknown token, 403 a token whose role may not do this.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
@@ -91,3 +92,24 @@ def call_refusal(headers: Headers, query: QueryParams, settings: Settings) -> Pr
         if not tokens_match(given, settings.call_token.get_secret_value()):
             return ProtocolError("unauthorized", "the call token is not valid", CLOSE_UNAUTHORIZED)
     return None
+
+
+_TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s\"']+")
+
+
+class RedactCallTokens(logging.Filter):
+    """The server's log names each socket's path with its query: `?token=` is written as `?token=***`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = _TOKEN_IN_QUERY.sub(r"\1***", record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(_TOKEN_IN_QUERY.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+def redact_call_tokens_in_server_logs() -> None:
+    for name in ("uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactCallTokens) for f in logger.filters):
+            logger.addFilter(RedactCallTokens())

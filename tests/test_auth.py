@@ -239,3 +239,10 @@ def test_call_token_and_origins_close_the_call_socket(tmp_path: Path) -> None:
         assert _refused(client, "/v1/calls", allowed) == ("bad_start", 4400)
         other = {"origin": "https://evil.example", **_bearer(call_token)}
         assert _refused(client, "/v1/calls", other) == ("forbidden_origin", 4403)
+
+
+def test_call_tokens_in_a_socket_path_are_not_logged(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="uvicorn.error"):
+        logging.getLogger("uvicorn.error").info('%s - "WebSocket %s" [accepted]', "127.0.0.1:5000",
+                                                "/v1/calls?dialect=auto&token=s3cret-call-token")
+    assert "s3cret" not in caplog.text and "token=***" in caplog.text
