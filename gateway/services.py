@@ -35,7 +35,7 @@ class ModelsFailed(RuntimeError):
 
 @dataclass
 class ModelState:
-    state: str = "waiting"  # waiting -> importing -> loading -> ready | failed
+    state: str = "waiting"  # waiting -> importing -> imported -> loading -> ready | failed
     error: str | None = None
     seconds: float | None = None  # how long loading took
 
@@ -140,7 +140,7 @@ class Services:
                 log.exception("importing the modules of %s failed", part)
                 state.state, state.error = "failed", f"could not import its modules: {type(exc).__name__}: {exc}"
             else:
-                state.state = "loading"
+                state.state = "imported"
 
     def _load_part(self, part: str, load: Callable[[], None]) -> None:
         state = self.model_states[part]
