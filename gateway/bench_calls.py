@@ -38,8 +38,9 @@ class BenchOptions:
     duration_s: float
     url: str | None = None
     audio_dir: Path | None = None
-    token: str | None = None
+    token: str | None = None  # REST, to check nothing was lost
     rate: int = 16000
+    call_token: str | None = None  # the call socket's, when the hotline requires one (HOTLINE_CALL_TOKEN)
 
 
 @dataclass
@@ -80,9 +81,9 @@ def scripts(options: BenchOptions, settings: Settings, folder: Path) -> list[lis
     return made
 
 
-async def _one_caller(url: str, turns: list[Path], deadline: float, rate: int, tally: Tally) -> None:
+async def _one_caller(url: str, turns: list[Path], deadline: float, options: BenchOptions, tally: Tally) -> None:
     while time.monotonic() < deadline:
-        caller = QuietCaller(url, CallOptions(files=turns, rate=rate))
+        caller = QuietCaller(url, CallOptions(files=turns, rate=options.rate, token=options.call_token))
         try:
             trace = await caller.run()
         except Exception:  # the connection failed or broke: the call was dropped
@@ -214,7 +215,7 @@ async def _drive(url: str, callers_turns: list[list[Path]], options: BenchOption
     tally = Tally()
     deadline = time.monotonic() + options.duration_s
     callers = [
-        _one_caller(url, callers_turns[index % len(callers_turns)], deadline, options.rate, tally)
+        _one_caller(url, callers_turns[index % len(callers_turns)], deadline, options, tally)
         for index in range(options.concurrency)
     ]
     await asyncio.gather(*callers)

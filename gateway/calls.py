@@ -14,6 +14,7 @@ import copy
 import json
 import logging
 import uuid
+from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,7 @@ from dialogue import prompts
 from dialogue.base import ReplySentence
 from dialogue.manager import CallState
 from dialogue.safety import mask_pii
+from gateway.auth import call_refusal
 from gateway.desk import StoreDesk
 from gateway.logs import current_call
 from gateway.protocol import (
@@ -49,12 +51,16 @@ PLAYBACK_LEAD_S = 0.3  # audio sent ahead of real time, so playback never starve
 MAX_PENDING_FINALS = 16  # utterances heard but not yet answered, before the recognizer waits
 WATCH_INTERVAL_S = 1.0
 SEND_TIMEOUT_S = 10.0  # replies are paced at real time, so a reading client never makes a send wait this long
+ARRIVALS_KEPT = 6000  # audio frames whose arrival is remembered (two minutes of 20 ms frames)
 
 
 @router.websocket("/v1/calls")
 async def call_endpoint(websocket: WebSocket) -> None:
     services: Services = websocket.app.state.services
     await websocket.accept()
+    if (refusal := call_refusal(websocket.headers, websocket.query_params, services.settings)) is not None:
+        await _refuse(websocket, refusal, services)
+        return
     try:
         start = await _receive_start(websocket)
         audio_format = start.audio_format()
@@ -65,7 +71,7 @@ async def call_endpoint(websocket: WebSocket) -> None:
         if services.active_calls >= services.settings.max_calls:
             raise ProtocolError("busy", "all lines are busy; call again shortly", CLOSE_TRY_AGAIN)
     except ProtocolError as exc:
-        await _refuse(websocket, exc)
+        await _refuse(websocket, exc, services)
         return
     except WebSocketDisconnect:
         return
@@ -88,7 +94,8 @@ async def _receive_start(websocket: WebSocket) -> StartMessage:
     return parse_start(message.get("text") if message.get("text") is not None else message.get("bytes"))
 
 
-async def _refuse(websocket: WebSocket, exc: ProtocolError) -> None:
+async def _refuse(websocket: WebSocket, exc: ProtocolError, services: Services) -> None:
+    services.metrics.errors.labels(exc.code).inc()
     with contextlib.suppress(Exception):
         await websocket.send_json({"type": "error", "code": exc.code, "message": exc.message})
         await websocket.close(code=exc.close_code, reason=exc.code)
@@ -100,6 +107,9 @@ class _Reply:
     spoken: list[str]
     interrupted: bool = False
     said_anything: bool = False
+    speech_end: float | None = None  # when the caller's speech that this answers ended (monotonic clock)
+    text_sent: bool = False
+    audio_sent: bool = False
 
 
 @dataclass
@@ -128,7 +138,6 @@ class CallSession:
         self.finals: asyncio.Queue[FinalTranscript | None] = asyncio.Queue(MAX_PENDING_FINALS)
         self.opened = services.clock.monotonic()
         self.last_audio = self.opened
-        self.audio_seconds = 0.0  # of caller audio received, to hold the caller to real-time pace
         self.holding_audio = False  # the reader waits on purpose (pace, a full queue): the line is not idle
         self.warned_fast = False
         self.socket_open = True
@@ -137,6 +146,10 @@ class CallSession:
         self.reply: _Reply | None = None
         self.speaking: asyncio.Task[None] | None = None
         self.reader: asyncio.Task[None] | None = None
+        # (seconds of call audio received, when they had arrived): maps a final's end of speech to a time
+        self.audio_received_s = 0.0
+        self.arrivals: deque[tuple[float, float]] = deque(maxlen=ARRIVALS_KEPT)
+        self.speech_ends: dict[FinalTranscript, float] = {}
         self.thinking: _Thinking | None = None
         self.journal = services.journals.open(self.call_id)
         self.turn_seq = 0  # turns are numbered here, so a retried write cannot store one twice
@@ -180,6 +193,11 @@ class CallSession:
             await self._finish()
 
     async def _finish(self) -> None:
+        try:
+            await asyncio.wait_for(self.services.manager.hang_up(self.state, self.desk), DRAIN_TIMEOUT_S)
+        except Exception:
+            log.exception("call %s: could not file what the caller reported before hanging up", self.call_id)
+        self.services.metrics.calls_ended.labels(self.end_reason).inc()
         outcome = "escalated" if self.state.escalation else self.end_reason
         self.journal.submit(store.end_call, already=CallAlreadyEnded, call_id=self.call_id, outcome=outcome,
                             now=self.services.clock.now())
@@ -191,7 +209,15 @@ class CallSession:
                 await self.ws.close(code=CLOSE_NORMAL)
 
     async def send(self, event: dict[str, Any]) -> None:
+        self._count(event)
         await self._send(json.dumps(event, ensure_ascii=False))
+
+    def _count(self, event: dict[str, Any]) -> None:
+        metrics = self.services.metrics
+        if event.get("type") == "error":
+            metrics.errors.labels(str(event.get("code"))).inc()
+        elif event.get("type") == "ticket" and "updated" not in event and not event.get("was_pending"):
+            metrics.tickets_opened.labels(str(event.get("category"))).inc()
 
     async def _send(self, message: str | bytes) -> None:
         if not self.socket_open:
@@ -280,7 +306,8 @@ class CallSession:
             await self.send({"type": "error", "code": "bad_audio", "message": f"{exc}; frame dropped"})
             return
         self.last_audio = self.services.clock.monotonic()
-        self.audio_seconds += len(pcm) / self.format.sample_rate
+        self.audio_received_s += len(pcm) / self.format.sample_rate
+        self.arrivals.append((self.audio_received_s, self.last_audio))
         self.holding_audio = True
         try:
             await self._keep_pace()
@@ -292,7 +319,8 @@ class CallSession:
     async def _keep_pace(self) -> None:
         """Audio far ahead of real time is read at real-time pace: the client's socket fills up and it
         has to wait (TCP back-pressure), and this process never holds more than a few seconds of it."""
-        ahead = self.audio_seconds - (self.services.clock.monotonic() - self.opened) - self.limits.max_audio_lead_s
+        ahead = (self.audio_received_s - (self.services.clock.monotonic() - self.opened)
+                 - self.limits.max_audio_lead_s)
         if ahead <= 0:
             return
         if not self.warned_fast:
@@ -337,12 +365,23 @@ class CallSession:
             with contextlib.suppress(asyncio.QueueFull):  # full: the responder has already stopped
                 self.finals.put_nowait(None)
 
+    def _arrival_of(self, audio_s: float) -> float | None:
+        """When the call's audio up to `audio_s` seconds had arrived (None when no longer known)."""
+        for received_s, at in self.arrivals:
+            if received_s >= audio_s:
+                return at
+        return None
+
     async def _on_final(self, event: FinalTranscript) -> None:
+        if (speech_end := self._arrival_of(event.ended_at)) is not None:
+            self.services.metrics.latency("final", self.services.clock.monotonic() - speech_end)
         await self.send({"type": "final", "text": event.text, "dialect": event.dialect,
                          "confidence": round(event.confidence, 3),
                          "start": round(event.started_at, 3), "end": round(event.ended_at, 3)})
         self.record_turn("caller", event.text, dialect=event.dialect)
         event = await self._supersede(event)
+        if speech_end is not None:
+            self.speech_ends[event] = speech_end
         await self._barge_in()  # a newer utterance supersedes whatever is still being said
         await self.finals.put(event)
 
@@ -400,6 +439,7 @@ class CallSession:
 
     async def _answer(self, final: FinalTranscript, reply: _Reply) -> None:
         self.reply = reply
+        reply.speech_end = self.speech_ends.pop(final, None)
         sentences: AsyncGenerator[ReplySentence, None]
         if final is _GREETING:
             sentences = _single(self.services.manager.greeting())
@@ -426,6 +466,9 @@ class CallSession:
 
     async def _say(self, reply: _Reply, text: str, citations: tuple[str, ...] = ()) -> None:
         await self.send({"type": "reply", "turn": reply.turn, "text": text, "citations": list(citations)})
+        if not reply.text_sent:
+            reply.text_sent = True
+            self._measure(reply, "reply_text")
         if self.socket_open and not self.audio_closed:  # after a hang-up the turn still runs (tickets), silently
             self.speaking = asyncio.create_task(self._speak(text))
             with contextlib.suppress(asyncio.CancelledError):
@@ -442,9 +485,17 @@ class CallSession:
             if ahead > 0:
                 await asyncio.sleep(ahead)
             await self._send(frame)
+            if (reply := self.reply) is not None and not reply.audio_sent:
+                reply.audio_sent = True
+                self._measure(reply, "reply_audio")
             sent += len(frame) / (self.format.bytes_per_sample * self.format.sample_rate)
             if not self.socket_open:
                 return
+
+
+    def _measure(self, reply: _Reply, stage: str) -> None:
+        if reply.speech_end is not None:
+            self.services.metrics.latency(stage, self.services.clock.monotonic() - reply.speech_end)
 
 
 _GREETING = FinalTranscript(text="", dialect="", confidence=1.0, started_at=0.0, ended_at=0.0)

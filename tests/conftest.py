@@ -61,6 +61,9 @@ def migrated_engine(database_url: str) -> Iterator[Engine]:
         engine.dispose()
 
 
+LIVE_ADMIN_TOKEN = "admin-token-of-the-call-tests-0123456789"
+
+
 @dataclass(frozen=True)
 class LiveHotline:
     """The real app served on a local port, models loaded, as `hotline call` serves it."""
@@ -69,6 +72,7 @@ class LiveHotline:
     base: str  # http://...
     settings: Any  # gateway.settings.Settings; tests may change its `calls` limits for a while
     server: Any  # the uvicorn server; `server.config.app.state.services` is what the app holds
+    headers: dict[str, str]  # REST as the admin
 
 
 @pytest.fixture(scope="session")
@@ -79,10 +83,12 @@ def live_hotline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveHotli
 
     data_dir = tmp_path_factory.mktemp("hotline-data")
     model_dir = Path(os.environ.get("HOTLINE_TEST_MODEL_CACHE", "/tmp/mc"))
-    settings = Settings(data_dir=data_dir, model_dir=model_dir, llm={"model": "bundled:qwen2.5-0.5b"})
+    settings = Settings(data_dir=data_dir, model_dir=model_dir, llm={"model": "bundled:qwen2.5-0.5b"},
+                        admin_token=LIVE_ADMIN_TOKEN)
     url, server = start_in_process(settings)
     try:
-        yield LiveHotline(url, url.replace("ws://", "http://").removesuffix("/v1/calls"), settings, server)
+        yield LiveHotline(url, url.replace("ws://", "http://").removesuffix("/v1/calls"), settings, server,
+                          {"Authorization": f"Bearer {LIVE_ADMIN_TOKEN}"})
     finally:
         server.should_exit = True
 

@@ -30,6 +30,8 @@ from gateway.db import migrate_engine, session_factory
 from gateway.journal import CallJournal
 from ticketing import CallAlreadyExists, store
 
+ADMIN_TOKEN = "admin-token-of-the-fault-tests-0123456789"
+AS_ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 FAULT_TURNS = (
     "我家宽带从昨天晚上开始就上不了网了。",
     "地址是东城区人民路十八号。",
@@ -105,7 +107,7 @@ def pg_hotline(postgres: PrivatePostgres, tmp_path_factory: pytest.TempPathFacto
 
     settings = Settings(data_dir=tmp_path_factory.mktemp("pg-hotline"), database_url=postgres.url,
                         model_dir=Path(os.environ.get("HOTLINE_TEST_MODEL_CACHE", "/tmp/mc")),
-                        llm={"model": "bundled:qwen2.5-0.5b"})
+                        llm={"model": "bundled:qwen2.5-0.5b"}, admin_token=ADMIN_TOKEN)
     url, server = start_in_process(settings)
     try:
         yield url, url.replace("ws://", "http://").removesuffix("/v1/calls"), server
@@ -161,7 +163,7 @@ class LiveCall:
 def _stored_call(base: str, call_id: str, within_s: float = 60) -> dict[str, Any]:
     deadline = time.monotonic() + within_s
     while True:
-        response = httpx.get(f"{base}/v1/calls/{call_id}")
+        response = httpx.get(f"{base}/v1/calls/{call_id}", headers=AS_ADMIN)
         if response.status_code == 200 and response.json().get("ended_at"):
             return response.json()
         assert time.monotonic() < deadline, f"call {call_id} never reached the store: {response.text}"
@@ -183,7 +185,7 @@ def test_postgres_stopped_mid_call_loses_nothing(pg_hotline, postgres, say):
             try:
                 for pcm in turns:
                     await call.say(pcm)
-                refused = await asyncio.to_thread(httpx.get, f"{base}/v1/tickets")
+                refused = await asyncio.to_thread(httpx.get, f"{base}/v1/tickets", headers=AS_ADMIN)
                 assert refused.status_code == 503 and "SQL" not in refused.text  # REST says so, plainly
             finally:
                 postgres.start()
@@ -202,7 +204,7 @@ def test_postgres_stopped_mid_call_loses_nothing(pg_hotline, postgres, say):
     assert sum(t["speaker"] == "caller" for t in record["turns"]) == len(call.of_type("final"))
     assert sum(t["speaker"] == "bot" for t in record["turns"]) == len(said)
     assert [t["seq"] for t in record["turns"]] == list(range(1, len(record["turns"]) + 1))
-    tickets = httpx.get(f"{base}/v1/tickets", params={"call_id": call_id}).json()
+    tickets = httpx.get(f"{base}/v1/tickets", params={"call_id": call_id}, headers=AS_ADMIN).json()
     assert [t["number"] for t in tickets] == [number]  # exactly one, no duplicate from the retries
     assert tickets[0]["phone"] == "13800123456"
 

@@ -68,8 +68,10 @@ async def _listen(ws: Any, events: list[dict[str, Any]]) -> None:
 
 
 def _record(base: str, call_id: str) -> dict[str, Any]:
+    from conftest import LIVE_ADMIN_TOKEN
+
     for _ in range(300):
-        record = httpx.get(f"{base}/v1/calls/{call_id}").json()
+        record = httpx.get(f"{base}/v1/calls/{call_id}", headers={"Authorization": f"Bearer {LIVE_ADMIN_TOKEN}"}).json()
         if record.get("ended_at"):
             return record
         time.sleep(0.1)
