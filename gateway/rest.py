@@ -149,9 +149,10 @@ def get_document(who: AgentDep, doc_id: str, session: SessionDep) -> KbDocumentP
 @router.get("/v1/kb/search")
 def search(who: AgentDep, q: Annotated[str, Query(min_length=1, max_length=500)], services: ServicesDep,
            k: Annotated[int, Query(ge=1, le=20)] = 3) -> list[dict[str, object]]:
-    if not services.ready:
-        raise HTTPException(status_code=503, detail="models are still loading")
-    passages = services.models["retriever"].search(q, k)
+    retriever = services.models.get("retriever")
+    if not services.ready or retriever is None:
+        raise HTTPException(status_code=503, detail="the knowledge-base search is not loaded")
+    passages = retriever.search(q, k)
     return [{"doc_id": p.doc_id, "title": p.title, "text": p.text, "score": round(p.score, 4)} for p in passages]
 
 
