@@ -35,12 +35,13 @@ class MaskingFormatter(logging.Formatter):
 
 def configure_logging(level: str) -> None:
     """Everything to stderr through the masking formatter, uvicorn's loggers included (serve uvicorn
-    with `log_config=None`, or it installs its own handlers)."""
+    with `log_config=None`, or it installs its own handlers). Like `logging.basicConfig`, it leaves
+    a logging set up already (a test runner's, an embedding program's) as it is."""
+    root = logging.getLogger()
+    if root.handlers:
+        return
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(MaskingFormatter(LOG_FORMAT))
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
