@@ -48,8 +48,10 @@ def main(argv: list[str] | None = None) -> int:
 
     say = commands.add_parser("say", help="speak a text with the hotline's voice into a WAV file (a caller to test with)")
     say.add_argument("text")
-    say.add_argument("out", type=Path)
-    say.add_argument("--rate", type=int, default=16000, choices=[8000, 16000])
+    say.add_argument("out", type=Path, nargs="?", help="the WAV file to write (or --out)")
+    say.add_argument("--out", dest="out_option", type=Path, help="the WAV file to write")
+    say.add_argument("--codec", default="pcm16", choices=["pcm16", "mulaw", "alaw"])
+    say.add_argument("--rate", type=int, default=16000, choices=[8000, 16000, 24000])
 
     evaluate = commands.add_parser("eval", help="measure a stage on cases and print a JSON summary last")
     targets = evaluate.add_subparsers(dest="target", required=True)
@@ -85,7 +87,13 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_dialogue_eval(DialogueEvalOptions(args.cases, args.kb, args.out, tuple(args.only)), settings)
     if args.command == "say":
-        return say_to_file(args.text, args.out, args.rate, settings)
+        from core.audio import Codec
+        from gateway.say import SayOptions, say_to_file
+
+        if (args.out is None) == (args.out_option is None):
+            parser.error("say: give the WAV file once, as OUT or as --out OUT")
+        options = SayOptions(args.text, args.out or args.out_option, Codec(args.codec), args.rate)
+        return say_to_file(options, settings)
     from gateway.caller import CallOptions, run_call
 
     options = CallOptions(files=args.audio, codec=args.codec, rate=args.rate, dialect=args.dialect,
@@ -149,27 +157,6 @@ def _account_command(args: argparse.Namespace, settings: Settings, session: Any)
         for account in accounts.list_accounts(session):
             state = "active" if account.active else "disabled"
             print(f"{account.name}\t{account.role.value}\t{state}\t{account.created_at:%Y-%m-%d %H:%M}")
-    return 0
-
-
-def say_to_file(text: str, out: Path, rate: int, settings: Settings) -> int:
-    import wave
-
-    import numpy as np
-
-    from core.audio import resample
-    from tts.loader import load_synthesizer
-
-    synth = load_synthesizer(settings.tts.backend, threads=settings.tts.threads)
-    pcm = resample(synth.synthesize(text), synth.sample_rate, rate)
-    pause = np.zeros(rate // 4, dtype=np.int16)  # a caller breathes before and after
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(out), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(rate)
-        wav.writeframes(np.concatenate([pause, pcm, pause]).astype("<i2").tobytes())
-    print(f"wrote {out} ({len(pcm) / rate:.1f} s)", file=sys.stderr)
     return 0
 
 
