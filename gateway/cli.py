@@ -92,8 +92,7 @@ def main(argv: list[str] | None = None) -> int:
 
         if (args.out is None) == (args.out_option is None):
             parser.error("say: give the WAV file once, as OUT or as --out OUT")
-        options = SayOptions(args.text, args.out or args.out_option, Codec(args.codec), args.rate)
-        return say_to_file(options, settings)
+        return say_to_file(SayOptions(args.text, args.out or args.out_option, Codec(args.codec), args.rate), settings)
     from gateway.caller import CallOptions, run_call
 
     options = CallOptions(files=args.audio, codec=args.codec, rate=args.rate, dialect=args.dialect,
