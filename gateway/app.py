@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from core.clock import Clock
-from gateway import auth, calls, preload, rest
+from gateway import auth, calls, page, preload, rest
 from gateway.services import MODEL_PARTS, ModelsFailed, Services
 from gateway.settings import Settings
 
@@ -45,6 +45,8 @@ def create_app(
     app = FastAPI(title="hotline", version="0.1.0", lifespan=lifespan)
     app.include_router(rest.router)
     app.include_router(calls.router)
+    app.include_router(page.router)
+    app.mount("/static", page.static_files(), name="static")
     return app
 
 
