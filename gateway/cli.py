@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
 import os
@@ -52,12 +53,29 @@ def main(argv: list[str] | None = None) -> int:
     kb_bench.add_argument("--cases", type=Path, required=True, help="dialogue cases whose expect.kb_docs are scored")
     kb_bench.add_argument("--grow", type=int, default=10_000, help="statements to grow the KB to (0: do not)")
 
+    kb = commands.add_parser("kb", help="administer the knowledge base in the configured store")
+    kb_commands = kb.add_subparsers(dest="action", required=True)
+    kb_import = kb_commands.add_parser(
+        "import", help="import Markdown (front matter), .txt, question/answer .csv, or a .zip or folder of them; all or nothing")
+    kb_import.add_argument("path", type=Path)
+    kb_import.add_argument("--category", default="general", help="category of .txt and .csv documents that name none")
+    kb_import.add_argument("--status", default="published", choices=["published", "draft"],
+                           help="status of .txt and .csv documents that name none")
+    kb_import.add_argument("--actor", default=f"cli:{_login_name()}", help="who the audit log names")
+    kb_export = kb_commands.add_parser("export", help="write every document as ID.md with front matter into DIR")
+    kb_export.add_argument("dir", type=Path)
+    kb_search = kb_commands.add_parser("search", help="what callers would get: ranked published passages")
+    kb_search.add_argument("query")
+    kb_search.add_argument("-k", type=int, default=3, choices=range(1, 21), metavar="1..20")
+
     args = parser.parse_args(argv)
     settings = Settings()
     logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "serve":
         return serve(settings)
+    if args.command == "kb":
+        return kb_command(args, settings)
     if args.command == "bench" and args.target == "kb":
         from kb.embedder import E5Embedder
         from kb.evaluate import benchmark
@@ -75,6 +93,24 @@ def main(argv: list[str] | None = None) -> int:
     options = CallOptions(files=args.audio, codec=args.codec, rate=args.rate, dialect=args.dialect,
                           caller_id=args.caller_id, out_dir=args.out, json_lines=args.json, fast=args.fast)
     return run_call(options, url=args.url, settings=settings)
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name in some containers
+        return "unknown"
+
+
+def kb_command(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway import kb_commands
+
+    if args.action == "import":
+        return kb_commands.import_command(settings, args.path, category=args.category, status=args.status,
+                                       actor=args.actor)
+    if args.action == "export":
+        return kb_commands.export_command(settings, args.dir)
+    return kb_commands.search_command(settings, args.query, k=args.k)
 
 
 def serve(settings: Settings) -> int:
