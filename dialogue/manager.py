@@ -6,6 +6,7 @@ they are not; slot values come only from the caller's own words; answers quote t
 
 from __future__ import annotations
 
+import copy
 import re
 from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -97,6 +98,10 @@ class CallState:
         """A call is about its strongest intent: a request for a person over a ticket over a question."""
         if intent in _PRECEDENCE and (self.intent is None or _PRECEDENCE[intent] > _PRECEDENCE[self.intent]):
             self.intent = intent
+
+    def restore(self, earlier: CallState) -> None:
+        """Back to a copy taken earlier (`copy.deepcopy`), in place: others hold this object."""
+        self.__dict__.update(copy.deepcopy(earlier).__dict__)
 
     def remember_caller(self, text: str) -> None:
         self.history.append(ChatMessage("user", text))
@@ -357,7 +362,9 @@ class DialogueManager:
     async def _about_request(self, state: CallState, text: str) -> AsyncIterator[ReplySentence]:
         """What the knowledge base says about the service asked for (its fee, its conditions), cited."""
         plan = await self._plan(text, None, None)
-        if isinstance(plan, Grounded) and plan.score >= self.options.answers.confident_score:
+        if not isinstance(plan, Grounded) or plan.score < self.options.answers.confident_score:
+            return
+        if prompts.names_subject(text, plan):  # an address alone must not pick the document
             state.last_answer = plan
             yield ReplySentence(prompts.quoted_answer(plan, with_title=True)[0], (plan.doc_id,))
 

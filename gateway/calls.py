@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import json
 import logging
 import uuid
@@ -91,6 +92,18 @@ class _Reply:
     turn: int
     spoken: list[str]
     interrupted: bool = False
+    said_anything: bool = False
+
+
+@dataclass
+class _Thinking:
+    """The turn being worked out: what it answers and the call's state before it began."""
+
+    final: FinalTranscript
+    reply: _Reply
+    task: asyncio.Task[None]
+    state_before: CallState
+    actions_before: int
 
 
 class CallSession:
@@ -108,6 +121,7 @@ class CallSession:
         self.turns = 0
         self.reply: _Reply | None = None
         self.speaking: asyncio.Task[None] | None = None
+        self.thinking: _Thinking | None = None
         self.desk = StoreDesk(services.sessions, services.clock, self.state, dialect=start.dialect, notify=self.send)
 
     # ---- lifecycle -------------------------------------------------------------------------------
@@ -247,8 +261,25 @@ class CallSession:
                          "start": round(event.started_at, 3), "end": round(event.ended_at, 3)})
         await self.run_db(store.add_turn, call_id=self.call_id, speaker="caller", text=mask_pii(event.text),
                        dialect=event.dialect, now=self.services.clock.now())
+        event = await self._supersede(event)
         await self._barge_in()  # a newer utterance supersedes whatever is still being said
         await self.finals.put(event)
+
+    async def _supersede(self, event: FinalTranscript) -> FinalTranscript:
+        """A caller who speaks again before the bot has said or done anything about their last
+        utterance ("我想问一下…" then "宽带安装费多少") is answered once, for both together."""
+        thinking = self.thinking
+        if (thinking is None or thinking.task.done() or thinking.final is _GREETING
+                or thinking.reply.said_anything or self.desk.actions != thinking.actions_before):
+            return event
+        thinking.task.cancel()
+        await asyncio.wait({thinking.task})
+        self.state.restore(thinking.state_before)
+        self.turns -= 1
+        earlier = thinking.final
+        return FinalTranscript(text=f"{earlier.text}，{event.text}", dialect=event.dialect,
+                               confidence=min(earlier.confidence, event.confidence),
+                               started_at=earlier.started_at, ended_at=event.ended_at)
 
     async def _barge_in(self) -> None:
         if self.speaking is None or self.speaking.done() or self.reply is None:
@@ -263,18 +294,30 @@ class CallSession:
 
     async def _respond(self) -> None:
         while (final := await self.finals.get()) is not None:
-            await self._answer(final)
+            state_before, actions_before = copy.deepcopy(self.state), self.desk.actions
+            reply = self._next_reply()
+            task = asyncio.create_task(self._answer(final, reply), name=f"answer-{self.call_id}")
+            self.thinking = _Thinking(final, reply, task, state_before, actions_before)
+            try:
+                await asyncio.wait({task})
+            finally:
+                task.cancel()
+            if not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
             if self.state.ended:
                 self.end_reason = "bot_end"
                 break
         # the caller hung up: answer what is still queued so tickets are not lost, without audio
         while not self.finals.empty():
             if (final := self.finals.get_nowait()) is not None:
-                await asyncio.wait_for(self._answer(final), DRAIN_TIMEOUT_S)
+                await asyncio.wait_for(self._answer(final, self._next_reply()), DRAIN_TIMEOUT_S)
 
-    async def _answer(self, final: FinalTranscript) -> None:
+    def _next_reply(self) -> _Reply:
         self.turns += 1
-        self.reply = reply = _Reply(self.turns, [])
+        return _Reply(self.turns, [])
+
+    async def _answer(self, final: FinalTranscript, reply: _Reply) -> None:
+        self.reply = reply
         sentences: AsyncGenerator[ReplySentence, None]
         if final is _GREETING:
             sentences = _single(self.services.manager.greeting())
@@ -284,6 +327,7 @@ class CallSession:
             async for sentence in sentences:
                 if reply.interrupted:
                     break
+                reply.said_anything = True
                 await self.send({"type": "reply", "turn": reply.turn, "text": sentence.text,
                                  "citations": list(sentence.citations)})
                 if self.socket_open:  # after a hang-up the turn still runs (tickets), silently

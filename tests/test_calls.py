@@ -7,8 +7,9 @@ import json
 import os
 import time
 import wave
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -29,19 +30,27 @@ FAULT_TURNS = (
     "我的电话是一三八零零一二三四五六。",
 )
 HUMAN = "我要转人工客服。"
+OPENER = "你好，我想问一下。"
 
 
 @pytest.fixture(scope="module")
-def hotline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    """(ws call URL, http base URL) of the hotline, served the way `hotline call` serves it."""
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
+    """(ws call URL, uvicorn server) of the hotline, served the way `hotline call` serves it."""
     data_dir = tmp_path_factory.mktemp("hotline-data")
     model_dir = Path(os.environ.get("HOTLINE_TEST_MODEL_CACHE", "/tmp/mc"))
     settings = Settings(data_dir=data_dir, model_dir=model_dir, llm={"model": "bundled:qwen2.5-0.5b"})
     url, server = start_in_process(settings)
     try:
-        yield url, url.replace("ws://", "http://").removesuffix("/v1/calls")
+        yield url, server
     finally:
         server.should_exit = True
+
+
+@pytest.fixture(scope="module")
+def hotline(served: tuple[str, Any]) -> tuple[str, str]:
+    """(ws call URL, http base URL) of the hotline."""
+    url, _ = served
+    return url, url.replace("ws://", "http://").removesuffix("/v1/calls")
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +61,7 @@ def voice(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     synth = load_synthesizer("auto")
     folder = tmp_path_factory.mktemp("voice")
     files = {}
-    for index, text in enumerate((QUESTION, *FAULT_TURNS, HUMAN)):
+    for index, text in enumerate((QUESTION, *FAULT_TURNS, HUMAN, OPENER)):
         pcm = resample(synth.synthesize(text), synth.sample_rate, 16000)
         padded = np.concatenate([np.zeros(4000, np.int16), pcm, np.zeros(4000, np.int16)])
         path = folder / f"utt-{index}.wav"
@@ -217,6 +226,70 @@ def test_socket_dropped_mid_reply_keeps_the_call_record(hotline, voice):
     record = _wait_for_end(base, call_id)
     assert record["outcome"] in ("dropped", "caller_hangup")
     assert any(t["speaker"] == "caller" and t["text"] for t in record["turns"])
+
+
+class FirstTurnNeverAnswers:
+    """The real dialogue manager, except that it is still thinking about the call's first utterance
+    when the next one comes: only a caller's newer words can move the call on."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.heard: list[str] = []
+
+    def greeting(self) -> str:
+        return self.real.greeting()
+
+    async def turn(self, state: Any, text: str, desk: Any) -> AsyncIterator[Any]:
+        self.heard.append(text)
+        if len(self.heard) == 1:
+            await asyncio.Event().wait()
+        async for sentence in self.real.turn(state, text, desk):
+            yield sentence
+
+
+def test_new_utterance_supersedes_a_question_not_yet_answered(served, voice):
+    url, server = served
+    services = server.config.app.state.services
+    thinking = FirstTurnNeverAnswers(services.models["manager"])
+    services.models["manager"] = thinking
+    silence = np.zeros(320, np.int16).tobytes()
+
+    async def say(ws: Any, pcm: np.ndarray) -> None:
+        for offset in range(0, len(pcm), 320):
+            await ws.send(encode(pcm[offset : offset + 320], Codec.PCM16))
+
+    async def scenario() -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        async with websockets.connect(url) as ws:
+            await ws.send(json.dumps({"type": "start", "codec": "pcm16", "sample_rate": 16000}))
+            await say(ws, _wav_pcm(voice[OPENER]))
+            for pcm in (_wav_pcm(voice[QUESTION]), None):
+                while True:  # silence until the utterance before has its final transcript
+                    await ws.send(silence)
+                    try:
+                        message = await asyncio.wait_for(ws.recv(), 0.02)
+                    except TimeoutError:
+                        continue
+                    if isinstance(message, str):
+                        events.append(json.loads(message))
+                    if events and events[-1]["type"] == ("final" if pcm is not None else "reply_end") and (
+                        pcm is not None or events[-1]["turn"] > 1
+                    ):
+                        break
+                if pcm is not None:
+                    await say(ws, pcm)
+        return events
+
+    try:
+        events = asyncio.run(asyncio.wait_for(scenario(), 300))
+    finally:
+        services.models["manager"] = thinking.real
+    assert len(thinking.heard) == 2
+    first, both = thinking.heard
+    assert both.startswith(first) and len(both) > len(first) + 4
+    replies = [e for e in events if e["type"] == "reply" and e["turn"] > 1]
+    assert replies and {e["turn"] for e in replies} == {2}  # one answer, in the superseded turn's place
+    assert any(e["citations"] for e in replies)
 
 
 def _wav_pcm(path: Path) -> np.ndarray:
