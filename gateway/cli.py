@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
 import os
@@ -75,6 +76,21 @@ def main(argv: list[str] | None = None) -> int:
     calls_bench.add_argument("--token", default=os.environ.get("HOTLINE_ADMIN_TOKEN"),
                              help="token for the REST reads that check nothing was lost (default: HOTLINE_ADMIN_TOKEN)")
 
+    kb = commands.add_parser("kb", help="administer the knowledge base in the configured store")
+    kb_commands = kb.add_subparsers(dest="action", required=True)
+    kb_import = kb_commands.add_parser(
+        "import", help="import Markdown (front matter), .txt, question/answer .csv, or a .zip or folder of them; all or nothing")
+    kb_import.add_argument("path", type=Path)
+    kb_import.add_argument("--category", default="general", help="category of .txt and .csv documents that name none")
+    kb_import.add_argument("--status", default="published", choices=["published", "draft"],
+                           help="status of .txt and .csv documents that name none")
+    kb_import.add_argument("--actor", default=f"cli:{_login_name()}", help="who the audit log names")
+    kb_export = kb_commands.add_parser("export", help="write every document as ID.md with front matter into DIR")
+    kb_export.add_argument("dir", type=Path)
+    kb_search = kb_commands.add_parser("search", help="what callers would get: ranked published passages")
+    kb_search.add_argument("query")
+    kb_search.add_argument("-k", type=int, default=3, choices=range(1, 21), metavar="1..20")
+
     args = parser.parse_args(argv)
     settings = Settings()
     configure_logging(settings.log_level)
@@ -89,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         call_token = settings.call_token.get_secret_value() if settings.call_token is not None else None
         return bench_calls(BenchOptions(args.concurrency, args.duration, args.url, args.audio, args.token,
                                         call_token=call_token), settings)
+    if args.command == "kb":
+        return kb_command(args, settings)
     if args.command in ("token", "agent"):
         return manage_accounts(args, settings)
     if args.command == "bench" and args.target == "kb":
@@ -109,6 +127,24 @@ def main(argv: list[str] | None = None) -> int:
                           caller_id=args.caller_id, out_dir=args.out, json_lines=args.json, fast=args.fast,
                           token=args.token)
     return run_call(options, url=args.url, settings=settings)
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name in some containers
+        return "unknown"
+
+
+def kb_command(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway import kb_commands
+
+    if args.action == "import":
+        return kb_commands.import_command(settings, args.path, category=args.category, status=args.status,
+                                       actor=args.actor)
+    if args.action == "export":
+        return kb_commands.export_command(settings, args.dir)
+    return kb_commands.search_command(settings, args.query, k=args.k)
 
 
 def serve(settings: Settings) -> int:

@@ -189,6 +189,7 @@ class Services:
         self.pools["tts"] = self._pool("tts", s.workers)
 
     def _load_kb(self) -> None:
+        from gateway.kb_admin import KbAdmin, LazyEmbedder, limits_from
         from kb.embedder import E5Embedder
         from kb.index import HybridRetriever
         from kb.live import LiveIndex
@@ -208,6 +209,10 @@ class Services:
         self.models["embedder"] = embedder
         self.models["kb_index"] = live
         self.models["retriever"] = live.retriever
+        self.models["kb_admin"] = KbAdmin(
+            self.sessions, self.clock, embedder, LazyEmbedder(E5Embedder), live, limits_from(self.settings),
+            self.settings.kb_import_dir,
+        )
         self.pools["kb"] = self._pool("kb", 1)
 
     def _build_manager(self) -> None:

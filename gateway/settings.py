@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     database_url: str | None = None  # default: SQLite file under data_dir
     kb_dir: Path | None = None  # markdown documents imported into an empty store; default: the demo KB
     kb_refresh_s: float = 1.0  # how often a gateway looks for knowledge-base changes made elsewhere
+    kb_import_dir: Path | None = None  # the folder POST /v1/kb/import/folder may read from; unset: no folder imports
+    kb_import_max_bytes: int = 32 << 20  # one import, zips unpacked (uploads over it get 413)
+    kb_import_max_file_bytes: int = 2 << 20  # one file of an import, or one entry of a zip
+    kb_import_max_documents: int = 5000
     asr: AsrSettings = AsrSettings()
     llm: LlmSettings = LlmSettings()
     tts: TtsSettings = TtsSettings()
