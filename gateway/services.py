@@ -26,6 +26,20 @@ PHRASE_CACHE_SIZE = 256
 PHRASE_MAX_CHARS = 40
 
 
+def load_asr(settings: Settings) -> tuple[Any, Any]:
+    """The recognizer's shared models: (WhisperTranscriber, SileroVadModel)."""
+    from asr.vad import SileroVadModel
+    from asr.whisper import WhisperTranscriber
+
+    s = settings.asr
+    path = resolve(s.model, settings.model_dir)
+    transcriber = WhisperTranscriber(
+        path, device=s.device, compute_type=s.compute_type, cpu_threads=s.threads, beam_size=s.beam_size,
+        hotwords=s.hotwords,
+    )
+    return transcriber, SileroVadModel()
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -67,17 +81,8 @@ class Services:
             raise
 
     def _load_asr(self) -> None:
-        from asr.vad import SileroVadModel
-        from asr.whisper import WhisperTranscriber
-
-        s = self.settings.asr
-        path = resolve(s.model, self.settings.model_dir)
-        self.models["asr"] = WhisperTranscriber(
-            path, device=s.device, compute_type=s.compute_type, cpu_threads=s.threads, beam_size=s.beam_size,
-            hotwords=s.hotwords,
-        )
-        self.models["vad"] = SileroVadModel()
-        self.pools["asr"] = InferencePool("asr", s.workers)
+        self.models["asr"], self.models["vad"] = load_asr(self.settings)
+        self.pools["asr"] = InferencePool("asr", self.settings.asr.workers)
 
     def _load_llm(self) -> None:
         from dialogue.llm import load_language_model

@@ -381,3 +381,80 @@ async def test_streaming_recognition_of_a_call(
         assert final.started_at == onset.at < final.ended_at
         assert cer(sentence, final.text) < 0.35, final
         assert final.dialect == "mandarin"
+
+
+# ---- evaluation --------------------------------------------------------------------------------------
+
+
+def test_cer_without_numerals_ignores_how_numbers_are_written() -> None:
+    from asr.evaluate import cer_without_numerals
+
+    assert cer_without_numerals("价位是四千九百八", "价位是4980").rate == 0.0
+    assert cer_without_numerals("八天七晚就够了", "8天7晚就够了").rate == 0.0
+    assert cer_without_numerals("八天七晚就够了", "八天七碗就够了").errors == 1
+
+
+def test_manifest_errors_are_clear(tmp_path: Path) -> None:
+    from asr.evaluate import ManifestError, read_manifest
+
+    with pytest.raises(ManifestError, match="not found"):
+        read_manifest(tmp_path / "missing.jsonl")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"audio": "a.wav", "text": "好"}\n{"audio": "b.wav"}\n', encoding="utf-8")
+    with pytest.raises(ManifestError, match=r"bad.jsonl:2"):
+        read_manifest(bad)
+    good = tmp_path / "good.jsonl"
+    good.write_text('{"audio": "a.wav", "text": "好", "lang": "zh"}\n{"audio": "/x/b.wav", "text": "行"}\n')
+    clips = read_manifest(good)
+    assert [c.path for c in clips] == [tmp_path / "a.wav", Path("/x/b.wav")]
+    assert [c.lang for c in clips] == ["zh", "zh"]
+
+
+def write_wav(path: Path, pcm: np.ndarray, rate: int = RATE) -> None:
+    import wave
+
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(pcm.astype("<i2").tobytes())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("codec, rate", [("pcm16", "16000"), ("mulaw", "8000")])
+def test_hotline_eval_asr_prints_a_summary_and_predictions(
+    codec: str, rate: str, tmp_path: Path, speech: dict[str, np.ndarray], capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import json
+
+    from gateway.cli import main
+
+    sentence = SENTENCES[1]
+    write_wav(tmp_path / "turn.wav", np.concatenate([silence(0.5), speech[sentence], silence(0.3)]))
+    write_wav(tmp_path / "quiet.wav", silence(1.0))
+    manifest = tmp_path / "manifest.jsonl"
+    manifest.write_text(
+        json.dumps({"audio": "turn.wav", "text": sentence, "lang": "zh"}, ensure_ascii=False) + "\n"
+        + json.dumps({"audio": str(tmp_path / "quiet.wav"), "text": "", "lang": "zh"}) + "\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("HOTLINE_MODEL_DIR", str(MODEL_CACHE))
+    out = tmp_path / "pred.jsonl"
+    code = main(["eval", "asr", "--manifest", str(manifest), "--codec", codec, "--rate", rate, "--fast",
+                 "--out", str(out)])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["n"] == 2 and summary["cer"] < 0.3 and summary["cer_by_lang"]["zh"] == summary["cer"]
+    assert summary["rtf"] > 0 and summary["final_latency_ms"]["p50"] is not None
+    assert summary["files_without_final"] == 1  # the silent file
+    predictions = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [p["audio"] for p in predictions] == ["turn.wav", str(tmp_path / "quiet.wav")]
+    assert predictions[0]["ref"] == sentence and predictions[1]["hyp"] == ""
+
+
+def test_hotline_eval_asr_refuses_a_bad_manifest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from gateway.cli import main
+
+    assert main(["eval", "asr", "--manifest", str(tmp_path / "none.jsonl")]) == 2
+    assert "manifest not found" in capsys.readouterr().err
