@@ -57,7 +57,7 @@ class AnswerOptions:
 _ANSWER_TYPES: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...] = tuple(
     (name, re.compile(asked, re.IGNORECASE), re.compile(held, re.IGNORECASE))
     for name, asked, held in (
-        ("price", r"多少钱|几块|几元|贵|便宜|实惠|划算|收不收|要不要钱|收钱|收费|怎么算|费用|花多少|资费|月租|钞票|扣不扣|交多少",
+        ("price", r"多少钱|几块|几元|贵|便宜|实惠|划算|收不收|要不要钱|收钱|花钱|要钱|收费|怎么算|费用|花多少|资费|月租|钞票|扣不扣|交多少",
          r"\d+(?:\.\d+)?元|免费|不收|免收|不再收取"),
         ("time", r"多久|多长时间|好久|几天|多少天|小时|什么时候|啥时候|几点|时限|几号|最晚|最长|最短|哪天",
          r"\d+(?:\.\d+)?个?(?:小时|天|分钟|秒|月|年|工作日|日)|\d+:\d+"),
@@ -337,9 +337,21 @@ def _gazetteer() -> frozenset[str]:
     return frozenset(word for line in text.splitlines() if not line.startswith("#") for word in line.split())
 
 
+# A statement that names a place only to leave it out ("澳门的资费不适用本说明") says nothing about it.
+_EXCLUDES = re.compile(r"不适用|不包括|不包含|不含|除外|不支持|暂不|不在.{0,6}范围")
+
+
+def _covers(kb: KnowledgeSearch, place: str, doc_id: str | None = None) -> bool:
+    """Whether the knowledge base (or one document of it) says something about `place`."""
+    if not kb.mentions(place, doc_id):
+        return False
+    naming = [p.text for p in kb.statements(place, 8, doc_ids=None if doc_id is None else [doc_id]) if place in p.text]
+    return not naming or any(not _EXCLUDES.search(text) for text in naming)
+
+
 def _unknown_place(kb: KnowledgeSearch, question: str) -> str | None:
-    """A place the question is about that no statement of the knowledge base mentions."""
-    return next((place for place in _places(question) if not kb.mentions(place)), None)
+    """A place the question is about that no statement of the knowledge base speaks of."""
+    return next((place for place in _places(question) if not _covers(kb, place)), None)
 
 
 def _place_not_in(kb: KnowledgeSearch, question: str, doc_id: str) -> str | None:
@@ -347,7 +359,7 @@ def _place_not_in(kb: KnowledgeSearch, question: str, doc_id: str) -> str | None
     does not mention: an answer from it would be about somewhere else (a domestic rate for a call made
     in 台湾). A county or district (云溪县) is where the caller lives, not what they ask about."""
     return next(
-        (p for p in _places(question) if not _LOCAL_PLACE.search(p) and not kb.mentions(p, doc_id)), None
+        (p for p in _places(question) if not _LOCAL_PLACE.search(p) and not _covers(kb, p, doc_id)), None
     )
 
 

@@ -122,6 +122,7 @@ async def run_case(
         timings.append(TurnTiming(time.perf_counter() - started, first, first_cited))
         if state.ended:
             break
+    await manager.hang_up(state, desk)
     return CasePrediction(
         id=case.id,
         intent=state.main_intent.value,

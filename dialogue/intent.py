@@ -43,41 +43,46 @@ _FRUSTRATED = re.compile(r"听不懂|听不明白|整不明白|说不明白|讲�
 
 _COMPLAINT = re.compile(
     r"投诉|举报|曝光|乱收费|乱扣|多扣|瞎扣|坑人|骗人|欺骗|态度.{0,3}(?:差|恶劣|不好)|太差了|不像话|没人管|凭什么|讨个说法|给个说法|"
-    r"不满意|很不满|太不负责|爱理不理|不理人|没经过.{0,4}同意|私自给我"
+    r"不满意|很不满|太不负责|爱理不理|不理人|没经过.{0,4}同意|私自给我|"
+    r"泄露|人都没来|人没来|没人来|没人上门|放鸽子|爽约|白等|电话也不接|电话都不接|不接电话|这(?:叫|是)?(?:什么|啥)(?:服务|态度)"
 )
+# Charges or acts the caller says were wrong: a complaint even when put as a question ("怎么扣了八十 乱扣费").
+_ACCUSATION = re.compile(r"乱收费|乱扣|多扣|瞎扣|坑人|骗人|欺骗|没经过.{0,4}同意|私自|泄露")
+# Said for effect, not asked: "慢得跟啥似的", "这什么服务啊".
+_RHETORICAL = re.compile(r"(?:跟|像)(?:啥|什么)(?:一样|似的)|这(?:叫|是)?(?:什么|啥)(?:服务|态度|事儿?|玩意儿?)[啊呀嘛]?")
 
 # A problem with the caller's own service: the thing, then what is wrong with it.
 _SERVICE_OBJECT = r"(?:宽带|网络?|wi-?fi|无线|光猫|路由器?|信号|手机|电话|上网|网速|流量|电视|iptv|机顶盒|号码?|卡)"
 _PROBLEM = (
     r"(?:断|不通|上不了|上不去|上不到|连不上|连不了|没有?网|没有?信号|冇|掉线|掉话|老掉|慢|卡顿|很卡|好卡|特别卡|卡得|卡死|"
     r"坏|故障|不亮|红灯|亮红|闪红|用不了|打不出|打不了|打不通|接不到|听不清|无服务|没服务|显示.{0,4}(?:无|没)|"
-    r"时好时坏|时断时续|时有时无|一阵有一阵没|不稳定|延迟|转圈|缓冲|刷不出|打不开|看不了|不能用|没法用|没法上|用不成|瘫了|"
-    r"出问题|有问题|不正常|异常|很弱|太弱|很差|太差|特别差|极差|很费劲|费劲|"
+    r"时好时坏|时断时续|时有时无|一会儿?有一会儿?没|一阵有一阵没|不稳定|延迟|转圈|缓冲|刷不出|打不开|看不了|不能用|没法用|没法上|用不成|瘫了|"
+    r"测速.{0,6}(?:只有|才|就)|达不到|出问题|有问题|不正常|异常|很弱|太弱|很差|太差|特别差|极差|很费劲|费劲|"
     r"烫|发热|焦味|糊味|冒烟|烧了|烧起来|异响|死机|收不到|发不出|信号都没有|一点信号|没有一点|"
     r"还是没有?用|还是不行|还是一样|还是上不|没有用|不管用|不顶用)"
 )
 _FAULT = re.compile(
     rf"{_SERVICE_OBJECT}.{{0,12}}{_PROBLEM}|{_PROBLEM}.{{0,6}}{_SERVICE_OBJECT}|"
-    r"报.{0,2}故障|报修|报障|修一下|来修|断网|没网了|没信号了|一格信号|LOS灯.{0,4}(?:亮|红|闪)",
+    r"报.{0,2}故障|报修|报个?障|修一下|来修|断网|没网了|没信号了|一格信号|LOS灯.{0,4}(?:亮|红|闪)",
     re.IGNORECASE,
 )
 # Something the caller tried to get done did not work: a request for help with that service.
 _SERVICE_PROBLEM = re.compile(r"开不出|办不了|办不成|没收到|收不到|提示失败|失败了|不成功|没到账|不到账|没生效|用不上")
 _SERVICE = re.compile(
     r"停机保号|保号|号.{0,6}(?:留着|保留|保住|留住)|补卡|补办|补一张|补.{0,2}张.{0,2}卡|换卡|换套餐|改套餐|换成|改成|变更|"
-    r"装.{0,3}宽带|办.{0,4}宽带|宽带.{0,4}(?:装|办)|新装|宽带.{0,6}(?:移|挪|迁|搬)|"
+    r"装.{0,3}宽带|办.{0,4}宽带|宽带.{0,4}(?:装|办)(?!的)|新装|宽带.{0,6}(?:移|挪|迁|搬)|"
     r"移机|挪|迁移|搬.{0,4}宽带|宽带.{0,4}搬|发票|补偿|赔偿|预约|申请|开通|取消|退订|销户|过户|办理|办一个|办个|帮我办|给我办|"
     r"改成|换成|套餐.{0,6}(?:改|换)"
 )
 # The caller asks about something rather than asking us to act on it; a plain question word settles it.
 _PLAIN_QUESTION = re.compile(
     r"想问|问一下|问下|问问|请问|打听|了解一下|了解下|咨询|多少钱|几块钱|多久|多长时间|(?<![这前过近好十])几天|几号|几点|"
-    r"什么意思|啥意思|怎么收费|怎么算|收不收|要不要钱|要带|带什么|哪些|可不可以|能不能|有没有|是多少|有多少|给多少|找谁|问谁|"
-    r"(?<!为)什么(?!都|也)|(?<!为)啥(?!都|也|子都)|怎么(?!回事|又|老|总|搞|这么|那么|还|就|会|办|整)|是.{1,12}还是|"
+    r"(?:自己|自个儿?|我)(?:能|可以)?(?:先)?(?:咋|怎么|怎样)(?:整|办|弄|处理|解决|排查|检查)|什么意思|啥意思|怎么收费|怎么算|收不收|要不要钱|要带|带什么|哪些|可不可以|能不能|有没有|是多少|有多少|给多少|找谁|问谁|"
+    r"(?<!为)什么(?!都|也|破)|(?<!为)啥(?!都|也|子都)|怎么(?!回事|又|老|总|搞|这么|那么|还|就|会|办|整)|是.{1,12}还是|"
     r"(?P<yes>要|是|能|会|可|用|收|扣|退|给|送|开)[不没](?P=yes)|[能会可要].{1,20}不[？?]?$|(?<![好这前过近十])几(?:次|张|个|回|块|岁|年|个月)"
 )
 _QUESTION = re.compile(
-    rf"{_PLAIN_QUESTION.pattern}|多少|几个|好久|多大|谁|哪|是不是|可以吗|能吗|行不行|要不要|吗|呢|(?<![怎什])么(?=\s|$|[？?，,。])|"
+    rf"{_PLAIN_QUESTION.pattern}|多少|几个|好久|多大|谁|哪|是不是|可以吗|能吗|行不行|要不要|吗|呢|了没有?(?=\s|$|[？?，,。])|(?<![怎什])么(?=\s|$|[？?，,。])|"
     r"(?P<verb>[\u4e00-\u9fff])[不没](?P=verb)"  # 贵不贵, 开不开, 扣不扣: a question whatever the topic
 )
 
@@ -124,11 +129,13 @@ def asks_for_human(text: str) -> bool:
 
 
 def is_question(text: str) -> bool:
-    return bool(_QUESTION.search(text))
+    return bool(_QUESTION.search(_RHETORICAL.sub("", text)))
 
 
 def guess_intent(text: str) -> IntentGuess:
     """The intent of one utterance by rules, and whether the rules are sure of it."""
+    complaint = bool(_COMPLAINT.search(text))
+    text = _RHETORICAL.sub("，", text)
     fault = bool(_FAULT.search(text))
     # "怎么办" asks for help with a fault, and how to get something done otherwise.
     plain = bool(_PLAIN_QUESTION.search(text) or (_HELP.search(text) and not fault))
@@ -139,8 +146,8 @@ def guess_intent(text: str) -> IntentGuess:
             return IntentGuess(Intent.CONSULTATION, True)  # "人工几点到几点有人接": when people answer
         # "转人工" is a request; "能不能找个真人" may be either, which the judge tells apart.
         return IntentGuess(Intent.ESCALATION, bool(_TRANSFER.search(text)) and not plain)
-    complaint, service = bool(_COMPLAINT.search(text)), bool(_SERVICE.search(text))
-    if complaint and (acting or not asking):
+    service = bool(_SERVICE.search(text))
+    if complaint and (acting or not asking or _ACCUSATION.search(text)):
         return IntentGuess(Intent.COMPLAINT, True)
     if _FRUSTRATED.search(text):
         return IntentGuess(Intent.ESCALATION, not (fault or service))

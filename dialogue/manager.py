@@ -6,6 +6,7 @@ they are not; slot values come only from the caller's own words; answers quote t
 
 from __future__ import annotations
 
+import copy
 import re
 from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -57,9 +58,11 @@ class TicketFlow:
     opening: str  # what the caller first said about it: the context of later questions
     slots: dict[str, str] = field(default_factory=dict)
     asks: Counter[str] = field(default_factory=Counter)
+    category_named: bool = True  # False: a fault on a service the caller has not named yet
     own_number: bool = False  # the caller said "the number I am calling from" and it is not known here
     judged_kind: str | None = None  # the fault/complaint/request type the model read, if the rules found none
     ticket: TicketReceipt | None = None
+    filed_slots: frozenset[str] = frozenset()  # the slots the ticket was opened with
 
     def required(self) -> list[str]:
         needs_place = self.category in ("broadband", "mobile-network") or self.slots.get(
@@ -98,6 +101,10 @@ class CallState:
         if intent in _PRECEDENCE and (self.intent is None or _PRECEDENCE[intent] > _PRECEDENCE[self.intent]):
             self.intent = intent
 
+    def restore(self, earlier: CallState) -> None:
+        """Back to a copy taken earlier (`copy.deepcopy`), in place: others hold this object."""
+        self.__dict__.update(copy.deepcopy(earlier).__dict__)
+
     def remember_caller(self, text: str) -> None:
         self.history.append(ChatMessage("user", text))
 
@@ -123,8 +130,14 @@ def _kind_from_history(state: CallState, table: tuple[tuple[str, str], ...]) -> 
 def _earlier_request(state: CallState) -> tuple[Intent, str] | None:
     """The latest earlier utterance of the call that reported a fault, complained or asked for a service."""
     for message in reversed(state.history[:-1]):
-        if message.role == "user" and (guess := guess_intent(message.content)).intent in TICKET_INTENTS:
+        if message.role != "user":
+            continue
+        if (guess := guess_intent(message.content)).intent in TICKET_INTENTS:
             return guess.intent, message.content
+        # "宽带能不能跟着移过去" then the new address: the question was the request.
+        asked = next((i for i in (Intent.SERVICE_REQUEST, Intent.FAULT_REPORT) if has_cue(message.content, i)), None)
+        if asked is not None:
+            return asked, message.content
     return None
 
 
@@ -134,12 +147,13 @@ def _flow_context(flow: TicketFlow) -> str:
     return prompts.topic_words(flow.category, flow.slots.get("request_type"))
 
 
-def _fault_category(text: str) -> str:
+def _fault_category(text: str) -> str | None:
+    """Which service the fault is on, when the caller names it."""
     if re.search(r"宽带|光猫|wi-?fi|无线|路由|网线|家里.{0,2}网|家.{0,3}网|电视|机顶盒|iptv", text, re.IGNORECASE):
         return "broadband"
     if re.search(r"手机|信号|打电话|通话|电话|4G|5G|流量|无服务", text, re.IGNORECASE):
         return "mobile-network"
-    return "broadband"
+    return None
 
 
 def _service_category(request_type: str | None) -> str:
@@ -232,10 +246,29 @@ class DialogueManager:
         if judgement is None:
             return guess.intent, None
         # The judge may choose, not invent: a ticket or a transfer needs some word of it in what was said.
+        # A problem may be told in any words, but a service is asked for by name (办, 开通, 补卡).
         grounded = judgement.intent in (Intent.CONSULTATION, Intent.OTHER) or has_cue(text, judgement.intent) or (
-            judgement.intent in TICKET_INTENTS and judgement.kind not in (None, "other")
+            judgement.intent in (Intent.FAULT_REPORT, Intent.COMPLAINT) and judgement.kind not in (None, "other")
         )
         return (judgement.intent, judgement.kind) if grounded else (guess.intent, None)
+
+    async def hang_up(self, state: CallState, desk: ActionDesk) -> None:
+        """The caller is gone: a report or request they made is filed with what they said, so that
+        nothing they told the bot is lost (an agent calls back for what is missing)."""
+        flow = state.flow
+        if flow is None or flow.ticket is not None or state.escalation is not None:
+            return
+        await self._file(state, flow, desk)
+
+    async def _file(self, state: CallState, flow: TicketFlow, desk: ActionDesk) -> None:
+        kind_slot = {Intent.FAULT_REPORT: "fault_type", Intent.COMPLAINT: "complaint_type"}.get(flow.intent)
+        if kind_slot is not None and kind_slot not in flow.slots:
+            flow.slots[kind_slot] = flow.judged_kind or await self._judged_kind(state, flow) or "other"
+        summary = "；".join(m.content for m in state.history if m.role == "user")
+        if flow.own_number:
+            summary += "；联系电话：来电号码"
+        flow.ticket = await desk.open_ticket(OpenTicket(flow.category, dict(flow.slots), summary))
+        flow.filed_slots = frozenset(flow.slots)
 
     async def _escalate(self, state: CallState, text: str, desk: ActionDesk) -> AsyncIterator[ReplySentence]:
         state.note_intent(Intent.ESCALATION)
@@ -250,7 +283,8 @@ class DialogueManager:
 
     def _start_flow(self, intent: Intent, text: str, judged_kind: str | None) -> TicketFlow:
         if intent is Intent.FAULT_REPORT:
-            flow = TicketFlow(intent, _fault_category(text), text)
+            named = _fault_category(text)
+            flow = TicketFlow(intent, named or "broadband", text, category_named=named is not None)
         elif intent is Intent.COMPLAINT:
             flow = TicketFlow(intent, "complaint", text)
         else:
@@ -280,6 +314,8 @@ class DialogueManager:
         )
         if flow.intent is Intent.FAULT_REPORT:
             found["since"] = slots.extract_since(text)
+            if not flow.category_named and flow.ticket is None and (named := _fault_category(text)):
+                flow.category, flow.category_named = named, True  # "网老断" then "手机上网"
             if flow.category == "broadband" and found["fault_type"] == "call_drop":
                 found["fault_type"] = "intermittent"  # a line that drops is unstable; calls are a phone's
         elif flow.intent is Intent.SERVICE_REQUEST:
@@ -288,7 +324,8 @@ class DialogueManager:
         for name, value in found.items():
             if not value or flow.slots.get(name) == value:
                 continue
-            if name in ("since", "fault_type", "complaint_type", "request_type") and name in flow.slots:
+            vague = name == "since" and bool(slots.VAGUE_SINCE.match(flow.slots.get("since", "")))
+            if name in ("since", "fault_type", "complaint_type", "request_type") and name in flow.slots and not vague:
                 continue  # the first telling is the one that counts; later turns add detail
             flow.slots[name] = value
             changed.add(name)
@@ -313,13 +350,8 @@ class DialogueManager:
             flow.asks[askable[0]] += 1
             yield ReplySentence(opening + prompts.SLOT_QUESTIONS[askable[0]])
             return
-        kind_slot = {Intent.FAULT_REPORT: "fault_type", Intent.COMPLAINT: "complaint_type"}.get(flow.intent)
-        if kind_slot is not None and kind_slot not in flow.slots:
-            flow.slots[kind_slot] = flow.judged_kind or await self._judged_kind(state, flow) or "other"
-        summary = "；".join(m.content for m in state.history if m.role == "user")
-        if flow.own_number:
-            summary += "；联系电话：来电号码"
-        flow.ticket = await desk.open_ticket(OpenTicket(flow.category, dict(flow.slots), summary))
+        await self._file(state, flow, desk)
+        assert flow.ticket is not None
         yield ReplySentence(prompts.ticket_opened(flow.category, flow.ticket.number, flow.slots, flow.ticket.sla_hours,
                                                   own_number=flow.own_number))
 
@@ -328,12 +360,14 @@ class DialogueManager:
     ) -> AsyncIterator[ReplySentence]:
         """After filing: corrections and new details go onto the ticket, questions are answered."""
         assert flow.ticket is not None
+        filed = flow.filed_slots
         update = {name: flow.slots[name] for name in changed if name in flow.slots}
         if update:
             await desk.update_ticket(UpdateTicket(flow.ticket.id, update))
             if "phone" in update or "address" in update:
-                what, value = ("联系电话", update["phone"]) if "phone" in update else ("地址", update["address"])
-                yield ReplySentence(prompts.ticket_updated(what, value))
+                name = "phone" if "phone" in update else "address"
+                what = {"phone": "联系电话", "address": "地址"}[name]
+                yield ReplySentence(prompts.ticket_updated(what, update[name], corrected=name in filed))
             else:
                 yield ReplySentence(prompts.ticket_noted(flow.ticket.number))
             return
@@ -357,7 +391,9 @@ class DialogueManager:
     async def _about_request(self, state: CallState, text: str) -> AsyncIterator[ReplySentence]:
         """What the knowledge base says about the service asked for (its fee, its conditions), cited."""
         plan = await self._plan(text, None, None)
-        if isinstance(plan, Grounded) and plan.score >= self.options.answers.confident_score:
+        if not isinstance(plan, Grounded) or plan.score < self.options.answers.confident_score:
+            return
+        if prompts.names_subject(text, plan):  # an address alone must not pick the document
             state.last_answer = plan
             yield ReplySentence(prompts.quoted_answer(plan, with_title=True)[0], (plan.doc_id,))
 

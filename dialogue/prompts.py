@@ -91,8 +91,8 @@ def ticket_opened(
     return text + "如有不对，请直接告诉我。"
 
 
-def ticket_updated(what: str, value: str) -> str:
-    return f"好的，已为您把{what}更正为{value}。"
+def ticket_updated(what: str, value: str, *, corrected: bool = True) -> str:
+    return f"好的，已为您把{what}更正为{value}。" if corrected else f"好的，已为您把{what}{value}补充到工单里。"
 
 
 def ticket_noted(number: str) -> str:

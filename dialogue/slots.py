@@ -48,16 +48,16 @@ def refers_to_own_number(text: str) -> bool:
 
 # Marks that make a piece of speech an address: an administrative area, a road, an estate, a building.
 _AREA_MARK = re.compile(
-    r"(省|市|区|县|镇|乡|村|路|街|大道|巷|胡同|小区|花园|家园|公寓|苑|庭|城|大厦|广场|园区|软件园|号楼|\d+号|[一二三四五六七八九十]+号|"
+    r"(省|市|区|县|镇|乡|村|路|街|大道|巷|胡同|小区|花园|家园|公寓|苑|庭|城|大厦|广场|园区|软件园|号楼|"
     r"栋|幢|单元|湾|邨|府|山庄|别墅|公馆|华庭|大院|新村)"
 )
 # Marks that only continue an address already begun (弄 and 里 are also everyday words).
-_MORE_MARK = re.compile(r"(弄|里|室|楼|居|阁|轩|岸|中心|期|\d+)")
+_MORE_MARK = re.compile(r"(弄|里|室|楼|居|阁|轩|岸|中心|期|\d+|[一二三四五六七八九十百]+号)")  # 三号 alone is a date
 _FILLER = re.compile(
     r"^(喂|嗯+|呃|啊|哦|那个|就是那个|就是|地址是?|地址啊|地方么?|装在|安装在|我的地址是?|新地址是?|我家住?在?|我家里?在?|"
     r"俺家在?|我屋头在?|我住在?|住在|家住|位置是?|我人在|人在|我在|我们在|在|是)+"
 )
-_TRAILER = re.compile(r"(那一片|这一片|一带|那边|这边|那里|附近|上班的地方|上班|工作|那块|那儿|这儿|这里|的)+$")
+_TRAILER = re.compile(r"(那一片|这一片|那一下|那一哈|一带|那边|这边|那里|附近|上班的地方|上班|工作|那块|那儿|这儿|这里|的)+$")
 # Where the address stops within a piece: the caller goes on about themselves.
 _SPEAKER = re.compile(r"(我|俺|他|她|上班|工作|住的|家里)")
 _NOT_ADDRESS = re.compile(
@@ -106,13 +106,15 @@ def apply_address_correction(text: str, current: str | None) -> str | None:
 
 
 _SINCE = re.compile(
-    r"((?:从|打|由)?(?:大?前天|昨天|昨晚|今天|今儿个?|琴日|寻日|尋日|今朝|上周|上个?星期|上个?礼拜|上个?月|刚才|刚刚|"
-    r"(?:这|上)?(?:周|星期|礼拜)[一二三四五六日天])"
+    r"((?:从|打|由)?(?:(?:这|上)个?(?:周|星期|礼拜)[一二三四五六日天]|大?前天|昨天|昨晚|今天|今儿个?|琴日|寻日|尋日|今朝|"
+    r"上周|上个?星期|上个?礼拜|(?:上个?|这个?|本)?月(?:初|底|中)|上个?月|刚才|刚刚|(?:周|星期|礼拜)[一二三四五六日天])"
     r"(?:早上|上午|中午|下午|晚上|夜里|夜晚|半夜)?(?:开始)?"
     r"|(?:这|近)(?:几|两|两三)天|(?:一|两|三|半|几|十)个?[多来]?个?(?:小时|钟头|天|星期|礼拜|周|月)(?:了|前|以前|之前|吧)"
     r"|(?:一|两|三|半|几|十)个?[多来]个?(?:小时|钟头|天|星期|礼拜|周|月)"
     r"|(?:今天|今儿个?)?(?:早上|上午|中午|下午|晚上)(?:起来)?)"
 )
+# "这两天", "最近": a later, plainer answer ("从大前天开始") replaces them.
+VAGUE_SINCE = re.compile(r"^(?:(?:这|近)(?:几|两|两三)天|最近|近来)$")
 
 
 def extract_since(text: str) -> str | None:
@@ -127,7 +129,7 @@ FAULT_TYPES: tuple[tuple[str, str], ...] = (
     ("intermittent", r"时断时续|时好时坏|时有时无|断断续续|一会儿?.{0,6}一会儿?|一阵.{0,4}一阵|断一下又好|好了又断|连上又断|又断|老是断|经常断|老掉线|"
                      r"掉线|断好几|一天.*断|不稳定"),
     ("no_signal", r"没有?信号|信号都没有|无信号|一格信号|冇信号|无服务|没服务|信号.{0,3}(?:差|弱)|打不出去?|打不了电话|打不通"),
-    ("slow", r"慢|卡顿|很卡|好卡|太卡|特别卡|卡得|卡死|转圈|缓冲|延迟|刷不出来|网速"),
+    ("slow", r"慢|测速.{0,6}(?:只有|才|就)|达不到|卡顿|很卡|好卡|太卡|特别卡|卡得|卡死|转圈|缓冲|延迟|刷不出来|网速"),
     ("no_connection", r"上不了|上不去|上不到|没有?网|无网|冇网|断网|网断了|断了|连不上|连不了|上唔到|LOS|los|不亮|灭了|"
                       r"PON灯.{0,4}闪|一点网都没有|用不了|打不开|不能上网|没法用|没法上网|用不成|瘫了"),
 )
@@ -163,11 +165,14 @@ _DATE = re.compile(r"((?:今天|明天|后天|大后天|(?:这|下)?(?:周|星�
                    r"(?:上午|下午|中午|晚上)?)")
 
 
+_ANY_STORE = re.compile(r"就近|附近|最近|离.{0,3}近|随便|任意|任何|哪")
+
+
 def extract_store(text: str) -> str | None:
     """A named store (星河广场旗舰店), not a plain 营业厅."""
     for match in reversed(list(_STORE.finditer(normalise(text)))):
-        name = re.split(r"去|到|在", match.group(1))[-1]
-        if name not in ("营业厅", "门店", "店") and len(name) > 3:
+        name = re.sub(r"^(?:那个|这个|那家|这家|哪个|哪家|个)", "", re.split(r"去|到|在", match.group(1))[-1])
+        if name not in ("营业厅", "门店", "店") and len(name) >= 3 and not _ANY_STORE.match(name):
             return name
     return None
 

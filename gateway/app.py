@@ -11,22 +11,26 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from core.clock import Clock
-from gateway import calls, rest
-from gateway.services import Services
+from gateway import auth, calls, preload, rest
+from gateway.services import MODEL_PARTS, ModelsFailed, Services
 from gateway.settings import Settings
 
 log = logging.getLogger("hotline")
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, clock: Clock | None = None, models: tuple[str, ...] = MODEL_PARTS
+) -> FastAPI:
+    """`models` names the models to load; tests of the REST API alone leave them all out."""
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = await asyncio.to_thread(Services.open, settings, clock)
         app.state.services = services
-        # /healthz answers at once; /readyz waits for this task.
-        loading = asyncio.create_task(services.load_models(), name="load-models")
+        preload.import_request_path()  # before any other thread imports (see gateway/preload.py)
+        # /healthz answers at once; /readyz waits for this task, and says which model failed and why.
+        loading = asyncio.create_task(_load_models(services, models), name="load-models")
         watching = asyncio.create_task(services.watch_kb(), name="watch-kb")
         try:
             yield
@@ -37,7 +41,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                     await task
             services.close()
 
+    auth.redact_call_tokens_in_server_logs()
     app = FastAPI(title="hotline", version="0.1.0", lifespan=lifespan)
     app.include_router(rest.router)
     app.include_router(calls.router)
     return app
+
+
+async def _load_models(services: Services, parts: tuple[str, ...]) -> None:
+    with contextlib.suppress(ModelsFailed):  # logged, and told by /readyz; the process keeps answering
+        await services.load_models(parts)

@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 import wave
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ class CallOptions:
     out_dir: Path | None = None
     json_lines: bool = False
     fast: bool = False
+    token: str | None = None  # the hotline's call token, when it requires one
 
 
 @dataclass
@@ -94,7 +95,8 @@ class Caller:
         self._changed = asyncio.Event()
 
     async def run(self) -> CallTrace:
-        async with websockets.connect(self.url, max_size=1 << 22) as ws:
+        headers = {"Authorization": f"Bearer {self.options.token}"} if self.options.token else None
+        async with websockets.connect(self.url, max_size=1 << 22, additional_headers=headers) as ws:
             await ws.send(json.dumps({"type": "start", "codec": self.options.codec, "sample_rate": self.options.rate,
                                       "dialect": self.options.dialect, "caller_id": self.options.caller_id}))
             receiver = asyncio.create_task(self._receive(ws))
@@ -261,6 +263,8 @@ def start_in_process(settings: Settings) -> tuple[str, Any]:
 
 
 def run_call(options: CallOptions, *, url: str | None, settings: Settings) -> int:
+    if options.token is None and settings.call_token is not None:
+        options = replace(options, token=settings.call_token.get_secret_value())
     server = None
     if url is None:
         url, server = start_in_process(settings)

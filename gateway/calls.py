@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import json
 import logging
 import uuid
+from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +26,7 @@ from core.events import FinalTranscript, PartialTranscript, SpeechStarted
 from dialogue.base import ReplySentence
 from dialogue.manager import CallState
 from dialogue.safety import mask_pii
+from gateway.auth import call_refusal
 from gateway.desk import StoreDesk
 from gateway.protocol import (
     CLOSE_NORMAL,
@@ -43,12 +46,16 @@ router = APIRouter()
 START_TIMEOUT_S = 10.0
 DRAIN_TIMEOUT_S = 120.0
 PLAYBACK_LEAD_S = 0.3  # audio sent ahead of real time, so playback never starves
+ARRIVALS_KEPT = 6000  # audio frames whose arrival is remembered (two minutes of 20 ms frames)
 
 
 @router.websocket("/v1/calls")
 async def call_endpoint(websocket: WebSocket) -> None:
     services: Services = websocket.app.state.services
     await websocket.accept()
+    if (refusal := call_refusal(websocket.headers, websocket.query_params, services.settings)) is not None:
+        await _refuse(websocket, refusal, services)
+        return
     try:
         start = await _receive_start(websocket)
         audio_format = start.audio_format()
@@ -58,7 +65,7 @@ async def call_endpoint(websocket: WebSocket) -> None:
         if services.active_calls >= services.settings.max_calls:
             raise ProtocolError("busy", "all lines are busy; call again shortly", CLOSE_TRY_AGAIN)
     except ProtocolError as exc:
-        await _refuse(websocket, exc)
+        await _refuse(websocket, exc, services)
         return
     except WebSocketDisconnect:
         return
@@ -80,7 +87,8 @@ async def _receive_start(websocket: WebSocket) -> StartMessage:
     return parse_start(message.get("text") if message.get("text") is not None else message.get("bytes"))
 
 
-async def _refuse(websocket: WebSocket, exc: ProtocolError) -> None:
+async def _refuse(websocket: WebSocket, exc: ProtocolError, services: Services) -> None:
+    services.metrics.errors.labels(exc.code).inc()
     with contextlib.suppress(Exception):
         await websocket.send_json({"type": "error", "code": exc.code, "message": exc.message})
         await websocket.close(code=exc.close_code, reason=exc.code)
@@ -91,6 +99,21 @@ class _Reply:
     turn: int
     spoken: list[str]
     interrupted: bool = False
+    said_anything: bool = False
+    speech_end: float | None = None  # when the caller's speech that this answers ended (monotonic clock)
+    text_sent: bool = False
+    audio_sent: bool = False
+
+
+@dataclass
+class _Thinking:
+    """The turn being worked out: what it answers and the call's state before it began."""
+
+    final: FinalTranscript
+    reply: _Reply
+    task: asyncio.Task[None]
+    state_before: CallState
+    actions_before: int
 
 
 class CallSession:
@@ -108,6 +131,11 @@ class CallSession:
         self.turns = 0
         self.reply: _Reply | None = None
         self.speaking: asyncio.Task[None] | None = None
+        # (seconds of call audio received, when they had arrived): maps a final's end of speech to a time
+        self.audio_received_s = 0.0
+        self.arrivals: deque[tuple[float, float]] = deque(maxlen=ARRIVALS_KEPT)
+        self.speech_ends: dict[FinalTranscript, float] = {}
+        self.thinking: _Thinking | None = None
         self.desk = StoreDesk(services.sessions, services.clock, self.state, dialect=start.dialect, notify=self.send)
 
     # ---- lifecycle -------------------------------------------------------------------------------
@@ -147,6 +175,11 @@ class CallSession:
             await self._finish()
 
     async def _finish(self) -> None:
+        try:
+            await asyncio.wait_for(self.services.manager.hang_up(self.state, self.desk), DRAIN_TIMEOUT_S)
+        except Exception:
+            log.exception("call %s: could not file what the caller reported before hanging up", self.call_id)
+        self.services.metrics.calls_ended.labels(self.end_reason).inc()
         outcome = "escalated" if self.state.escalation else self.end_reason
         await self.run_db(store.end_call, call_id=self.call_id, outcome=outcome, now=self.services.clock.now())
         await self.send({"type": "end", "call_id": self.call_id, "reason": self.end_reason})
@@ -156,12 +189,20 @@ class CallSession:
                 await self.ws.close(code=CLOSE_NORMAL)
 
     async def send(self, event: dict[str, Any]) -> None:
+        self._count(event)
         if not self.socket_open:
             return
         try:
             await self.ws.send_text(json.dumps(event, ensure_ascii=False))
         except (WebSocketDisconnect, RuntimeError, OSError):
             self._dropped()
+
+    def _count(self, event: dict[str, Any]) -> None:
+        metrics = self.services.metrics
+        if event.get("type") == "error":
+            metrics.errors.labels(str(event.get("code"))).inc()
+        elif event.get("type") == "ticket" and "updated" not in event:
+            metrics.tickets_opened.labels(str(event.get("category"))).inc()
 
     async def _send_audio(self, frame: bytes) -> None:
         if not self.socket_open:
@@ -207,6 +248,8 @@ class CallSession:
         except AudioFormatError as exc:
             await self.send({"type": "error", "code": "bad_audio", "message": f"{exc}; frame dropped"})
             return
+        self.audio_received_s += len(pcm) / self.format.sample_rate
+        self.arrivals.append((self.audio_received_s, self.services.clock.monotonic()))
         await self.audio.put(AudioChunk(pcm, self.format.sample_rate))
 
     async def _on_text(self, text: str) -> bool:
@@ -241,14 +284,42 @@ class CallSession:
         finally:
             await self.finals.put(None)
 
+    def _arrival_of(self, audio_s: float) -> float | None:
+        """When the call's audio up to `audio_s` seconds had arrived (None when no longer known)."""
+        for received_s, at in self.arrivals:
+            if received_s >= audio_s:
+                return at
+        return None
+
     async def _on_final(self, event: FinalTranscript) -> None:
+        if (speech_end := self._arrival_of(event.ended_at)) is not None:
+            self.services.metrics.latency("final", self.services.clock.monotonic() - speech_end)
         await self.send({"type": "final", "text": event.text, "dialect": event.dialect,
                          "confidence": round(event.confidence, 3),
                          "start": round(event.started_at, 3), "end": round(event.ended_at, 3)})
         await self.run_db(store.add_turn, call_id=self.call_id, speaker="caller", text=mask_pii(event.text),
                        dialect=event.dialect, now=self.services.clock.now())
+        event = await self._supersede(event)
+        if speech_end is not None:
+            self.speech_ends[event] = speech_end
         await self._barge_in()  # a newer utterance supersedes whatever is still being said
         await self.finals.put(event)
+
+    async def _supersede(self, event: FinalTranscript) -> FinalTranscript:
+        """A caller who speaks again before the bot has said or done anything about their last
+        utterance ("我想问一下…" then "宽带安装费多少") is answered once, for both together."""
+        thinking = self.thinking
+        if (thinking is None or thinking.task.done() or thinking.final is _GREETING
+                or thinking.reply.said_anything or self.desk.actions != thinking.actions_before):
+            return event
+        thinking.task.cancel()
+        await asyncio.wait({thinking.task})
+        self.state.restore(thinking.state_before)
+        self.turns -= 1
+        earlier = thinking.final
+        return FinalTranscript(text=f"{earlier.text}，{event.text}", dialect=event.dialect,
+                               confidence=min(earlier.confidence, event.confidence),
+                               started_at=earlier.started_at, ended_at=event.ended_at)
 
     async def _barge_in(self) -> None:
         if self.speaking is None or self.speaking.done() or self.reply is None:
@@ -263,18 +334,31 @@ class CallSession:
 
     async def _respond(self) -> None:
         while (final := await self.finals.get()) is not None:
-            await self._answer(final)
+            state_before, actions_before = copy.deepcopy(self.state), self.desk.actions
+            reply = self._next_reply()
+            task = asyncio.create_task(self._answer(final, reply), name=f"answer-{self.call_id}")
+            self.thinking = _Thinking(final, reply, task, state_before, actions_before)
+            try:
+                await asyncio.wait({task})
+            finally:
+                task.cancel()
+            if not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
             if self.state.ended:
                 self.end_reason = "bot_end"
                 break
         # the caller hung up: answer what is still queued so tickets are not lost, without audio
         while not self.finals.empty():
             if (final := self.finals.get_nowait()) is not None:
-                await asyncio.wait_for(self._answer(final), DRAIN_TIMEOUT_S)
+                await asyncio.wait_for(self._answer(final, self._next_reply()), DRAIN_TIMEOUT_S)
 
-    async def _answer(self, final: FinalTranscript) -> None:
+    def _next_reply(self) -> _Reply:
         self.turns += 1
-        self.reply = reply = _Reply(self.turns, [])
+        return _Reply(self.turns, [])
+
+    async def _answer(self, final: FinalTranscript, reply: _Reply) -> None:
+        self.reply = reply
+        reply.speech_end = self.speech_ends.pop(final, None)
         sentences: AsyncGenerator[ReplySentence, None]
         if final is _GREETING:
             sentences = _single(self.services.manager.greeting())
@@ -284,8 +368,12 @@ class CallSession:
             async for sentence in sentences:
                 if reply.interrupted:
                     break
+                reply.said_anything = True
                 await self.send({"type": "reply", "turn": reply.turn, "text": sentence.text,
                                  "citations": list(sentence.citations)})
+                if not reply.text_sent:
+                    reply.text_sent = True
+                    self._measure(reply, "reply_text")
                 if self.socket_open:  # after a hang-up the turn still runs (tickets), silently
                     self.speaking = asyncio.create_task(self._speak(sentence.text))
                     with contextlib.suppress(asyncio.CancelledError):
@@ -313,9 +401,17 @@ class CallSession:
             if ahead > 0:
                 await asyncio.sleep(ahead)
             await self._send_audio(frame)
+            if (reply := self.reply) is not None and not reply.audio_sent:
+                reply.audio_sent = True
+                self._measure(reply, "reply_audio")
             sent += len(frame) / (self.format.bytes_per_sample * self.format.sample_rate)
             if not self.socket_open:
                 return
+
+
+    def _measure(self, reply: _Reply, stage: str) -> None:
+        if reply.speech_end is not None:
+            self.services.metrics.latency(stage, self.services.clock.monotonic() - reply.speech_end)
 
 
 _GREETING = FinalTranscript(text="", dialect="", confidence=1.0, started_at=0.0, ended_at=0.0)

@@ -8,8 +8,11 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from gateway.settings import Settings
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,6 +34,17 @@ def main(argv: list[str] | None = None) -> int:
     call.add_argument("--out", type=Path, help="write each bot reply as a WAV file in this folder")
     call.add_argument("--json", action="store_true", help="print one JSON object a line")
     call.add_argument("--fast", action="store_true", help="send audio as fast as possible, not at real-time pace")
+    call.add_argument("--token", help="the hotline's call token, when it requires one (default: HOTLINE_CALL_TOKEN)")
+
+    token = commands.add_parser("token", help="make a new token for an account (the old one stops working)")
+    token.add_argument("account", choices=["admin"], help="the account (agents: `hotline agent token NAME`)")
+
+    agent = commands.add_parser("agent", help="agents' accounts: add one (prints its token), list, disable")
+    agent_commands = agent.add_subparsers(dest="action", required=True)
+    agent_commands.add_parser("add", help="add an agent and print its token").add_argument("name")
+    agent_commands.add_parser("token", help="a new token for an agent (the old one stops working)").add_argument("name")
+    agent_commands.add_parser("disable", help="the agent's token stops working").add_argument("name")
+    agent_commands.add_parser("list", help="all accounts, one a line")
 
     say = commands.add_parser("say", help="speak a text with the hotline's voice into a WAV file (a caller to test with)")
     say.add_argument("text")
@@ -67,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "serve":
         return serve(settings)
+    if args.command in ("token", "agent"):
+        return manage_accounts(args, settings)
     if args.command == "bench" and args.target == "kb":
         from kb.embedder import E5Embedder
         from kb.evaluate import benchmark
@@ -89,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     from gateway.caller import CallOptions, run_call
 
     options = CallOptions(files=args.audio, codec=args.codec, rate=args.rate, dialect=args.dialect,
-                          caller_id=args.caller_id, out_dir=args.out, json_lines=args.json, fast=args.fast)
+                          caller_id=args.caller_id, out_dir=args.out, json_lines=args.json, fast=args.fast,
+                          token=args.token)
     return run_call(options, url=args.url, settings=settings)
 
 
@@ -98,10 +115,56 @@ def serve(settings: Settings) -> int:
 
     from gateway.app import create_app
 
+    if settings.host not in LOOPBACK_HOSTS and settings.call_token is None:
+        logging.getLogger("hotline").warning(
+            "serving on %s without HOTLINE_CALL_TOKEN: anyone who reaches the port can call", settings.host)
+
     print(f"hotline: call ws://{settings.host}:{settings.port}/v1/calls  "
           f"(REST and docs at http://{settings.host}:{settings.port}/docs; ready when /readyz says so)", flush=True)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
                 ws_max_size=1 << 20)
+    return 0
+
+
+def manage_accounts(args: argparse.Namespace, settings: Settings) -> int:
+    """`hotline token admin` and `hotline agent add|token|disable|list`, straight on the store."""
+    from gateway import accounts, db
+
+    engine = db.create_engine_for(settings.resolved_database_url)
+    try:
+        db.migrate_engine(engine)
+        with db.session_factory(engine)() as session:
+            return _account_command(args, settings, session)
+    except accounts.AccountError as exc:
+        print(f"hotline: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+
+
+def _account_command(args: argparse.Namespace, settings: Settings, session: Any) -> int:
+    from core.clock import SystemClock
+    from gateway import accounts
+
+    now = SystemClock().now()
+    if args.command == "token":
+        if settings.admin_token is not None:
+            print("hotline: HOTLINE_ADMIN_TOKEN is set and is the admin token; change it there instead",
+                  file=sys.stderr)
+            return 2
+        accounts.set_admin_token(session, token=None, now=now)  # a store with no admin yet gets one
+        print(accounts.rotate_token(session, name=accounts.ADMIN_NAME))
+    elif args.action == "add":
+        print(accounts.create_account(session, name=args.name, role=accounts.Role.AGENT, now=now).token)
+    elif args.action == "token":
+        print(accounts.rotate_token(session, name=args.name))
+    elif args.action == "disable":
+        accounts.disable_account(session, name=args.name)
+        print(f"hotline: {args.name}'s token no longer works", file=sys.stderr)
+    else:
+        for account in accounts.list_accounts(session):
+            state = "active" if account.active else "disabled"
+            print(f"{account.name}\t{account.role.value}\t{state}\t{account.created_at:%Y-%m-%d %H:%M}")
     return 0
 
 

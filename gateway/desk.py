@@ -39,6 +39,7 @@ class StoreDesk:
         self._dialect = dialect
         self._notify = notify
         self.end_reason: str | None = None
+        self.actions = 0  # counted as each begins: a turn that has acted can no longer be taken back
 
     async def run_db(self, fn: Callable[..., Any], **kwargs: Any) -> Any:
         def work() -> Any:
@@ -48,6 +49,7 @@ class StoreDesk:
         return await asyncio.to_thread(work)
 
     async def open_ticket(self, action: OpenTicket) -> TicketReceipt:
+        self.actions += 1
         ticket = await self.run_db(store.open_ticket, call_id=self._state.call_id, category=action.category,
                                    slots=action.slots, summary=mask_pii(action.summary), now=self._clock.now())
         sla = int((ticket.due_at - ticket.created_at).total_seconds() // 3600) if ticket.due_at else None
@@ -55,12 +57,14 @@ class StoreDesk:
         return TicketReceipt(ticket.id, ticket.number, ticket.category, sla)
 
     async def update_ticket(self, action: UpdateTicket) -> None:
+        self.actions += 1
         ticket = await self.run_db(store.update_ticket_slots, ticket_id=action.ticket_id, slots=action.slots,
                                    now=self._clock.now())
         await self._notify({"type": "ticket", "id": ticket.id, "number": ticket.number,
                             "category": ticket.category, "updated": sorted(action.slots)})
 
     async def escalate(self, action: Escalate) -> EscalationReceipt:
+        self.actions += 1
         state = self._state
         context = {"transcript": [{"role": m.role, "text": mask_pii(m.content)} for m in state.history],
                    "slots": dict(state.flow.slots) if state.flow else {},
@@ -71,4 +75,5 @@ class StoreDesk:
         return EscalationReceipt(escalation.id, escalation.reason)
 
     async def end_call(self, action: EndCall) -> None:
+        self.actions += 1
         self.end_reason = action.reason

@@ -14,6 +14,8 @@ from core.audio import SUPPORTED_RATES, AudioFormat, Codec
 CLOSE_NORMAL = 1000
 CLOSE_TRY_AGAIN = 1013  # not ready yet, or at capacity
 CLOSE_BAD_START = 4400
+CLOSE_UNAUTHORIZED = 4401  # HOTLINE_CALL_TOKEN is set and the call brought no valid token
+CLOSE_FORBIDDEN = 4403  # the web page's origin is not in HOTLINE_CALL_ORIGINS
 CLOSE_START_TIMEOUT = 4408
 CLOSE_UNSUPPORTED_FORMAT = 4415
 MAX_FRAME_BYTES = 64_000

@@ -1,15 +1,23 @@
-"""REST: health, tickets, escalations, call records and the knowledge base. Routes stay thin."""
+"""REST: health, tickets, escalations, call records, the knowledge base and accounts. Routes stay thin.
+
+Every route states who may call it: `AgentDep` (an agent or an admin) or `AdminDep`; only the
+probes (/healthz, /readyz, /metrics) are open.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
-from gateway import db
+from gateway import accounts, db
+from gateway.accounts import AccountCreate, AccountCreated, AccountPublic
+from gateway.auth import AdminDep, AgentDep
+from gateway.metrics import CONTENT_TYPE_LATEST
 from gateway.services import Services
 from kb import store as kb_store
 from kb.schemas import KbDocumentPublic
@@ -53,13 +61,20 @@ def healthz() -> dict[str, str]:
 @router.get("/readyz")
 def readyz(services: ServicesDep) -> JSONResponse:
     store_ok = db.ping(services.engine)
-    body = {"ready": services.ready and store_ok, "models": services.ready, "store": store_ok,
+    models = {part: asdict(state) for part, state in services.model_states.items()}
+    body = {"ready": services.ready and store_ok, "models": models, "store": store_ok,
             "error": services.load_error, "active_calls": services.active_calls}
     return JSONResponse(body, status_code=200 if body["ready"] else 503)
 
 
+@router.get("/metrics", include_in_schema=False)
+def metrics(services: ServicesDep) -> Response:
+    """Prometheus metrics, open to scrapers: counts, states and durations, no personal data."""
+    return Response(services.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
 @router.get("/v1/tickets", response_model=list[TicketPublic])
-def list_tickets(session: SessionDep, status: str | None = None,
+def list_tickets(who: AgentDep, session: SessionDep, status: str | None = None,
                  limit: Annotated[int, Query(ge=1, le=500)] = 50,
                  offset: Annotated[int, Query(ge=0)] = 0) -> list[TicketPublic]:
     try:
@@ -69,7 +84,7 @@ def list_tickets(session: SessionDep, status: str | None = None,
 
 
 @router.get("/v1/tickets/{ticket_id}", response_model=TicketPublic)
-def get_ticket(ticket_id: int, session: SessionDep) -> TicketPublic:
+def get_ticket(who: AgentDep, ticket_id: int, session: SessionDep) -> TicketPublic:
     try:
         return store.get_ticket(session, ticket_id=ticket_id)
     except NotFoundError as exc:
@@ -77,11 +92,11 @@ def get_ticket(ticket_id: int, session: SessionDep) -> TicketPublic:
 
 
 @router.patch("/v1/tickets/{ticket_id}", response_model=TicketPublic)
-def update_ticket(ticket_id: int, update: TicketStatusUpdate, session: SessionDep,
+def update_ticket(who: AgentDep, ticket_id: int, update: TicketStatusUpdate, session: SessionDep,
                   services: ServicesDep) -> TicketPublic:
     try:
         return store.update_ticket_status(session, ticket_id=ticket_id, status=update.status, note=update.note,
-                                          now=services.clock.now())
+                                          now=services.clock.now(), actor=who.name)
     except NotFoundError as exc:
         raise _not_found(exc) from None
     except (InvalidInputError, ConcurrentUpdateError) as exc:
@@ -89,19 +104,19 @@ def update_ticket(ticket_id: int, update: TicketStatusUpdate, session: SessionDe
 
 
 @router.get("/v1/escalations", response_model=list[EscalationPublic])
-def list_escalations(session: SessionDep, status: str | None = None,
+def list_escalations(who: AgentDep, session: SessionDep, status: str | None = None,
                      limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[EscalationPublic]:
     return store.list_escalations(session, status=status, limit=limit)
 
 
 @router.get("/v1/calls", response_model=list[CallSummaryPublic])
-def list_calls(session: SessionDep, limit: Annotated[int, Query(ge=1, le=500)] = 50,
+def list_calls(who: AgentDep, session: SessionDep, limit: Annotated[int, Query(ge=1, le=500)] = 50,
                offset: Annotated[int, Query(ge=0)] = 0) -> list[CallSummaryPublic]:
     return store.list_calls(session, limit=limit, offset=offset)
 
 
 @router.get("/v1/calls/{call_id}", response_model=CallRecordPublic)
-def get_call(call_id: str, session: SessionDep) -> CallRecordPublic:
+def get_call(who: AgentDep, call_id: str, session: SessionDep) -> CallRecordPublic:
     try:
         return store.get_call(session, call_id=call_id)
     except NotFoundError as exc:
@@ -109,12 +124,12 @@ def get_call(call_id: str, session: SessionDep) -> CallRecordPublic:
 
 
 @router.get("/v1/kb/documents", response_model=list[KbDocumentPublic])
-def list_documents(session: SessionDep) -> list[KbDocumentPublic]:
+def list_documents(who: AgentDep, session: SessionDep) -> list[KbDocumentPublic]:
     return kb_store.list_documents(session)[0]
 
 
 @router.get("/v1/kb/documents/{doc_id}", response_model=KbDocumentPublic)
-def get_document(doc_id: str, session: SessionDep) -> KbDocumentPublic:
+def get_document(who: AgentDep, doc_id: str, session: SessionDep) -> KbDocumentPublic:
     try:
         return kb_store.get_document(session, doc_id=doc_id)
     except kb_store.DocumentNotFound as exc:
@@ -122,9 +137,38 @@ def get_document(doc_id: str, session: SessionDep) -> KbDocumentPublic:
 
 
 @router.get("/v1/kb/search")
-def search(q: Annotated[str, Query(min_length=1, max_length=500)], services: ServicesDep,
+def search(who: AgentDep, q: Annotated[str, Query(min_length=1, max_length=500)], services: ServicesDep,
            k: Annotated[int, Query(ge=1, le=20)] = 3) -> list[dict[str, object]]:
     if not services.ready:
         raise HTTPException(status_code=503, detail="models are still loading")
     passages = services.models["retriever"].search(q, k)
     return [{"doc_id": p.doc_id, "title": p.title, "text": p.text, "score": round(p.score, 4)} for p in passages]
+
+
+# ---------------------------------------------------------------- accounts (admins only)
+
+
+@router.post("/v1/accounts", response_model=AccountCreated, status_code=201)
+def create_account(who: AdminDep, body: AccountCreate, session: SessionDep, services: ServicesDep) -> AccountCreated:
+    """A new agent (or admin) account; its token is in this answer and nowhere else."""
+    try:
+        return accounts.create_account(session, name=body.name, role=body.role, now=services.clock.now(),
+                                       created_by=who.name)
+    except accounts.AccountExists as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from None
+
+
+@router.get("/v1/accounts", response_model=list[AccountPublic])
+def list_accounts(who: AdminDep, session: SessionDep) -> list[AccountPublic]:
+    return accounts.list_accounts(session)
+
+
+@router.delete("/v1/accounts/{name}", response_model=AccountPublic)
+def disable_account(who: AdminDep, name: str, session: SessionDep) -> AccountPublic:
+    """The account's token stops working at once; the account stays, named in the records it made."""
+    if name == accounts.ADMIN_NAME:
+        raise HTTPException(status_code=409, detail="the admin account cannot be disabled; rotate its token instead")
+    try:
+        return accounts.disable_account(session, name=name)
+    except accounts.AccountNotFound as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from None

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,11 +17,14 @@ from core.audio import AudioFormat
 from core.bundled import resolve
 from core.clock import Clock, SystemClock
 from core.concurrency import InferencePool
-from gateway import db
+from gateway import accounts, db, preload
+from gateway.metrics import Metrics
 from gateway.settings import Settings
+from ticketing import store
 
 log = logging.getLogger("hotline.services")
 
+MODEL_PARTS = ("asr", "llm", "tts", "kb")
 PHRASE_CACHE_SIZE = 256
 PHRASE_MAX_CHARS = 40
 
@@ -40,6 +43,17 @@ def load_asr(settings: Settings) -> tuple[Any, Any]:
     return transcriber, SileroVadModel()
 
 
+class ModelsFailed(RuntimeError):
+    """One or more models could not be loaded (which and why: `Services.model_states`)."""
+
+
+@dataclass
+class ModelState:
+    state: str = "waiting"  # waiting -> importing -> imported -> loading -> ready | failed
+    error: str | None = None
+    seconds: float | None = None  # how long loading took
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -47,11 +61,28 @@ class Services:
     engine: Engine
     sessions: sessionmaker[Session]
     ready: bool = False
-    load_error: str | None = None
+    model_states: dict[str, ModelState] = field(default_factory=dict)
+    unplanned_imports: list[str] = field(default_factory=list)
     active_calls: int = 0
     models: dict[str, Any] = field(default_factory=dict)
     pools: dict[str, InferencePool] = field(default_factory=dict)
     _phrases: OrderedDict[tuple[str, AudioFormat], list[bytes]] = field(default_factory=OrderedDict)
+    metrics: Metrics = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.metrics = Metrics(
+            active_calls=lambda: self.active_calls,
+            pools=lambda: self.pools,
+            model_states=lambda: {part: state.state for part, state in self.model_states.items()},
+            waiting_escalations=self._waiting_escalations,
+        )
+
+    def _waiting_escalations(self) -> int:
+        with self.sessions() as session:
+            return store.count_escalations(session, status="waiting")
+
+    def _pool(self, model: str, workers: int) -> InferencePool:
+        return InferencePool(model, workers, on_wait=self.metrics.wait_observer(model))
 
     @classmethod
     def open(cls, settings: Settings, clock: Clock | None = None) -> Services:
@@ -60,29 +91,87 @@ class Services:
         url = settings.resolved_database_url
         engine = db.create_engine_for(url)
         db.migrate_engine(engine)
-        return cls(settings, clock or SystemClock(), engine, db.session_factory(engine))
+        services = cls(settings, clock or SystemClock(), engine, db.session_factory(engine))
+        services._set_admin_token()
+        return services
+
+    def _set_admin_token(self) -> None:
+        given = self.settings.admin_token
+        with self.sessions() as session:
+            made = accounts.set_admin_token(session, token=given.get_secret_value() if given else None,
+                                            now=self.clock.now())
+        if made is not None:
+            log.warning("first start: the admin token is %s  (shown only this once; the hotline keeps only "
+                        "its hash; `hotline token admin` makes a new one)", made)
 
     # ---- loading ---------------------------------------------------------------------------------
 
-    async def load_models(self, parts: tuple[str, ...] = ("asr", "llm", "tts", "kb")) -> None:
+    async def load_models(self, parts: tuple[str, ...] = MODEL_PARTS) -> None:
         """Loads the models off the event loop, seeds the demo KB into an empty store, then is ready.
 
-        `parts` leaves out what a command does not need (the dialogue eval has no audio).
+        Their modules are imported first, on one thread (see gateway/preload.py); then the models
+        load side by side. A part that fails is reported in `model_states` (and so by /readyz) while
+        the others go on loading; `ModelsFailed` is raised at the end. `parts` leaves out what a
+        command does not need (the dialogue eval has no audio).
         """
+        self.model_states = {part: ModelState() for part in parts}
+        builds_manager = {"llm", "kb"} <= set(parts)
+        if builds_manager:
+            self.model_states["dialogue"] = ModelState()
+        await asyncio.to_thread(self._import_modules, parts)
+        before = preload.loaded_modules()
         loaders = {"asr": self._load_asr, "llm": self._load_llm, "tts": self._load_tts, "kb": self._load_kb}
+        importable = [part for part in parts if self.model_states[part].state != "failed"]
+        await asyncio.gather(*(asyncio.to_thread(self._load_part, part, loaders[part]) for part in importable))
+        self.unplanned_imports = sorted(preload.loaded_modules() - before)
+        if self.unplanned_imports:
+            log.warning("modules imported while the models loaded side by side (add them to gateway/preload.py): %s",
+                        ", ".join(self.unplanned_imports))
+        if builds_manager:
+            if self.model_states["llm"].state == "ready" and self.model_states["kb"].state == "ready":
+                await asyncio.to_thread(self._load_part, "dialogue", self._build_manager)
+            else:
+                self.model_states["dialogue"] = ModelState("failed", "needs the llm and kb models")
+        if self.load_error is not None:
+            log.error("the hotline is not ready: %s", self.load_error)
+            raise ModelsFailed(self.load_error)
+        self.ready = True
+        log.info("models loaded; the hotline is ready")
+
+    @property
+    def load_error(self) -> str | None:
+        """Which models failed and why, or None."""
+        failed = [f"{part}: {state.error}" for part, state in self.model_states.items() if state.state == "failed"]
+        return "; ".join(failed) or None
+
+    def _import_modules(self, parts: tuple[str, ...]) -> None:
+        for part in parts:
+            state = self.model_states[part]
+            state.state = "importing"
+            try:
+                preload.import_part(part, self.settings)
+            except Exception as exc:
+                log.exception("importing the modules of %s failed", part)
+                state.state, state.error = "failed", f"could not import its modules: {type(exc).__name__}: {exc}"
+            else:
+                state.state = "imported"
+
+    def _load_part(self, part: str, load: Callable[[], None]) -> None:
+        state = self.model_states[part]
+        state.state = "loading"
+        started = self.clock.monotonic()
         try:
-            await asyncio.gather(*(asyncio.to_thread(loaders[part]) for part in parts))
-            await asyncio.to_thread(self._build_manager)
-            self.ready = True
-            log.info("models loaded; the hotline is ready")
+            load()
         except Exception as exc:
-            self.load_error = f"{type(exc).__name__}: {exc}"
-            log.exception("loading the models failed")
-            raise
+            log.exception("loading %s failed", part)
+            state.state, state.error = "failed", f"{type(exc).__name__}: {exc}"
+        else:
+            state.state = "ready"
+        state.seconds = round(self.clock.monotonic() - started, 2)
 
     def _load_asr(self) -> None:
         self.models["asr"], self.models["vad"] = load_asr(self.settings)
-        self.pools["asr"] = InferencePool("asr", self.settings.asr.workers)
+        self.pools["asr"] = self._pool("asr", self.settings.asr.workers)
 
     def _load_llm(self) -> None:
         from dialogue.llm import load_language_model
@@ -92,14 +181,14 @@ class Services:
             s.model, cache_dir=self.settings.model_dir, n_threads=s.threads, n_ctx=s.context,
             base_url=s.base_url, api_key=s.api_key,
         )
-        self.pools["llm"] = InferencePool("llm", s.workers)
+        self.pools["llm"] = self._pool("llm", s.workers)
 
     def _load_tts(self) -> None:
         from tts.loader import load_synthesizer
 
         s = self.settings.tts
         self.models["tts"] = load_synthesizer(s.backend, threads=s.threads)
-        self.pools["tts"] = InferencePool("tts", s.workers)
+        self.pools["tts"] = self._pool("tts", s.workers)
 
     def _load_kb(self) -> None:
         from kb.embedder import E5Embedder
@@ -121,7 +210,7 @@ class Services:
         self.models["embedder"] = embedder
         self.models["kb_index"] = live
         self.models["retriever"] = live.retriever
-        self.pools["kb"] = InferencePool("kb", 1)
+        self.pools["kb"] = self._pool("kb", 1)
 
     def _build_manager(self) -> None:
         from dialogue.answers import warm_up as warm_up_answers

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Any
 
 from platformdirs import user_cache_dir, user_data_dir
-from pydantic import BaseModel, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class AsrSettings(BaseModel):
@@ -56,6 +57,30 @@ class Settings(BaseSettings):
     dialogue: DialogueSettings = DialogueSettings()
     max_calls: int = 8
     log_level: str = "info"
+    # Who may come in. Without HOTLINE_ADMIN_TOKEN a first start makes an admin token and logs it once.
+    admin_token: SecretStr | None = None
+    call_token: SecretStr | None = None  # when set, callers must bring it (?token= or Authorization: Bearer)
+    # web pages (scheme://host[:port]) allowed to open the call socket, comma-separated; empty: any
+    call_origins: Annotated[list[str], NoDecode] = []
+
+    @field_validator("call_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("admin_token", "call_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("admin_token", "call_token", mode="after")
+    @classmethod
+    def _no_blank_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().strip()) < 16:
+            raise ValueError("a token must be at least 16 characters (e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')")
+        return value
 
     @property
     def resolved_database_url(self) -> str:

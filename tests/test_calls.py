@@ -7,8 +7,9 @@ import json
 import os
 import time
 import wave
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -29,19 +30,30 @@ FAULT_TURNS = (
     "我的电话是一三八零零一二三四五六。",
 )
 HUMAN = "我要转人工客服。"
+ADMIN_TOKEN = "admin-token-of-the-call-tests-0123456789"
+AS_ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+OPENER = "你好，我想问一下。"
 
 
 @pytest.fixture(scope="module")
-def hotline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    """(ws call URL, http base URL) of the hotline, served the way `hotline call` serves it."""
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
+    """(ws call URL, uvicorn server) of the hotline, served the way `hotline call` serves it."""
     data_dir = tmp_path_factory.mktemp("hotline-data")
     model_dir = Path(os.environ.get("HOTLINE_TEST_MODEL_CACHE", "/tmp/mc"))
-    settings = Settings(data_dir=data_dir, model_dir=model_dir, llm={"model": "bundled:qwen2.5-0.5b"})
+    settings = Settings(data_dir=data_dir, model_dir=model_dir, llm={"model": "bundled:qwen2.5-0.5b"},
+                        admin_token=ADMIN_TOKEN)
     url, server = start_in_process(settings)
     try:
-        yield url, url.replace("ws://", "http://").removesuffix("/v1/calls")
+        yield url, server
     finally:
         server.should_exit = True
+
+
+@pytest.fixture(scope="module")
+def hotline(served: tuple[str, Any]) -> tuple[str, str]:
+    """(ws call URL, http base URL) of the hotline."""
+    url, _ = served
+    return url, url.replace("ws://", "http://").removesuffix("/v1/calls")
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +64,7 @@ def voice(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     synth = load_synthesizer("auto")
     folder = tmp_path_factory.mktemp("voice")
     files = {}
-    for index, text in enumerate((QUESTION, *FAULT_TURNS, HUMAN)):
+    for index, text in enumerate((QUESTION, *FAULT_TURNS, HUMAN, OPENER)):
         pcm = resample(synth.synthesize(text), synth.sample_rate, 16000)
         padded = np.concatenate([np.zeros(4000, np.int16), pcm, np.zeros(4000, np.int16)])
         path = folder / f"utt-{index}.wav"
@@ -81,7 +93,7 @@ def test_consultation_is_answered_from_the_kb_with_citation(hotline, voice, tmp_
     replies = [e for e in trace.of_type("reply") if e["turn"] > 1]
     assert replies and any(e["citations"] for e in replies), trace.events
     cited = {doc for e in replies for doc in e["citations"]}
-    documents = {d["id"] for d in httpx.get(f"{base}/v1/kb/documents").json()}
+    documents = {d["id"] for d in httpx.get(f"{base}/v1/kb/documents", headers=AS_ADMIN).json()}
     assert cited <= documents
     answer_audio = trace.audio[replies[0]["turn"]]
     assert len(answer_audio) % 2 == 0 and len(answer_audio) > 16000  # pcm16: over half a second
@@ -91,24 +103,27 @@ def test_consultation_is_answered_from_the_kb_with_citation(hotline, voice, tmp_
 def test_fault_report_opens_a_ticket_and_a_human_can_be_asked_for(hotline, voice, tmp_path):
     url, base = hotline
     files = [voice[text] for text in FAULT_TURNS] + [voice[HUMAN]]
+    opened_before = _metrics(base).get(("hotline_tickets_opened_total", (("category", "broadband"),)), 0.0)
     caller = _call(url, files, "mulaw", 8000, tmp_path)
     trace = caller.trace
     tickets = trace.of_type("ticket")
     assert tickets, trace.events
+    opened = _metrics(base)[("hotline_tickets_opened_total", (("category", "broadband"),))]
+    assert opened == opened_before + len({t["id"] for t in tickets if "updated" not in t})
     number = tickets[0]["number"]
     assert any(number in e["text"] for e in trace.of_type("reply")), "the ticket number is read back"
-    stored = httpx.get(f"{base}/v1/tickets/{tickets[0]['id']}").json()
+    stored = httpx.get(f"{base}/v1/tickets/{tickets[0]['id']}", headers=AS_ADMIN).json()
     assert stored["number"] == number and stored["category"] == "broadband"
     assert stored["phone"] == "13800123456"
     assert "人民路" in (stored["address"] or "")
     assert trace.of_type("escalation")
-    escalations = httpx.get(f"{base}/v1/escalations").json()
+    escalations = httpx.get(f"{base}/v1/escalations", headers=AS_ADMIN).json()
     assert any(e["id"] == trace.of_type("escalation")[0]["id"] for e in escalations)
     # reply audio comes back as 8 kHz mu-law: decodes to speech, not noise or silence
     audio = decode(bytes(trace.audio[tickets and trace.of_type("reply")[-1]["turn"]]), Codec.MULAW)
     assert audio.size > 8000 and np.abs(audio).max() > 1000
     call_id = trace.of_type("ready")[0]["call_id"]
-    record = httpx.get(f"{base}/v1/calls/{call_id}").json()
+    record = httpx.get(f"{base}/v1/calls/{call_id}", headers=AS_ADMIN).json()
     assert [t["speaker"] for t in record["turns"]].count("caller") >= 4
     assert "13800123456" not in json.dumps(record, ensure_ascii=False), "phone numbers are masked in transcripts"
 
@@ -158,7 +173,7 @@ def test_bad_start_gets_a_clear_error_and_close_code(hotline, first, code, close
 
 def _wait_for_end(base: str, call_id: str) -> dict:
     for _ in range(600):
-        record = httpx.get(f"{base}/v1/calls/{call_id}").json()
+        record = httpx.get(f"{base}/v1/calls/{call_id}", headers=AS_ADMIN).json()
         if record.get("ended_at"):
             return record
         time.sleep(0.2)
@@ -219,6 +234,70 @@ def test_socket_dropped_mid_reply_keeps_the_call_record(hotline, voice):
     assert any(t["speaker"] == "caller" and t["text"] for t in record["turns"])
 
 
+class FirstTurnNeverAnswers:
+    """The real dialogue manager, except that it is still thinking about the call's first utterance
+    when the next one comes: only a caller's newer words can move the call on."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.heard: list[str] = []
+
+    def greeting(self) -> str:
+        return self.real.greeting()
+
+    async def turn(self, state: Any, text: str, desk: Any) -> AsyncIterator[Any]:
+        self.heard.append(text)
+        if len(self.heard) == 1:
+            await asyncio.Event().wait()
+        async for sentence in self.real.turn(state, text, desk):
+            yield sentence
+
+
+def test_new_utterance_supersedes_a_question_not_yet_answered(served, voice):
+    url, server = served
+    services = server.config.app.state.services
+    thinking = FirstTurnNeverAnswers(services.models["manager"])
+    services.models["manager"] = thinking
+    silence = np.zeros(320, np.int16).tobytes()
+
+    async def say(ws: Any, pcm: np.ndarray) -> None:
+        for offset in range(0, len(pcm), 320):
+            await ws.send(encode(pcm[offset : offset + 320], Codec.PCM16))
+
+    async def scenario() -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        async with websockets.connect(url) as ws:
+            await ws.send(json.dumps({"type": "start", "codec": "pcm16", "sample_rate": 16000}))
+            await say(ws, _wav_pcm(voice[OPENER]))
+            for pcm in (_wav_pcm(voice[QUESTION]), None):
+                while True:  # silence until the utterance before has its final transcript
+                    await ws.send(silence)
+                    try:
+                        message = await asyncio.wait_for(ws.recv(), 0.02)
+                    except TimeoutError:
+                        continue
+                    if isinstance(message, str):
+                        events.append(json.loads(message))
+                    if events and events[-1]["type"] == ("final" if pcm is not None else "reply_end") and (
+                        pcm is not None or events[-1]["turn"] > 1
+                    ):
+                        break
+                if pcm is not None:
+                    await say(ws, pcm)
+        return events
+
+    try:
+        events = asyncio.run(asyncio.wait_for(scenario(), 300))
+    finally:
+        services.models["manager"] = thinking.real
+    assert len(thinking.heard) == 2
+    first, both = thinking.heard
+    assert both.startswith(first) and len(both) > len(first) + 4
+    replies = [e for e in events if e["type"] == "reply" and e["turn"] > 1]
+    assert replies and {e["turn"] for e in replies} == {2}  # one answer, in the superseded turn's place
+    assert any(e["citations"] for e in replies)
+
+
 def _wav_pcm(path: Path) -> np.ndarray:
     with wave.open(str(path)) as source:
         return np.frombuffer(source.readframes(source.getnframes()), dtype=np.int16)
@@ -238,3 +317,49 @@ def test_cli_say_then_call_prints_json_lines_and_writes_replies(hotline, tmp_pat
     assert kinds[0] == "ready" and "escalation" in kinds and "end" in kinds
     assert lines[-1]["type"] == "timing" and lines[-1]["turns"][0]["final_s"] is not None
     assert sorted(p.name for p in (tmp_path / "replies").iterdir())[:2] == ["reply-01.wav", "reply-02.wav"]
+
+
+def _metrics(base: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """GET /metrics (no token: scrapers have none), as {(sample name, sorted labels): value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = httpx.get(f"{base}/metrics")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(response.text) for sample in family.samples}
+
+
+def test_metrics_follow_a_real_call_and_carry_no_personal_data(hotline, voice, tmp_path):
+    url, base = hotline
+    before = _metrics(base)
+    phone = "13912345678"
+    caller = Caller(url, CallOptions(files=[voice[QUESTION]], caller_id=phone, out_dir=tmp_path))
+    asyncio.run(caller.run())
+    assert caller.trace.of_type("final") and caller.trace.of_type("end"), caller.trace.events
+    asyncio.run(_exchange(url, "hello"))  # a bad start: counted as an error by its code
+
+    def grew(name: str, labels: dict[str, str]) -> float:
+        key = (name, tuple(sorted(labels.items())))
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    for _ in range(50):  # the call's last bookkeeping runs just after the caller hears `end`
+        after = _metrics(base)
+        if after[("hotline_calls_active", ())] == 0 and grew("hotline_calls_ended_total", {"reason": "caller_stop"}):
+            break
+        time.sleep(0.1)
+    assert after[("hotline_calls_active", ())] == 0
+    assert grew("hotline_calls_ended_total", {"reason": "caller_stop"}) == 1
+    for stage in ("final", "reply_text", "reply_audio"):
+        assert grew("hotline_turn_latency_seconds_count", {"stage": stage}) >= 1, stage
+        assert grew("hotline_turn_latency_seconds_sum", {"stage": stage}) > 0, stage
+    for model in ("asr", "tts", "kb"):  # the LLM is asked only when the answer is not plain from the KB
+        assert grew("hotline_model_wait_seconds_count", {"model": model}) >= 1, model
+    for model in ("asr", "llm", "tts", "kb"):
+        assert after[("hotline_model_queue_depth", (("model", model),))] >= 0
+        assert after[("hotline_model_jobs_running", (("model", model),))] >= 0
+        assert after[("hotline_model_ready", (("model", model),))] == 1
+    assert grew("hotline_errors_total", {"code": "bad_start"}) == 1
+    assert after[("hotline_escalations_waiting", ())] >= 0
+    text = httpx.get(f"{base}/metrics").text
+    for personal in (phone, "139****5678", QUESTION[:4], caller.trace.of_type("ready")[0]["call_id"]):
+        assert personal not in text

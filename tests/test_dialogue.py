@@ -69,7 +69,8 @@ def test_address_correction_replaces_the_wrong_part():
 
 @pytest.mark.parametrize(
     ("said", "since"),
-    [("从前天下午开始就没信号", "前天下午"), ("大概有两个星期了吧", "两个星期"), ("网速挺慢的", None)],
+    [("从前天下午开始就没信号", "前天下午"), ("大概有两个星期了吧", "两个星期"), ("网速挺慢的", None),
+     ("好像是上个礼拜四开始的", "上个礼拜四"), ("这个月初就这样了", "月初")],
 )
 def test_since_keeps_the_relative_wording(said, since):
     found = slots.extract_since(said)
@@ -96,6 +97,8 @@ def test_fault_types(said, kind):
         ("我在开发区创新大道 软件园二期上班", "开发区创新大道软件园二期"),
         ("我住在西港区 海澄路 金沙湾", "西港区海澄路金沙湾"),
         ("这个大概多长时间能修好", None),
+        ("十五号开始的 大概", None),  # a date, not a house number
+        ("在北港区 梧桐巷那一哈", "北港区梧桐巷"),
     ],
 )
 def test_address_leaves_out_what_is_not_a_place(said, contains):
@@ -121,10 +124,21 @@ def test_address_leaves_out_what_is_not_a_place(said, contains):
         ("发票在App上一直开不出来", Intent.SERVICE_REQUEST),
         ("我想申请补偿 家里宽带断了三天", Intent.SERVICE_REQUEST),
         ("营业厅周末开不开门", Intent.CONSULTATION),
+        ("家里网速慢得跟什么似的 视频都放不了", Intent.FAULT_REPORT),  # a simile, not a question
+        ("话费怎么多了五十块 你们就是乱扣钱", Intent.COMPLAINT),  # an accusation put as a question
+        ("师傅说好上午来 结果人都没来 电话也不接", Intent.COMPLAINT),
+        ("我们小区现在通5G了没", Intent.CONSULTATION),
+        ("信号老没有 我自己能怎么弄一下", Intent.CONSULTATION),  # asks for self-help steps
+        ("我想报个障 电视一会儿有一会儿没的", Intent.FAULT_REPORT),
     ],
 )
 def test_intents(said, intent):
     assert classify_intent(said) is intent
+
+
+def test_a_named_store_is_kept_even_when_short():
+    assert slots.extract_store("就去那个中心店吧") == "中心店"
+    assert slots.extract_store("就近的营业厅") is None
 
 
 def test_rules_say_when_they_are_unsure():
@@ -228,6 +242,18 @@ async def _conversation(manager: DialogueManager, turns: list[str], caller_id: s
 
 
 pytestmark_kb = pytest.mark.slow  # the demo KB is embedded with the bundled e5 model
+
+
+@pytestmark_kb
+async def test_a_complaint_is_filed_when_the_caller_hangs_up_before_giving_a_number(demo_kb, pools):
+    manager = _manager(demo_kb, pools)
+    state, desk, replies, _ = await _conversation(manager, ["营业员态度太差了 我要投诉她", "号码就不给了"])
+    assert not desk.tickets and "电话" in replies[-1]
+    await manager.hang_up(state, desk)
+    assert [t.category for t in desk.tickets] == ["complaint"]
+    assert "营业员" in desk.tickets[0].summary
+    await manager.hang_up(state, desk)
+    assert len(desk.tickets) == 1  # filed once
 
 
 @pytestmark_kb

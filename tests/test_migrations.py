@@ -138,3 +138,36 @@ def test_postgres_urls_use_psycopg3() -> None:
 def test_unsupported_database_urls_are_refused(url: str) -> None:
     with pytest.raises(DatabaseUrlError):
         create_engine_for(url)
+
+
+def test_accounts_migration_matches_the_model(database_url: str) -> None:
+    """Autogenerate finds nothing to change in the accounts table: the model and 0004 agree."""
+    from gateway.accounts import Base as AccountsBase
+
+    migrate(database_url)
+    engine = create_engine_for(database_url)
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            diffs = compare_metadata(context, AccountsBase.metadata)
+    finally:
+        engine.dispose()
+    assert [d for d in diffs if "accounts" in repr(d)] == []
+
+
+def test_accounts_migration_downgrades(database_url: str) -> None:
+    migrate(database_url)
+    engine = create_engine_for(database_url)
+    try:
+        from alembic import command
+
+        from gateway.db import _alembic_config
+
+        with engine.begin() as connection:
+            command.downgrade(_alembic_config(connection), "0003_kb_versions")
+        assert "accounts" not in inspect(engine).get_table_names()
+        assert "actor" not in {c["name"] for c in inspect(engine).get_columns("ticket_events")}
+        migrate(database_url)
+        assert "accounts" in inspect(engine).get_table_names()
+    finally:
+        engine.dispose()

@@ -180,6 +180,7 @@ class TicketEvent(Base):
     kind: Mapped[TicketEventKind] = mapped_column(_enum_column(TicketEventKind, "ticket_event_kind"))
     at: Mapped[datetime]
     detail: Mapped[dict[str, Any]]
+    actor: Mapped[str | None] = mapped_column(sa.String(64))  # the account; None: the hotline during a call
 
     ticket: Mapped[Ticket] = relationship(back_populates="events")
 

@@ -43,6 +43,7 @@ class TicketEventPublic(_Public):
     kind: TicketEventKind
     at: datetime
     detail: dict[str, Any]
+    actor: str | None = None  # the agent's or admin's account; None: the hotline, during the call
 
 
 class TicketPublic(_Public):

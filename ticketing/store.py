@@ -420,9 +420,11 @@ def update_ticket_status(
     status: TicketStatus | str,
     now: datetime,
     note: str | None = None,
+    actor: str | None = None,
 ) -> TicketPublic:
-    """Move a ticket along its lifecycle and record a `status_changed` event in the same transaction."""
+    """Move a ticket along its lifecycle and record a `status_changed` event (by `actor`) in the same transaction."""
     _require_aware(now)
+    actor = _optional_text(actor, "actor", max_length=64)
     requested = _coerce_enum(TicketStatus, status, "ticket status")
     note = _optional_text(note, "note", max_length=4000)
     with _transaction(session):
@@ -446,7 +448,7 @@ def update_ticket_status(
         detail: dict[str, Any] = {"from": current.value, "to": requested.value}
         if note:
             detail["note"] = note
-        ticket.events.append(TicketEvent(kind=TicketEventKind.STATUS_CHANGED, at=now, detail=detail))
+        ticket.events.append(TicketEvent(kind=TicketEventKind.STATUS_CHANGED, at=now, detail=detail, actor=actor))
         session.flush()
         public = TicketPublic.model_validate(ticket)
     return public
@@ -488,12 +490,15 @@ def update_ticket_slots(
     return public
 
 
-def add_ticket_note(session: Session, *, ticket_id: int, text: str, now: datetime) -> TicketPublic:
+def add_ticket_note(
+    session: Session, *, ticket_id: int, text: str, now: datetime, actor: str | None = None
+) -> TicketPublic:
     _require_aware(now)
     text = _require_text(text, "note", max_length=4000).strip()
+    actor = _optional_text(actor, "actor", max_length=64)
     with _transaction(session):
         ticket = _load_ticket(session, ticket_id)
-        ticket.events.append(TicketEvent(kind=TicketEventKind.NOTE, at=now, detail={"text": text}))
+        ticket.events.append(TicketEvent(kind=TicketEventKind.NOTE, at=now, detail={"text": text}, actor=actor))
         session.flush()
         public = TicketPublic.model_validate(ticket)
     return public
@@ -552,6 +557,13 @@ def list_escalations(
         query = query.where(Escalation.status == _coerce_enum(EscalationStatus, status, "escalation status"))
     query = query.order_by(Escalation.created_at, Escalation.id).limit(limit).offset(offset)
     return [EscalationPublic.model_validate(escalation) for escalation in session.scalars(query)]
+
+
+def count_escalations(session: Session, *, status: EscalationStatus | str | None = None) -> int:
+    query = select(func.count()).select_from(Escalation)
+    if status is not None:
+        query = query.where(Escalation.status == _coerce_enum(EscalationStatus, status, "escalation status"))
+    return int(session.scalar(query) or 0)
 
 
 def update_escalation_status(

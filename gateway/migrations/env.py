@@ -11,11 +11,12 @@ import os
 from alembic import context
 from sqlalchemy.engine import Connection
 
+from gateway.accounts import Base as AccountsBase
 from kb.models import Base as KbBase
 from ticketing.models import Base as TicketingBase
 
 config = context.config
-target_metadata = [TicketingBase.metadata, KbBase.metadata]
+target_metadata = [TicketingBase.metadata, KbBase.metadata, AccountsBase.metadata]
 
 
 def _database_url() -> str:
