@@ -1,8 +1,8 @@
 """ASR evaluation through the streaming recognizer the calls use: CER, real-time factor, final latency.
 
 Each manifest line is `{"audio": path (absolute or relative to the manifest), "text": reference,
-"lang": ...}` (`text_norm_simplified` is preferred over `text` where present, since the recognizer
-writes Simplified). Every file is brought to the call's rate and codec, cut into 20 ms frames and
+"lang": ...}`; references are compared in Simplified script (`text_norm_simplified` where present,
+else `text` through OpenCC t2s), since the recognizer writes Simplified. Every file is brought to the call's rate and codec, cut into 20 ms frames and
 streamed through `StreamingAsr` at real-time pace (or as fast as possible), followed by silence.
 The final latency of a file runs from the end of its speech (Silero VAD over the whole file) to the
 arrival of its last final transcript.
@@ -19,6 +19,7 @@ import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +113,7 @@ def read_manifest(path: Path, *, langs: Sequence[str] = (), limit: int | None = 
                 audio=record["audio"],
                 path=path.parent / record["audio"],  # an absolute path stays as it is
                 lang=record.get("lang") or "zh",
-                reference=record.get("text_norm_simplified") or record["text"],
+                reference=_simplified(record.get("text_norm_simplified") or record["text"]),
             )
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise ManifestError(f"{path}:{number}: not a usable manifest line ({exc!r})") from exc
@@ -124,6 +125,18 @@ def read_manifest(path: Path, *, langs: Sequence[str] = (), limit: int | None = 
     if not clips:
         raise ManifestError(f"no clips selected from {path}")
     return clips
+
+
+@cache
+def _t2s() -> Any:
+    import opencc
+
+    return opencc.OpenCC("t2s")
+
+
+def _simplified(text: str) -> str:
+    """References in Traditional script are compared in Simplified, as the recognizer writes."""
+    return str(_t2s().convert(text))
 
 
 def cer_without_numerals(reference: str, hypothesis: str) -> CerCount:
@@ -220,8 +233,10 @@ def _rate(counts: Sequence[CerCount]) -> float:
 
 def summarize(results: Sequence[ClipResult], *, model_seconds: float, options: AsrEvalOptions) -> dict[str, Any]:
     by_lang: dict[str, list[CerCount]] = defaultdict(list)
+    no_numerals_by_lang: dict[str, list[CerCount]] = defaultdict(list)
     for result in results:
         by_lang[result.clip.lang].append(result.count)
+        no_numerals_by_lang[result.clip.lang].append(result.count_no_numerals)
     latencies = [r.latency_ms for r in results if r.latency_ms is not None]
     audio = sum(r.audio_seconds for r in results)
     return {
@@ -229,6 +244,7 @@ def summarize(results: Sequence[ClipResult], *, model_seconds: float, options: A
         "cer": _rate([r.count for r in results]),
         "cer_no_numerals": _rate([r.count_no_numerals for r in results]),
         "cer_by_lang": {lang: _rate(counts) for lang, counts in sorted(by_lang.items())},
+        "cer_no_numerals_by_lang": {lang: _rate(counts) for lang, counts in sorted(no_numerals_by_lang.items())},
         "rtf": round(model_seconds / audio, 4) if audio else 0.0,
         "final_latency_ms": {
             "p50": round(float(np.percentile(latencies, 50)), 1) if latencies else None,

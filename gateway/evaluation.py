@@ -24,7 +24,7 @@ from dialogue.evaluate import (
 )
 from dialogue.manager import CallState
 from gateway.desk import StoreDesk
-from gateway.services import Services, load_asr
+from gateway.services import Services, endpoint_options, load_asr
 from gateway.settings import Settings
 from kb.store import read_directory
 from ticketing import store
@@ -35,7 +35,8 @@ def run_asr_eval(options: AsrEvalOptions, settings: Settings) -> int:
     try:
         read_manifest(options.manifest, langs=options.langs, limit=options.limit)  # bad input fails before loading
         transcriber, vad = load_asr(settings)
-        summary = evaluate_manifest(options, transcriber, vad.stream, workers=settings.asr.workers)
+        summary = evaluate_manifest(options, transcriber, vad.stream, endpoint=endpoint_options(settings),
+                                    workers=settings.asr.workers)
     except ManifestError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

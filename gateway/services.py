@@ -31,16 +31,26 @@ PHRASE_MAX_CHARS = 40
 
 def load_asr(settings: Settings) -> tuple[Any, Any]:
     """The recognizer's shared models: (WhisperTranscriber, SileroVadModel)."""
+    from asr.dialects import use_registry_file
     from asr.vad import SileroVadModel
     from asr.whisper import WhisperTranscriber
 
     s = settings.asr
+    use_registry_file(s.dialects_file)
     path = resolve(s.model, settings.model_dir)
     transcriber = WhisperTranscriber(
         path, device=s.device, compute_type=s.compute_type, cpu_threads=s.threads, beam_size=s.beam_size,
         hotwords=s.hotwords,
     )
     return transcriber, SileroVadModel()
+
+
+def endpoint_options(settings: Settings) -> Any:
+    from asr.stream import EndpointOptions
+
+    s = settings.asr
+    return EndpointOptions(endpoint_silence_s=s.endpoint_silence_s, hold_silence_s=s.hold_silence_s,
+                           partial_interval_s=s.partial_interval_s)
 
 
 class ModelsFailed(RuntimeError):
@@ -233,10 +243,11 @@ class Services:
         return self.models["manager"]
 
     def new_recognizer(self, dialect: str) -> Any:
-        from asr.stream import EndpointOptions, StreamingAsr
+        from asr.stream import StreamingAsr
 
         return StreamingAsr(
-            self.models["asr"], self.models["vad"].stream, self.pools["asr"], EndpointOptions(), dialect=dialect
+            self.models["asr"], self.models["vad"].stream, self.pools["asr"], endpoint_options(self.settings),
+            dialect=dialect,
         )
 
     async def speak(self, text: str, fmt: AudioFormat) -> AsyncIterator[bytes]:
