@@ -60,6 +60,15 @@ def main(argv: list[str] | None = None) -> int:
     dialogue.add_argument("--kb", type=Path, required=True, help="folder of Markdown documents with front matter")
     dialogue.add_argument("--out", type=Path, help="write one prediction a line here")
     dialogue.add_argument("--only", nargs="*", default=(), help="run only the cases whose id starts so")
+    asr = targets.add_parser("asr", help="stream speech files through the calls' recognizer: CER, RTF, final latency")
+    asr.add_argument("--manifest", type=Path, required=True, help="JSONL: audio (path), text (reference), lang")
+    asr.add_argument("--codec", default="pcm16", choices=["pcm16", "mulaw", "alaw"])
+    asr.add_argument("--rate", type=int, default=16000, choices=[8000, 16000])
+    asr.add_argument("--dialect", default=None, help="declare this dialect for every file (default: from its lang)")
+    asr.add_argument("--out", type=Path, help="write one prediction a line here")
+    asr.add_argument("--fast", action="store_true", help="stream as fast as possible, not at real-time pace")
+    asr.add_argument("--lang", action="append", default=[], help="only files of this lang (repeatable)")
+    asr.add_argument("--limit", type=int, default=None, help="at most N files")
 
     bench = commands.add_parser("bench", help="time a stage and print a JSON summary last")
     benches = bench.add_subparsers(dest="target", required=True)
@@ -115,6 +124,13 @@ def main(argv: list[str] | None = None) -> int:
 
         print(json.dumps(benchmark(args.kb, args.cases, E5Embedder(num_threads=2), args.grow), ensure_ascii=False))
         return 0
+    if args.command == "eval" and args.target == "asr":
+        from asr.evaluate import AsrEvalOptions
+        from core.audio import Codec
+        from gateway.evaluation import run_asr_eval
+
+        return run_asr_eval(AsrEvalOptions(args.manifest, Codec(args.codec), args.rate, args.dialect, args.out,
+                                           args.fast, tuple(args.lang), args.limit), settings)
     if args.command == "eval":
         from gateway.evaluation import DialogueEvalOptions, run_dialogue_eval
 
