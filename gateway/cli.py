@@ -71,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     asr.add_argument("--fast", action="store_true", help="stream as fast as possible, not at real-time pace")
     asr.add_argument("--lang", action="append", default=[], help="only files of this lang (repeatable)")
     asr.add_argument("--limit", type=int, default=None, help="at most N files")
+    tts = targets.add_parser("tts", help="the voice's intelligibility: KB sentences spoken, recognized back, CER")
+    tts.add_argument("--kb", type=Path, help="folder of Markdown documents (default: the knowledge base's)")
+    tts.add_argument("--sentences", type=int, default=50)
 
     bench = commands.add_parser("bench", help="time a stage and print a JSON summary last")
     benches = bench.add_subparsers(dest="target", required=True)
@@ -133,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_asr_eval(AsrEvalOptions(args.manifest, Codec(args.codec), args.rate, args.dialect, args.out,
                                            args.fast, tuple(args.lang), args.limit), settings)
+    if args.command == "eval" and args.target == "tts":
+        from gateway.intelligibility import run_tts_eval
+
+        return run_tts_eval(args.kb, args.sentences, settings)
     if args.command == "eval":
         from gateway.evaluation import DialogueEvalOptions, run_dialogue_eval
 
