@@ -14,7 +14,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from core.clock import Clock
-from gateway import auth, calls, preload, rest
+from gateway import auth, calls, page, preload, rest
 from gateway.services import MODEL_PARTS, ModelsFailed, Services
 from gateway.settings import Settings
 
@@ -54,6 +54,8 @@ def create_app(
     app.add_exception_handler(PoolTimeoutError, _store_unavailable)
     app.include_router(rest.router)
     app.include_router(calls.router)
+    app.include_router(page.router)
+    app.mount("/static", page.static_files(), name="static")
     return app
 
 

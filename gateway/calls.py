@@ -375,8 +375,8 @@ class CallSession:
     async def _on_final(self, event: FinalTranscript) -> None:
         if (speech_end := self._arrival_of(event.ended_at)) is not None:
             self.services.metrics.latency("final", self.services.clock.monotonic() - speech_end)
-        await self.send({"type": "final", "text": event.text, "dialect": event.dialect,
-                         "confidence": round(event.confidence, 3),
+        await self.send({"type": "final", "text": event.text, "normalized": event.normalized or event.text,
+                         "dialect": event.dialect, "confidence": round(event.confidence, 3),
                          "start": round(event.started_at, 3), "end": round(event.ended_at, 3)})
         self.record_turn("caller", event.text, dialect=event.dialect)
         event = await self._supersede(event)
@@ -399,7 +399,8 @@ class CallSession:
         earlier = thinking.final
         return FinalTranscript(text=f"{earlier.text}，{event.text}", dialect=event.dialect,
                                confidence=min(earlier.confidence, event.confidence),
-                               started_at=earlier.started_at, ended_at=event.ended_at)
+                               started_at=earlier.started_at, ended_at=event.ended_at,
+                               normalized=f"{earlier.normalized or earlier.text}，{event.normalized or event.text}")
 
     async def _barge_in(self, announce: bool = True) -> None:
         if self.speaking is None or self.speaking.done() or self.reply is None:
@@ -444,7 +445,7 @@ class CallSession:
         if final is _GREETING:
             sentences = _single(self.services.manager.greeting())
         else:
-            sentences = self.services.manager.turn(self.state, final.text, self.desk)
+            sentences = self.services.manager.turn(self.state, final.normalized or final.text, self.desk)
         try:
             async for sentence in sentences:
                 if reply.interrupted:

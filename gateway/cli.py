@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
 import os
@@ -49,8 +50,10 @@ def main(argv: list[str] | None = None) -> int:
 
     say = commands.add_parser("say", help="speak a text with the hotline's voice into a WAV file (a caller to test with)")
     say.add_argument("text")
-    say.add_argument("out", type=Path)
-    say.add_argument("--rate", type=int, default=16000, choices=[8000, 16000])
+    say.add_argument("out", type=Path, nargs="?", help="the WAV file to write (or --out)")
+    say.add_argument("--out", dest="out_option", type=Path, help="the WAV file to write")
+    say.add_argument("--codec", default="pcm16", choices=["pcm16", "mulaw", "alaw"])
+    say.add_argument("--rate", type=int, default=16000, choices=[8000, 16000, 24000])
 
     evaluate = commands.add_parser("eval", help="measure a stage on cases and print a JSON summary last")
     targets = evaluate.add_subparsers(dest="target", required=True)
@@ -59,6 +62,18 @@ def main(argv: list[str] | None = None) -> int:
     dialogue.add_argument("--kb", type=Path, required=True, help="folder of Markdown documents with front matter")
     dialogue.add_argument("--out", type=Path, help="write one prediction a line here")
     dialogue.add_argument("--only", nargs="*", default=(), help="run only the cases whose id starts so")
+    asr = targets.add_parser("asr", help="stream speech files through the calls' recognizer: CER, RTF, final latency")
+    asr.add_argument("--manifest", type=Path, required=True, help="JSONL: audio (path), text (reference), lang")
+    asr.add_argument("--codec", default="pcm16", choices=["pcm16", "mulaw", "alaw"])
+    asr.add_argument("--rate", type=int, default=16000, choices=[8000, 16000])
+    asr.add_argument("--dialect", default=None, help="declare this dialect for every file (default: from its lang)")
+    asr.add_argument("--out", type=Path, help="write one prediction a line here")
+    asr.add_argument("--fast", action="store_true", help="stream as fast as possible, not at real-time pace")
+    asr.add_argument("--lang", action="append", default=[], help="only files of this lang (repeatable)")
+    asr.add_argument("--limit", type=int, default=None, help="at most N files")
+    tts = targets.add_parser("tts", help="the voice's intelligibility: KB sentences spoken, recognized back, CER")
+    tts.add_argument("--kb", type=Path, help="folder of Markdown documents (default: the knowledge base's)")
+    tts.add_argument("--sentences", type=int, default=50)
 
     bench = commands.add_parser("bench", help="time a stage and print a JSON summary last")
     benches = bench.add_subparsers(dest="target", required=True)
@@ -75,6 +90,21 @@ def main(argv: list[str] | None = None) -> int:
     calls_bench.add_argument("--token", default=os.environ.get("HOTLINE_ADMIN_TOKEN"),
                              help="token for the REST reads that check nothing was lost (default: HOTLINE_ADMIN_TOKEN)")
 
+    kb = commands.add_parser("kb", help="administer the knowledge base in the configured store")
+    kb_commands = kb.add_subparsers(dest="action", required=True)
+    kb_import = kb_commands.add_parser(
+        "import", help="import Markdown (front matter), .txt, question/answer .csv, or a .zip or folder of them; all or nothing")
+    kb_import.add_argument("path", type=Path)
+    kb_import.add_argument("--category", default="general", help="category of .txt and .csv documents that name none")
+    kb_import.add_argument("--status", default="published", choices=["published", "draft"],
+                           help="status of .txt and .csv documents that name none")
+    kb_import.add_argument("--actor", default=f"cli:{_login_name()}", help="who the audit log names")
+    kb_export = kb_commands.add_parser("export", help="write every document as ID.md with front matter into DIR")
+    kb_export.add_argument("dir", type=Path)
+    kb_search = kb_commands.add_parser("search", help="what callers would get: ranked published passages")
+    kb_search.add_argument("query")
+    kb_search.add_argument("-k", type=int, default=3, choices=range(1, 21), metavar="1..20")
+
     args = parser.parse_args(argv)
     settings = Settings()
     configure_logging(settings.log_level)
@@ -89,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         call_token = settings.call_token.get_secret_value() if settings.call_token is not None else None
         return bench_calls(BenchOptions(args.concurrency, args.duration, args.url, args.audio, args.token,
                                         call_token=call_token), settings)
+    if args.command == "kb":
+        return kb_command(args, settings)
     if args.command in ("token", "agent"):
         return manage_accounts(args, settings)
     if args.command == "bench" and args.target == "kb":
@@ -97,18 +129,52 @@ def main(argv: list[str] | None = None) -> int:
 
         print(json.dumps(benchmark(args.kb, args.cases, E5Embedder(num_threads=2), args.grow), ensure_ascii=False))
         return 0
+    if args.command == "eval" and args.target == "asr":
+        from asr.evaluate import AsrEvalOptions
+        from core.audio import Codec
+        from gateway.evaluation import run_asr_eval
+
+        return run_asr_eval(AsrEvalOptions(args.manifest, Codec(args.codec), args.rate, args.dialect, args.out,
+                                           args.fast, tuple(args.lang), args.limit), settings)
+    if args.command == "eval" and args.target == "tts":
+        from gateway.intelligibility import run_tts_eval
+
+        return run_tts_eval(args.kb, args.sentences, settings)
     if args.command == "eval":
         from gateway.evaluation import DialogueEvalOptions, run_dialogue_eval
 
         return run_dialogue_eval(DialogueEvalOptions(args.cases, args.kb, args.out, tuple(args.only)), settings)
     if args.command == "say":
-        return say_to_file(args.text, args.out, args.rate, settings)
+        from core.audio import Codec
+        from gateway.say import SayOptions, say_to_file
+
+        if (args.out is None) == (args.out_option is None):
+            parser.error("say: give the WAV file once, as OUT or as --out OUT")
+        return say_to_file(SayOptions(args.text, args.out or args.out_option, Codec(args.codec), args.rate), settings)
     from gateway.caller import CallOptions, run_call
 
     options = CallOptions(files=args.audio, codec=args.codec, rate=args.rate, dialect=args.dialect,
                           caller_id=args.caller_id, out_dir=args.out, json_lines=args.json, fast=args.fast,
                           token=args.token)
     return run_call(options, url=args.url, settings=settings)
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name in some containers
+        return "unknown"
+
+
+def kb_command(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway import kb_commands
+
+    if args.action == "import":
+        return kb_commands.import_command(settings, args.path, category=args.category, status=args.status,
+                                       actor=args.actor)
+    if args.action == "export":
+        return kb_commands.export_command(settings, args.dir)
+    return kb_commands.search_command(settings, args.query, k=args.k)
 
 
 def serve(settings: Settings) -> int:
@@ -166,15 +232,6 @@ def _account_command(args: argparse.Namespace, settings: Settings, session: Any)
         for account in accounts.list_accounts(session):
             state = "active" if account.active else "disabled"
             print(f"{account.name}\t{account.role.value}\t{state}\t{account.created_at:%Y-%m-%d %H:%M}")
-    return 0
-
-
-def say_to_file(text: str, out: Path, rate: int, settings: Settings) -> int:
-    from gateway.caller import write_speech
-    from tts.loader import load_synthesizer
-
-    seconds = write_speech(load_synthesizer(settings.tts.backend, threads=settings.tts.threads), text, out, rate)
-    print(f"wrote {out} ({seconds:.1f} s)", file=sys.stderr)
     return 0
 
 

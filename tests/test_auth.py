@@ -27,6 +27,9 @@ from ticketing import store
 
 ADMIN_TOKEN = "admin-token-for-the-tests-0123456789"
 OPEN_PATHS = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+# The call page and the titles it shows follow the call socket's rules (HOTLINE_CALL_TOKEN, origins):
+# open when no call token is set, as here; with one, see tests/test_call_page.py.
+OPEN_PATHS |= {"/", "/v1/call-page/sources"}
 CALLER_SOCKETS = {"/v1/calls"}
 NOW = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
 

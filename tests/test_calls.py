@@ -64,6 +64,7 @@ def test_consultation_is_answered_from_the_kb_with_citation(hotline, voice, tmp_
     finals = trace.of_type("final")
     assert finals, trace.events
     assert cer(QUESTION, finals[0]["text"]) < 0.3, finals[0]["text"]
+    assert finals[0]["normalized"] and finals[0]["dialect"]  # the dialogue's form rides beside the verbatim text
     replies = [e for e in trace.of_type("reply") if e["turn"] > 1]
     assert replies and any(e["citations"] for e in replies), trace.events
     cited = {doc for e in replies for doc in e["citations"]}

@@ -116,6 +116,7 @@ def test_address_leaves_out_what_is_not_a_place(said, contains):
         ("停机保号一个月多少钱", Intent.CONSULTATION),
         ("给我转人工", Intent.ESCALATION),
         ("我要转员工克服", Intent.ESCALATION),  # 转人工客服, misheard
+        ("我要在员工客服", Intent.ESCALATION),  # the same, misheard on a telephone line
         ("我们员工宿舍的宽带上不了网", Intent.FAULT_REPORT),
         ("好的 谢谢 再见", Intent.GOODBYE),
         ("国内流量包有哪些", Intent.CONSULTATION),

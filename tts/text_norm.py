@@ -27,6 +27,7 @@ LETTER_NAMES = {
 
 # Words a caller hears in Chinese rather than spelled out (matched case-insensitively, whole words).
 WORDS = {
+    "esim": "伊艾斯艾艾姆", "e-sim": "伊艾斯艾艾姆",
     "wi-fi": "无线网", "wifi": "无线网", "wlan": "无线网", "sim": "手机", "app": "应用", "iphone": "爱疯",
     "ok": "好的", "volte": "高清通话", "email": "邮件", "e-mail": "邮件", "pdf": "批迪艾弗",
 }  # fmt: skip
@@ -39,9 +40,13 @@ UNITS = {
 }  # fmt: skip
 
 # Measure words before which a lone 2 is read 两 (两元, 两个), not 二.
-_LIANG_BEFORE = "元块个次天位张台条种周倍档项部人份本只件家兆吉小分秒年岁"
+_LIANG_BEFORE = "元块个次天位张台条种周倍档项部人份本只件家兆吉提小分秒年岁"
 
 _CURRENCY = "元块角分"
+# Number boundaries: a comma or point belongs to a number only with a digit on its other side (NFKC
+# turns the Chinese comma into ',', so "拨打10086，" must still end the number at the comma).
+_NOT_AFTER_NUMBER = r"(?<!\d)(?<!\d[.,])"
+_NOT_BEFORE_NUMBER = r"(?!\d|[.,]\d)"
 _MARKDOWN_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"```.*?```", re.S), ""),  # code blocks are not for speaking
     (re.compile(r"!\[[^\]]*\]\([^)]*\)"), ""),  # images
@@ -50,9 +55,11 @@ _MARKDOWN_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"^\s*>\s?", re.M), ""),  # quotes
     (re.compile(r"^\s*(?:[-*+•]|\d{1,2}[.)、])\s+", re.M), ""),  # list markers
     (re.compile(r"^\s*\|?\s*:?-{3,}.*$", re.M), ""),  # table rules
+    (re.compile(r"^[ \t]*\||\|[ \t]*$", re.M), ""),  # a table row's outer bars
     (re.compile(r"\|"), "，"),  # table cells
     (re.compile(r"~~|[*_`]{1,3}"), ""),  # emphasis, strikethrough and inline code marks
 )
+_CIRCLED_NUMBER = re.compile("[\u2460-\u2473]")  # ①..⑳, which NFKC would turn into bare digits
 _URL = re.compile(r"(?:https?://|www\.)\S+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
 
@@ -150,11 +157,11 @@ def _phone_numbers(text: str) -> str:
         return read_digits(m.group(0), one_as_yao=True)
 
     # Mobile numbers (optionally +86, spaced or dashed 3-4-4), landlines with area code, 400/800 lines.
-    text = _sub(r"(?<![\d.])(?:\+?86[- ]?)?1[3-9]\d(?:[- ]?\d{4}){2}(?![\d.])", phone, text)
-    text = _sub(r"(?<![\d.])0\d{2,3}-\d{7,8}(?![\d.])", phone, text)
-    text = _sub(r"(?<![\d.])[48]00-?\d{3}-?\d{4}(?![\d.])", phone, text)
+    text = _sub(rf"{_NOT_AFTER_NUMBER}(?:\+?86[- ]?)?1[3-9]\d(?:[- ]?\d{{4}}){{2}}{_NOT_BEFORE_NUMBER}", phone, text)
+    text = _sub(rf"{_NOT_AFTER_NUMBER}0\d{{2,3}}-\d{{7,8}}{_NOT_BEFORE_NUMBER}", phone, text)
+    text = _sub(rf"{_NOT_AFTER_NUMBER}[48]00-?\d{{3}}-?\d{{4}}{_NOT_BEFORE_NUMBER}", phone, text)
     # Service lines (10086, 10000, 12345, 95xxx) unless they are a quantity.
-    return _sub(r"(?<![\d.,])(?:100\d\d|123\d\d|9[56]\d{3})(?![\d.,%元块个万千百分秒GMKTgmk])", phone, text)
+    return _sub(rf"{_NOT_AFTER_NUMBER}(?:100\d\d|123\d\d|9[56]\d{{3}}){_NOT_BEFORE_NUMBER}(?![%元块个万千百分秒GMKTgmk])", phone, text)
 
 
 def _identifiers(text: str) -> str:
@@ -168,7 +175,7 @@ def _identifiers(text: str) -> str:
 
     text = _sub(r"(?<![A-Za-z0-9])[A-Za-z]+-?\d[A-Za-z0-9]*(?:-[A-Za-z0-9]+)*", identifier_or_word, text)
     # Long digit runs that are not amounts (tickets, accounts, verification codes) read digit by digit.
-    return _sub(r"(?<![\d.,])\d{7,}(?![\d.,]|\s*[元块%])", lambda m: read_digits(m.group(0)), text)
+    return _sub(rf"{_NOT_AFTER_NUMBER}\d{{7,}}{_NOT_BEFORE_NUMBER}(?!\s*[元块%])", lambda m: read_digits(m.group(0)), text)
 
 
 def _dates_and_times(text: str) -> str:
@@ -200,8 +207,8 @@ def _amounts_and_units(text: str) -> str:
     text = _sub(rf"({number})\s*[-~～]\s*(?={number})", lambda m: m.group(1) + "到", text)
     units = "|".join(re.escape(u) for u in sorted(UNITS, key=len, reverse=True))
     text = _sub(rf"({number})\s*({units})(?![A-Za-z])", lambda m: m.group(1) + UNITS[m.group(2)], text)
-    text = _sub(r"(?<![\d.,/])(\d+)/(\d+)(?![\d.,/])", lambda m: f"{m.group(2)}分之{m.group(1)}", text)
-    text = _sub(rf"(?<![\d.,第])2(?=[{_LIANG_BEFORE}])", lambda m: "两", text)
+    text = _sub(rf"{_NOT_AFTER_NUMBER}(?<!/)(\d+)/(\d+){_NOT_BEFORE_NUMBER}(?!/)", lambda m: f"{read_number(m.group(2))}分之{read_number(m.group(1))}", text)
+    text = _sub(rf"{_NOT_AFTER_NUMBER}(?<!第)2(?=[{_LIANG_BEFORE}])", lambda m: "两", text)
     return _sub(number, lambda m: read_number(m.group(0)), text)
 
 
@@ -248,7 +255,8 @@ _STEPS = (_words, _phone_numbers, _identifiers, _dates_and_times, _amounts_and_u
 
 def normalize_for_speech(text: str) -> str:
     """Any reply text -> characters and pause marks the voice can say; '' when nothing is speakable."""
-    text = unicodedata.normalize("NFKC", _strip_markdown(text))
+    text = _CIRCLED_NUMBER.sub(lambda m: f"{ord(m.group(0)) - 0x245F}、", _strip_markdown(text))
+    text = unicodedata.normalize("NFKC", text)
     text = _URL.sub("", text)
     for step in _STEPS:
         text = step(text)
