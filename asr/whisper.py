@@ -253,7 +253,21 @@ class WhisperTranscriber:
 
 
 def _join(segments: Iterable[SegmentScore], language: str) -> str:
-    return (" " if language == "en" else "").join(s.text for s in segments).strip()
+    return without_echo((" " if language == "en" else "").join(s.text for s in segments).strip())
+
+
+_HAN = re.compile(r"[\u4e00-\u9fff]")
+
+
+def without_echo(text: str, *, least: int = 4) -> str:
+    """The text without a tail that only repeats what it already said: a short window of telephone
+    audio can make Whisper start the utterance over ("…人民路十八号第几十东城区人民"). A repeat of at
+    least `least` Chinese characters is cut where it begins; digits alone never count (138138…)."""
+    for start in range(least, len(text) - least + 1):
+        tail = text[start:]
+        if len(_HAN.findall(tail)) >= least and tail in text[:start]:
+            return text[:start].rstrip(" ，,")
+    return text
 
 
 def _compression_ratio(text: str) -> float:

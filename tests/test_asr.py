@@ -19,7 +19,7 @@ from asr.cer import cer, corpus_cer, edit_distance, normalize_for_cer
 from asr.dialects import route_dialect
 from asr.stream import EndpointOptions, StreamingAsr, StreamingUpsampler
 from asr.vad import SileroVadModel
-from asr.whisper import is_hallucination
+from asr.whisper import is_hallucination, without_echo
 from core.audio import AudioChunk, resample
 from core.concurrency import InferencePool
 from core.events import AsrEvent, FinalTranscript, PartialTranscript, SpeechStarted
@@ -621,3 +621,17 @@ def test_a_dialect_file_adds_dialects_with_their_own_model_and_lexicon(  # type:
         use_registry_file(None)
     with pytest.raises(UnsupportedDialect):
         route_dialect("teochew")
+
+
+@pytest.mark.parametrize(
+    ("heard", "kept"),
+    [
+        ("请问西湖区文一路三号第几请问西湖区文一", "请问西湖区文一路三号第几"),  # Whisper started over
+        ("帮我查一下话费帮我查一下话费", "帮我查一下话费"),
+        ("我的号码是13913913900", "我的号码是13913913900"),  # digits repeat in real numbers
+        ("好的好的", "好的好的"),  # too short to be an echo
+        ("网断了 网断了好几天了", "网断了 网断了好几天了"),
+    ],
+)
+def test_a_transcript_that_starts_over_keeps_only_its_first_telling(heard, kept):
+    assert without_echo(heard) == kept
