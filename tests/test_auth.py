@@ -28,6 +28,7 @@ from ticketing import store
 ADMIN_TOKEN = "admin-token-for-the-tests-0123456789"
 OPEN_PATHS = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 CALLER_SOCKETS = {"/v1/calls"}
+ADMIN_ONLY = ("/v1/kb", "/v1/accounts")  # writes to the knowledge base; everything about accounts
 NOW = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
 
 
@@ -91,6 +92,8 @@ def test_every_route_states_its_role_and_enforces_it(client: TestClient) -> None
                 assert client.request(method, url).status_code not in (401, 403), url
                 continue
             assert role is not None, f"{method} {route.path} does not state who may call it"
+            if route.path.startswith(ADMIN_ONLY) and (method != "GET" or route.path.startswith("/v1/accounts")):
+                assert role == "admin", f"{method} {route.path} changes the knowledge base or accounts: admins only"
             anonymous = client.request(method, url)
             assert anonymous.status_code == 401, (method, url, anonymous.text)
             assert anonymous.headers["www-authenticate"] == "Bearer"
