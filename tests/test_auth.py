@@ -189,6 +189,8 @@ def test_cli_rotates_the_admin_token_and_adds_agents(
     monkeypatch.setenv("HOTLINE_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("HOTLINE_DATABASE_URL", database_url)
     monkeypatch.delenv("HOTLINE_ADMIN_TOKEN", raising=False)
+    # main() sets up logging onto this test's captured stderr: the handler must not outlive the test
+    monkeypatch.setattr(logging.getLogger(), "handlers", list(logging.getLogger().handlers))
     assert main(["token", "admin"]) == 0
     first = capsys.readouterr().out.strip()
     assert main(["token", "admin"]) == 0
