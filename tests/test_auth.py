@@ -31,6 +31,7 @@ OPEN_PATHS = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/doc
 # open when no call token is set, as here; with one, see tests/test_call_page.py.
 OPEN_PATHS |= {"/", "/v1/call-page/sources"}
 CALLER_SOCKETS = {"/v1/calls"}
+ADMIN_ONLY = ("/v1/kb", "/v1/accounts")  # writes to the knowledge base; everything about accounts
 NOW = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
 
 
@@ -94,6 +95,8 @@ def test_every_route_states_its_role_and_enforces_it(client: TestClient) -> None
                 assert client.request(method, url).status_code not in (401, 403), url
                 continue
             assert role is not None, f"{method} {route.path} does not state who may call it"
+            if route.path.startswith(ADMIN_ONLY) and (method != "GET" or route.path.startswith("/v1/accounts")):
+                assert role == "admin", f"{method} {route.path} changes the knowledge base or accounts: admins only"
             anonymous = client.request(method, url)
             assert anonymous.status_code == 401, (method, url, anonymous.text)
             assert anonymous.headers["www-authenticate"] == "Bearer"
@@ -189,6 +192,8 @@ def test_cli_rotates_the_admin_token_and_adds_agents(
     monkeypatch.setenv("HOTLINE_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("HOTLINE_DATABASE_URL", database_url)
     monkeypatch.delenv("HOTLINE_ADMIN_TOKEN", raising=False)
+    # main() sets up logging onto this test's captured stderr: the handler must not outlive the test
+    monkeypatch.setattr(logging.getLogger(), "handlers", list(logging.getLogger().handlers))
     assert main(["token", "admin"]) == 0
     first = capsys.readouterr().out.strip()
     assert main(["token", "admin"]) == 0
