@@ -11,18 +11,19 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from core.clock import Clock
-from gateway import auth, calls, preload, rest
-from gateway.services import MODEL_PARTS, ModelsFailed, Services
+from gateway import auth, calls, kb_routes, preload, rest
+from gateway.services import ModelsFailed, Services
 from gateway.settings import Settings
 
 log = logging.getLogger("hotline")
 
 
 def create_app(
-    settings: Settings | None = None, *, clock: Clock | None = None, models: tuple[str, ...] = MODEL_PARTS
+    settings: Settings | None = None, *, clock: Clock | None = None, models: tuple[str, ...] | None = None
 ) -> FastAPI:
-    """`models` names the models to load; tests of the REST API alone leave them all out."""
+    """`models` names the models to load (default: HOTLINE_MODELS); tests of the REST API alone leave them all out."""
     settings = settings or Settings()
+    models = tuple(settings.models) if models is None else models
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -44,6 +45,7 @@ def create_app(
     auth.redact_call_tokens_in_server_logs()
     app = FastAPI(title="hotline", version="0.1.0", lifespan=lifespan)
     app.include_router(rest.router)
+    kb_routes.install(app)
     app.include_router(calls.router)
     return app
 
