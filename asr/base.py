@@ -33,9 +33,12 @@ class Transcript:
 
 
 class Transcriber(Protocol):
-    """Whole-utterance recognition; blocking, run it in an InferencePool."""
+    """Whole-utterance recognition; blocking, run it in an InferencePool.
 
-    def transcribe(self, pcm16k: np.ndarray, *, dialect: str = "auto") -> Transcript: ...
+    A `draft` (for a partial transcript) may trade accuracy for speed; a final never is one.
+    """
+
+    def transcribe(self, pcm16k: np.ndarray, *, dialect: str = "auto", draft: bool = False) -> Transcript: ...
 
 
 class VoiceActivityDetector(Protocol):

@@ -1,10 +1,19 @@
 """Streaming recognition of one call: VAD endpointing, partial and final transcripts.
 
-Audio is brought to 16 kHz, cut into the VAD's 512-sample windows and run through a small state
-machine (idle -> speaking -> idle). Partials re-transcribe the utterance so far; a final transcribes
-the whole utterance once the caller has been silent for `endpoint_silence_s`. Transcription runs in
-the shared InferencePool while this call keeps reading audio, so an onset (barge-in) is reported
-even while a final is being computed.
+Audio is brought to 16 kHz and scored by the VAD off the event loop, then cut into the VAD's
+512-sample windows and run through a small state machine (idle -> speaking -> idle). Partials
+re-transcribe the utterance so far (greedy drafts, at most `partial_interval_s` of audio apart).
+
+Fast finals: when the caller pauses (`speculate_after_s` of silence) the utterance is transcribed
+at once, as a final would be. If the caller goes on speaking that result becomes a partial; if the
+pause lasts, it is the final, so the final costs no decoding after the endpoint. How long a pause
+must last depends on what was said (asr.turns): `endpoint_silence_s` after a finished request,
+`hold_silence_s` after "我的号码是一三八…" or "因为". A final always covers every window the VAD
+heard as speech: the speculation is used only if no speech came after the audio it decoded.
+
+Transcription runs in the shared InferencePool (finals and speculations ahead of partials, whatever
+call queued them) while this call keeps reading audio, so an onset (barge-in) is reported even while
+a final is being computed.
 """
 
 from __future__ import annotations
@@ -20,6 +29,8 @@ from scipy.signal import firwin, lfilter, lfilter_zi
 
 from asr.base import AsrInputError, Transcriber, Transcript, VoiceActivityDetector
 from asr.dialects import route_dialect
+from asr.normalize import for_dialogue
+from asr.turns import sounds_complete
 from core.audio import SUPPORTED_RATES, AudioChunk, from_float, to_float
 from core.concurrency import InferencePool
 from core.events import AsrEvent, FinalTranscript, PartialTranscript, SpeechStarted
@@ -27,13 +38,19 @@ from core.events import AsrEvent, FinalTranscript, PartialTranscript, SpeechStar
 SAMPLE_RATE = 16000
 
 
+PARTIAL_PRIORITY = 0
+FINAL_PRIORITY = 10  # finals and pause-time speculations go ahead of every call's partials
+
+
 @dataclass(frozen=True)
 class EndpointOptions:
     start_threshold: float = 0.5  # VAD probability that counts as speech while idle
     end_threshold: float = 0.35  # below this, while speaking, counts as silence (hysteresis)
     min_speech_s: float = 0.2  # continuous speech needed before an onset is declared
-    endpoint_silence_s: float = 0.6  # silence that ends an utterance
-    partial_interval_s: float = 1.0  # utterance audio between two partials
+    endpoint_silence_s: float = 0.3  # silence that ends an utterance that sounds finished
+    hold_silence_s: float = 1.0  # silence that ends one that does not (or whose text is not known yet)
+    speculate_after_s: float = 0.15  # silence after which the utterance so far is transcribed as a final
+    partial_interval_s: float = 0.6  # utterance audio between two partials
     max_utterance_s: float = 20.0  # an utterance this long is cut and a new one begins
     preroll_s: float = 0.3  # audio kept before the onset
     tail_s: float = 0.2  # silence kept after the last speech in a final's audio
@@ -44,9 +61,14 @@ class EndpointOptions:
                 f"need 0 < end_threshold <= start_threshold < 1, got {self.end_threshold}, "
                 f"{self.start_threshold}"
             )
-        for name in ("min_speech_s", "endpoint_silence_s", "partial_interval_s", "max_utterance_s"):
+        for name in ("min_speech_s", "endpoint_silence_s", "partial_interval_s", "max_utterance_s",
+                     "speculate_after_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.hold_silence_s < self.endpoint_silence_s:
+            raise ValueError("hold_silence_s cannot be shorter than endpoint_silence_s")
+        if self.speculate_after_s > self.endpoint_silence_s:
+            raise ValueError("speculate_after_s must not exceed endpoint_silence_s")
         if self.preroll_s < 0 or self.tail_s < 0:
             raise ValueError("preroll_s and tail_s cannot be negative")
 
@@ -104,6 +126,8 @@ class _Endpointer:
         self._utterance_offset = 0  # samples of pre-roll before `_utterance_start`
         self._last_speech_end = 0
         self._silence = 0
+        self._position = 0  # end of the last window pushed
+        self._required_silence = self._samples(options.hold_silence_s)
 
     @property
     def speaking(self) -> bool:
@@ -118,17 +142,41 @@ class _Endpointer:
         return self._utterance is not None and self._silence > 0
 
     @property
+    def silence_samples(self) -> int:
+        return self._silence if self._utterance is not None else 0
+
+    @property
+    def last_speech_end(self) -> int:
+        return self._last_speech_end
+
+    @property
     def utterance_samples(self) -> int:
         return len(self._utterance) * self._window if self._utterance else 0
 
+    def judge_turn(self, finished: bool | None) -> None:
+        """How long the current pause must last: short after a finished request, long otherwise."""
+        seconds = self._options.endpoint_silence_s if finished else self._options.hold_silence_s
+        self._required_silence = self._samples(seconds)
+
+    def endpoint_due(self) -> bool:
+        return self._utterance is not None and self._silence >= self._required_silence
+
     def push(self, window: np.ndarray, probability: float, start: int) -> list[_Onset | _Endpoint]:
+        self._position = start + self._window
         if self._utterance is None:
             return self._push_idle(window, probability, start)
         return self._push_speaking(window, probability, start)
 
-    def flush(self, now: int) -> _Endpoint | None:
-        """The open utterance at the end of the stream, if any."""
-        return self._close(now) if self._utterance is not None else None
+    def close(self) -> _Endpoint | None:
+        """The open utterance ends now (at the end of the stream, or when its pause is long enough)."""
+        return self._close(self._position) if self._utterance is not None else None
+
+    def final_audio(self) -> np.ndarray:
+        """What a final made now would decode: the utterance up to its last speech and the tail."""
+        return self._final_audio(self._position)
+
+    def _samples(self, seconds: float) -> int:
+        return round(seconds * SAMPLE_RATE)
 
     def _push_idle(self, window: np.ndarray, probability: float, start: int) -> list[_Onset | _Endpoint]:
         if probability < self._options.start_threshold:
@@ -151,11 +199,13 @@ class _Endpointer:
         self._utterance.append(window)
         end = start + self._window
         if probability >= self._options.end_threshold:
+            if self._silence:
+                self.judge_turn(None)  # the caller went on: the next pause is judged afresh
             self._silence = 0
             self._last_speech_end = end
         else:
             self._silence += self._window
-        if self._silence >= self._options.endpoint_silence_s * SAMPLE_RATE:
+        if self.endpoint_due():
             return [self._close(end)]
         if end - self._utterance_start >= self._options.max_utterance_s * SAMPLE_RATE:
             # Cut where we are (possibly mid-word) and go straight on with a new utterance.
@@ -171,10 +221,14 @@ class _Endpointer:
         self._utterance_start = start
         self._last_speech_end = end
         self._silence = 0
+        self.judge_turn(None)
+
+    def _final_audio(self, now: int, *, cut: bool = False) -> np.ndarray:
+        end = now if cut else min(now, self._last_speech_end + round(self._options.tail_s * SAMPLE_RATE))
+        return self.utterance_audio()[: self._utterance_offset + end - self._utterance_start]
 
     def _close(self, now: int, *, cut: bool = False) -> _Endpoint:
-        end = now if cut else min(now, self._last_speech_end + round(self._options.tail_s * SAMPLE_RATE))
-        audio = self.utterance_audio()[: self._utterance_offset + end - self._utterance_start]
+        audio = self._final_audio(now, cut=cut)
         speech_end = now if cut else self._last_speech_end
         endpoint = _Endpoint(audio, self._utterance_start, speech_end)
         self._preroll.clear()
@@ -192,12 +246,21 @@ class _Partial:
 
 
 @dataclass
+class _Speculation:
+    """A final-quality transcription started in a pause; valid while no speech follows `speech_end`."""
+
+    utterance: int
+    speech_end: int
+    task: asyncio.Future[Transcript]
+
+
+@dataclass
 class _Final:
     endpoint: _Endpoint
     task: asyncio.Future[Transcript]
 
 
-Transcribe = Callable[[np.ndarray], "asyncio.Future[Transcript]"]
+Transcribe = Callable[[np.ndarray, bool], "asyncio.Future[Transcript]"]
 
 
 class StreamingAsr:
@@ -235,14 +298,15 @@ class StreamingAsr:
                 await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
                 if reading is not None and reading.done():
                     try:
-                        call.feed(reading.result())
+                        chunk = reading.result()
                     except StopAsyncIteration:
                         reading = None
                         call.finish()
                     else:
                         reading = asyncio.ensure_future(anext(source))
-                call.collect_partial()
-                call.start_partial_if_due()
+                        # Resampling and the VAD run off the event loop; the state machine is cheap.
+                        call.take(*await asyncio.to_thread(call.score, chunk))
+                call.step()
                 for event in call.ready_events():
                     yield event
         finally:
@@ -250,11 +314,14 @@ class StreamingAsr:
                 reading.cancel()
             call.cancel()
 
-    def _transcribe(self, audio: np.ndarray) -> asyncio.Future[Transcript]:
-        return asyncio.ensure_future(self._pool.run(self._transcribe_blocking, from_float(audio)))
+    def _transcribe(self, audio: np.ndarray, draft: bool) -> asyncio.Future[Transcript]:
+        priority = PARTIAL_PRIORITY if draft else FINAL_PRIORITY
+        return asyncio.ensure_future(
+            self._pool.run(self._transcribe_blocking, from_float(audio), draft, priority=priority)
+        )
 
-    def _transcribe_blocking(self, pcm16k: np.ndarray) -> Transcript:
-        return self._transcriber.transcribe(pcm16k, dialect=self.dialect)
+    def _transcribe_blocking(self, pcm16k: np.ndarray, draft: bool) -> Transcript:
+        return self._transcriber.transcribe(pcm16k, dialect=self.dialect, draft=draft)
 
 
 class _CallState:
@@ -273,49 +340,106 @@ class _CallState:
         self._partial_mark = 0
         self._utterance_number = 0
         self._partial: _Partial | None = None
+        self._speculation: _Speculation | None = None
         self.outbox: deque[AsrEvent | _Final] = deque()  # in audio order; a _Final waits for its task
 
-    def feed(self, chunk: AudioChunk) -> None:
+    def score(self, chunk: AudioChunk) -> tuple[np.ndarray, np.ndarray]:
+        """Blocking part of taking a chunk (run it in a thread): 16 kHz samples and their VAD scores."""
         pcm = self._upsample(chunk)
-        probabilities = self._vad.push(pcm)
-        self._unscored = np.concatenate([self._unscored, to_float(pcm)])
+        return to_float(pcm), self._vad.push(pcm)
+
+    def take(self, samples: np.ndarray, probabilities: np.ndarray) -> None:
+        self._unscored = np.concatenate([self._unscored, samples])
         window = self._vad.window_size
         for index, probability in enumerate(probabilities):
-            samples = self._unscored[index * window : (index + 1) * window]
-            for found in self._endpointer.push(samples, float(probability), self._position):
+            windowed = self._unscored[index * window : (index + 1) * window]
+            for found in self._endpointer.push(windowed, float(probability), self._position):
                 self._on(found)
             self._position += window
         self._unscored = self._unscored[len(probabilities) * window :]
 
+    def feed(self, chunk: AudioChunk) -> None:
+        self.take(*self.score(chunk))
+
     def finish(self) -> None:
-        endpoint = self._endpointer.flush(self._position)
+        endpoint = self._endpointer.close()
         if endpoint is not None:
             self._on(endpoint)
         self._drop_partial()
 
     def pending(self) -> list[asyncio.Future[Transcript]]:
         futures = [item.task for item in self.outbox if isinstance(item, _Final)]
-        return futures + ([self._partial.task] if self._partial is not None else [])
+        for job in (self._partial, self._speculation):
+            if job is not None:
+                futures.append(job.task)
+        return futures
 
-    def collect_partial(self) -> None:
+    def step(self) -> None:
+        """After audio or a finished transcription: collect results, judge the pause, start what is due."""
+        self._collect_partial()
+        self._judge_pause()
+        self._start_speculation_if_due()
+        self._start_partial_if_due()
+
+    def _collect_partial(self) -> None:
         partial = self._partial
         if partial is None or not partial.task.done():
             return
         self._partial = None
-        transcript = partial.task.result()
-        if partial.utterance == self._utterance_number and self._endpointer.speaking and transcript.text:
+        if partial.task.cancelled():
+            return
+        self._offer_partial(partial.utterance, partial.task.result())
+
+    def _offer_partial(self, utterance: int, transcript: Transcript) -> None:
+        if utterance == self._utterance_number and self._endpointer.speaking and transcript.text:
             self.outbox.append(PartialTranscript(transcript.text, transcript.dialect))
 
-    def start_partial_if_due(self) -> None:
-        """One partial at a time, and none while a final waits: partials must not delay finals."""
+    def _valid_speculation(self) -> _Speculation | None:
+        """The speculation, if it decoded every bit of speech of the open utterance."""
+        guess = self._speculation
+        if guess is None or guess.utterance != self._utterance_number or not self._endpointer.speaking:
+            return None
+        return guess if guess.speech_end == self._endpointer.last_speech_end else None
+
+    def _judge_pause(self) -> None:
+        guess = self._speculation
+        if guess is None or not guess.task.done():
+            return
+        if self._valid_speculation() is None:
+            self._speculation = None  # the caller went on: what it decoded is a partial now
+            if not guess.task.cancelled():
+                self._offer_partial(guess.utterance, guess.task.result())
+            return
+        if guess.task.cancelled():
+            self._speculation = None
+            return
+        self._endpointer.judge_turn(sounds_complete(guess.task.result().text))
+        if self._endpointer.endpoint_due():
+            endpoint = self._endpointer.close()
+            assert endpoint is not None
+            self._on(endpoint)
+
+    def _start_speculation_if_due(self) -> None:
+        if self._speculation is not None or not self._endpointer.speaking:
+            return
+        if self._endpointer.silence_samples < self._options.speculate_after_s * SAMPLE_RATE:
+            return
+        self._speculation = _Speculation(
+            self._utterance_number,
+            self._endpointer.last_speech_end,
+            self._transcribe(self._endpointer.final_audio(), False),
+        )
+
+    def _start_partial_if_due(self) -> None:
+        """One partial at a time, and none while a final waits or in a pause (a speculation runs there)."""
         if self._partial is not None or any(isinstance(item, _Final) for item in self.outbox):
             return
         if not self._endpointer.speaking or self._endpointer.pausing:
-            return  # a partial started in a pause would likely hold up the final that follows
+            return
         samples = self._endpointer.utterance_samples
         if samples - self._partial_mark >= self._options.partial_interval_s * SAMPLE_RATE:
             self._partial = _Partial(
-                self._utterance_number, self._transcribe(self._endpointer.utterance_audio())
+                self._utterance_number, self._transcribe(self._endpointer.utterance_audio(), True)
             )
             self._partial_mark = samples
 
@@ -337,6 +461,8 @@ class _CallState:
             if isinstance(item, _Final):
                 item.task.cancel()
         self._drop_partial()
+        if self._speculation is not None:
+            self._speculation.task.cancel()
 
     def _drop_partial(self) -> None:
         if self._partial is not None:
@@ -348,9 +474,17 @@ class _CallState:
             self._utterance_number += 1
             self._partial_mark = 0
             self.outbox.append(SpeechStarted(at=found.at_sample / SAMPLE_RATE))
+            return
+        self._drop_partial()
+        guess = self._speculation
+        if guess is not None and guess.speech_end == found.end_sample and guess.utterance == self._utterance_number:
+            task = guess.task  # decoded exactly this speech already (or is decoding it)
         else:
-            self._drop_partial()
-            self.outbox.append(_Final(found, self._transcribe(found.audio)))
+            if guess is not None and not guess.task.done():
+                guess.task.cancel()
+            task = self._transcribe(found.audio, False)
+        self._speculation = None
+        self.outbox.append(_Final(found, task))
 
     def _upsample(self, chunk: AudioChunk) -> np.ndarray:
         pcm = np.asarray(chunk.pcm)
@@ -376,5 +510,6 @@ def _final_event(final: _Final) -> list[FinalTranscript]:
             confidence=transcript.confidence,
             started_at=final.endpoint.start_sample / SAMPLE_RATE,
             ended_at=final.endpoint.end_sample / SAMPLE_RATE,
+            normalized=for_dialogue(transcript.text, transcript.dialect),
         )
     ]

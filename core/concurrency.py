@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -14,8 +17,21 @@ T = TypeVar("T")
 _DONE = object()
 
 
+@dataclass(order=True)
+class _Job:
+    rank: tuple[int, int]  # (-priority, arrival): the smallest runs first
+    queued_at: float = field(compare=False)
+    call: Callable[[], Any] = field(compare=False)
+    future: asyncio.Future[Any] = field(compare=False)
+    loop: asyncio.AbstractEventLoop = field(compare=False)
+
+
 class InferencePool:
     """A model's own worker threads: at most `workers` of its jobs run at once, the rest queue.
+
+    Queued jobs run highest `priority` first (then in arrival order), so urgent work such as a
+    caller's final transcript overtakes routine work (partials) that other calls queued earlier.
+    A job cancelled before a worker takes it never runs.
 
     `waiting` and `running` count its jobs; `on_wait`, when given, is told how long each job
     waited in the queue (seconds) when a worker takes it.
@@ -29,38 +45,41 @@ class InferencePool:
         self._on_wait = on_wait
         self._count_lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"infer-{name}")
+        self._queue: list[_Job] = []
+        self._order = itertools.count()
 
-    def _submit(self, fn: Callable[..., T], *args: object) -> asyncio.Future[T]:
+    def _submit(self, fn: Callable[..., T], *args: object, priority: int = 0) -> asyncio.Future[T]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        job = _Job((-priority, next(self._order)), time.monotonic(), lambda: fn(*args), future, loop)
         with self._count_lock:
             self.waiting += 1
-        future = self._executor.submit(self._counted(time.monotonic(), fn, *args))
-        future.add_done_callback(self._uncount_if_cancelled)
-        return asyncio.wrap_future(future)
+            heapq.heappush(self._queue, job)
+        self._executor.submit(self._run_next)
+        return future
 
-    def _uncount_if_cancelled(self, future: Future[Any]) -> None:
-        if future.cancelled():  # taken off the queue before a worker reached it (a hang-up, a barge-in)
+    def _run_next(self) -> None:
+        """One worker turn: the most urgent queued job (each submitted turn takes one job)."""
+        with self._count_lock:
+            job = heapq.heappop(self._queue)
+            self.waiting -= 1
+            if job.future.cancelled():  # a hang-up or barge-in took it back before a worker came
+                return
+            self.running += 1
+        if self._on_wait is not None:
+            self._on_wait(time.monotonic() - job.queued_at)
+        try:
+            result = job.call()
+        except BaseException as exc:  # handed to the awaiting task
+            job.loop.call_soon_threadsafe(_settle, job.future, None, exc)
+        else:
+            job.loop.call_soon_threadsafe(_settle, job.future, result, None)
+        finally:
             with self._count_lock:
-                self.waiting -= 1
+                self.running -= 1
 
-    def _counted(self, queued_at: float, fn: Callable[..., T], *args: object) -> Callable[[], T]:
-
-        def job() -> T:
-            waited = time.monotonic() - queued_at
-            with self._count_lock:
-                self.waiting -= 1
-                self.running += 1
-            if self._on_wait is not None:
-                self._on_wait(waited)
-            try:
-                return fn(*args)
-            finally:
-                with self._count_lock:
-                    self.running -= 1
-
-        return job
-
-    async def run(self, fn: Callable[..., T], *args: object) -> T:
-        return await self._submit(fn, *args)
+    async def run(self, fn: Callable[..., T], *args: object, priority: int = 0) -> T:
+        return await self._submit(fn, *args, priority=priority)
 
     async def stream(self, produce: Callable[[], Iterator[T]]) -> AsyncGenerator[T, None]:
         """Iterate a blocking generator in a worker thread, yielding its items on the event loop.
@@ -99,3 +118,12 @@ class InferencePool:
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():
+        return  # cancelled while it ran
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)

@@ -23,6 +23,7 @@ class FinalTranscript:
     confidence: float
     started_at: float  # seconds of call audio
     ended_at: float
+    normalized: str = ""  # for the dialogue: dialect words in Mandarin, numbers as digits; text stays verbatim
 
 
 AsrEvent = SpeechStarted | PartialTranscript | FinalTranscript

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -94,7 +95,7 @@ Action = OpenTicket | UpdateTicket | Escalate | EndCall
 @dataclass(frozen=True)
 class TicketReceipt:
     id: int
-    number: str
+    number: str | None  # None while the store is away: the number follows when it is stored
     category: str
     sla_hours: int | None = None
 
@@ -115,6 +116,26 @@ class ActionDesk(Protocol):
     async def escalate(self, action: Escalate) -> EscalationReceipt: ...
 
     async def end_call(self, action: EndCall) -> None: ...
+
+
+class StopSignal:
+    """Tells the model work of one call to stop (the caller hung up). Copies of a call's state share
+    it, so a state restored from a copy still hears it."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    async def wait(self) -> None:
+        await self._event.wait()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> StopSignal:
+        return self
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ _HUMAN = re.compile(
 _WHEN = re.compile(r"几点|什么时候|啥时候|时间|上班|下班|营业")
 _TRANSFER = re.compile(r"转|接|叫|找|换|要|给我|帮我|来跟|来和|不跟机器|不要机器|不想跟机器|机器人")
 # The same request as it sounds, so that a misheard 转人工客服 (转员工克服) still reaches a human.
-_HUMAN_SOUNDS = re.compile(r"\bren gong\b|\bzhuan( \w+){0,3} ke fu\b|\bzhen ren\b")
+_HUMAN_SOUNDS = re.compile(r"\bren gong\b|\bzhuan( \w+){0,3} ke fu\b|\bzhen ren\b|\bgong ke fu\b")
 # Frustration with the bot itself: a person should take over unless the caller wants something else.
 _FRUSTRATED = re.compile(r"听不懂|听不明白|整不明白|说不明白|讲不明白|解决不了|破客服|什么破|没用的|答非所问|绕圈子")
 

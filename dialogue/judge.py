@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass
 
 from core.concurrency import InferencePool
-from dialogue.base import ChatMessage, GenerationOptions, LanguageModel
+from dialogue.base import ChatMessage, GenerationOptions, LanguageModel, StopSignal
 from dialogue.intent import Intent
 from dialogue.slots import COMPLAINT_TYPES, FAULT_TYPES, REQUEST_TYPES
 
@@ -77,8 +77,12 @@ class Judgement:
     kind: str | None  # the fault, complaint or request type, when the intent has one
 
 
+class JudgeUnavailable(Exception):
+    """The model failed or took too long: the caller should hear an apology and the offer of a human."""
+
+
 class IntentJudge:
-    """Asks the model for the intent of an utterance; None when it fails or takes too long."""
+    """Asks the model for the intent of an utterance."""
 
     def __init__(self, llm: LanguageModel, pool: InferencePool, *, timeout_s: float = 4.0) -> None:
         self._llm = llm
@@ -87,20 +91,40 @@ class IntentJudge:
         self._options = GenerationOptions(max_tokens=40, temperature=0.0, json_schema=SCHEMA)
 
     def warm_up(self) -> None:
-        """Read the fixed system prompt once, so the first caller does not pay for it (blocking)."""
-        "".join(self._llm.stream(self._messages("你好"), self._options))
-
-    async def judge(self, text: str) -> Judgement | None:
-        """The model's reading of `text`. Cancelling the caller's turn (a hang-up, a barge-in) stops the
-        model at its next token: the pieces are streamed, not awaited whole."""
+        """Read the fixed system prompt once, so the first caller does not pay for it (blocking).
+        A model server that is down now may be up for the first call: that is logged, not fatal."""
         try:
-            raw = await asyncio.wait_for(self._read(text), self._timeout_s)
+            "".join(self._llm.stream(self._messages("你好"), self._options))
+        except Exception as exc:
+            log.warning("warming up the intent judge failed (%s); calls will try the model again", exc)
+
+    async def judge(self, text: str, stop: StopSignal | None = None) -> Judgement | None:
+        """The model's reading of `text`; None when it answers outside its schema or `stop` is given
+        (the caller hung up). Cancelling the caller's turn or setting `stop` stops the model at its
+        next token: the pieces are streamed, not awaited whole. Raises JudgeUnavailable when the model
+        fails or takes longer than the timeout."""
+        if stop is not None and stop.is_set():
+            return None
+        reading = asyncio.ensure_future(asyncio.wait_for(self._read(text), self._timeout_s))
+        stopped = asyncio.ensure_future(stop.wait()) if stop is not None else None
+        try:
+            await asyncio.wait({reading} | ({stopped} if stopped else set()), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (reading, stopped):
+                if task is not None and not task.done():
+                    task.cancel()
+                    await asyncio.wait({task})
+        if reading.cancelled():
+            log.info("the caller is gone; the intent judge was stopped")
+            return None
+        try:
+            raw = reading.result()
         except TimeoutError:
-            log.warning("intent judge took longer than %.1f s; the rules decide", self._timeout_s)
-            return None
-        except Exception:  # a model that fails must not fail the turn: the rules decide
-            log.exception("intent judge failed; the rules decide")
-            return None
+            log.warning("intent judge took longer than %.1f s", self._timeout_s)
+            raise JudgeUnavailable("the language model did not answer in time") from None
+        except Exception as exc:
+            log.warning("intent judge failed: %s", exc)
+            raise JudgeUnavailable("the language model failed") from exc
         return parse_judgement(raw)
 
     async def _read(self, text: str) -> str:

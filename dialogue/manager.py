@@ -24,6 +24,7 @@ from dialogue.base import (
     KnowledgeSearch,
     OpenTicket,
     ReplySentence,
+    StopSignal,
     TicketReceipt,
     UpdateTicket,
 )
@@ -37,7 +38,7 @@ from dialogue.intent import (
     has_cue,
     is_question,
 )
-from dialogue.judge import IntentJudge
+from dialogue.judge import IntentJudge, JudgeUnavailable
 from dialogue.safety import insists, refusal_reason
 
 
@@ -91,6 +92,7 @@ class CallState:
     ended: bool = False
     intent: Intent | None = None  # what the call is mainly about, once known
     refused: str | None = None  # why the caller's last request was refused, while they insist on it
+    stop_model: StopSignal = field(default_factory=StopSignal, repr=False, compare=False)
 
     @property
     def main_intent(self) -> Intent:
@@ -177,6 +179,10 @@ class DialogueManager:
     def greeting(self) -> str:
         return prompts.greeting(self.options.carrier)
 
+    def with_judge(self, judge: IntentJudge | None) -> DialogueManager:
+        """The same manager with another judge (another model behind it)."""
+        return DialogueManager(kb=self._kb, kb_pool=self._kb_pool, judge=judge, options=self.options)
+
     async def turn(
         self, state: CallState, text: str, desk: ActionDesk
     ) -> AsyncGenerator[ReplySentence, None]:
@@ -211,6 +217,9 @@ class DialogueManager:
             yield ReplySentence(prompts.anything_else())
             return
         intent, kind = await self._decide(state, text, guess)
+        if intent is None:  # the model that should have understood it failed: say so, offer a person
+            yield ReplySentence(prompts.trouble())
+            return
         opening = text
         if intent is Intent.CONSULTATION and not is_question(text) and slots.gives_details(text):
             # Only an address or a number: the details of something said earlier ("网又断了" answered
@@ -236,13 +245,17 @@ class DialogueManager:
         async for sentence in self._answer(state, text, off_topic=intent is Intent.OTHER):
             yield sentence
 
-    async def _decide(self, state: CallState, text: str, guess: IntentGuess) -> tuple[Intent, str | None]:
-        """The intent of an utterance outside a ticket flow: the rules', or the judge's when they are unsure."""
+    async def _decide(self, state: CallState, text: str, guess: IntentGuess) -> tuple[Intent | None, str | None]:
+        """The intent of an utterance outside a ticket flow: the rules', or the judge's when they are unsure;
+        None when the judge was needed and failed."""
         follows_answer = state.last_answer is not None and is_follow_up(text)
         only_details = not is_question(text) and slots.gives_details(text)  # an address, a number: no intent
         if guess.sure or follows_answer or only_details or self._judge is None:
             return guess.intent, None
-        judgement = await self._judge.judge(text)
+        try:
+            judgement = await self._judge.judge(text, state.stop_model)
+        except JudgeUnavailable:
+            return None, None
         if judgement is None:
             return guess.intent, None
         # The judge may choose, not invent: a ticket or a transfer needs some word of it in what was said.
@@ -383,7 +396,10 @@ class DialogueManager:
         if self._judge is None:
             return None
         said = "；".join(m.content for m in state.history if m.role == "user")
-        judgement = await self._judge.judge(said)
+        try:
+            judgement = await self._judge.judge(said, state.stop_model)
+        except JudgeUnavailable:  # the ticket is filed all the same, its kind left to the agent
+            return None
         if judgement is None or judgement.intent is not flow.intent or judgement.kind in (None, "other"):
             return None
         return judgement.kind

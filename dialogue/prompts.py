@@ -50,6 +50,11 @@ def no_answer(hotline: str) -> str:
     return f"抱歉，这个问题我这里没有查到相关资料。您可以说“转人工”，或稍后拨打{hotline}咨询人工客服。"
 
 
+def trouble() -> str:
+    """When something inside the hotline fails (the model, the store): never silence."""
+    return "抱歉，系统暂时出了点问题，没能处理好您刚才说的话。您可以再说一遍，或者说“转人工”，由人工客服为您服务。"
+
+
 def refusal(reason: str) -> str:
     if reason == "others_data":
         return "抱歉，为保护用户隐私，我们不能提供他人的通话、位置或身份信息，机主本人可凭身份证到营业厅办理查询。"
@@ -76,10 +81,11 @@ def acknowledge(intent: str) -> str:
 
 
 def ticket_opened(
-    category: str, number: str, slots: dict[str, str], sla_hours: int | None, *, own_number: bool = False
+    category: str, number: str | None, slots: dict[str, str], sla_hours: int | None, *, own_number: bool = False
 ) -> str:
     """The ticket read back: what was filed, so the caller can correct it."""
-    text = f"好的，已为您登记{CATEGORY_NAMES.get(category, '工单')}，工单号是{number}。"
+    text = f"好的，已为您登记{CATEGORY_NAMES.get(category, '工单')}，"
+    text += f"工单号是{number}。" if number else "工单号稍后会通过短信发给您。"
     if address := slots.get("address"):
         text += f"地址是{address}。"
     if phone := slots.get("phone"):
@@ -95,8 +101,8 @@ def ticket_updated(what: str, value: str, *, corrected: bool = True) -> str:
     return f"好的，已为您把{what}更正为{value}。" if corrected else f"好的，已为您把{what}{value}补充到工单里。"
 
 
-def ticket_noted(number: str) -> str:
-    return f"好的，已补充到工单{number}里。"
+def ticket_noted(number: str | None) -> str:
+    return f"好的，已补充到工单{number}里。" if number else "好的，已补充到您的工单里。"
 
 
 def anything_else() -> str:

@@ -8,7 +8,10 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from core.clock import Clock
 from gateway import auth, calls, kb_routes, preload, rest
@@ -16,6 +19,7 @@ from gateway.services import ModelsFailed, Services
 from gateway.settings import Settings
 
 log = logging.getLogger("hotline")
+JOURNAL_DRAIN_S = 10.0
 
 
 def create_app(
@@ -40,14 +44,26 @@ def create_app(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            await services.journals.drain(JOURNAL_DRAIN_S)  # the last calls' writes, if the store takes them
+            services.journals.cancel()
             services.close()
 
     auth.redact_call_tokens_in_server_logs()
     app = FastAPI(title="hotline", version="0.1.0", lifespan=lifespan)
+    app.add_exception_handler(OperationalError, _store_unavailable)
+    app.add_exception_handler(InterfaceError, _store_unavailable)
+    app.add_exception_handler(PoolTimeoutError, _store_unavailable)
     app.include_router(rest.router)
     kb_routes.install(app)
     app.include_router(calls.router)
     return app
+
+
+async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """The database is away (restarting, unreachable): say so, without its error text or SQL."""
+    log.warning("%s %s: the store is unavailable (%s)", request.method, request.url.path, type(exc).__name__)
+    return JSONResponse({"detail": "the store is not answering; try again shortly"}, status_code=503,
+                        headers={"Retry-After": "5"})
 
 
 async def _load_models(services: Services, parts: tuple[str, ...]) -> None:

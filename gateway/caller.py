@@ -17,7 +17,7 @@ import httpx
 import numpy as np
 import websockets
 
-from core.audio import Codec, decode, encode, from_float
+from core.audio import Codec, decode, encode, from_float, resample
 from gateway.settings import Settings
 
 FRAME_MS = 20
@@ -104,7 +104,7 @@ class Caller:
                 await self._wait(lambda: self.trace.of_type("ready") or self.trace.of_type("end"), 30)
                 if not self.trace.of_type("ready"):
                     return self.trace
-                await self._let_greeting_finish()
+                await self._let_greeting_finish(ws)
                 for path in self.options.files:
                     await self._speak_turn(ws, load_audio(path, self.options.rate))
                 await ws.send(json.dumps({"type": "stop"}))
@@ -167,9 +167,23 @@ class Caller:
                 pass
         return True
 
-    async def _let_greeting_finish(self) -> None:
-        if await self._wait(lambda: self.trace.of_type("reply"), 5.0):
-            await self._wait(lambda: self.trace.reply_ends, 60.0)
+    async def _let_greeting_finish(self, ws: Any) -> None:
+        """Listens to the greeting with the line open: a phone sends silence, and a line that sends
+        nothing at all is ended as idle."""
+        if await self._send_silence_until(ws, lambda: bool(self.trace.of_type("reply")), 5.0):
+            await self._send_silence_until(ws, lambda: bool(self.trace.reply_ends), 60.0)
+
+    async def _send_silence_until(self, ws: Any, condition: Any, within_s: float) -> bool:
+        frame = self.options.rate * FRAME_MS // 1000
+        silence = encode(np.zeros(frame, dtype=np.int16), self.codec)
+        started, index = time.monotonic(), 0
+        while not condition():
+            if time.monotonic() - started > within_s or self.trace.of_type("closed"):
+                return False
+            await ws.send(silence)
+            index += 1
+            await self._pace(started, index, always=True)
+        return True
 
     async def _speak_turn(self, ws: Any, pcm: np.ndarray) -> None:
         rate = self.options.rate
@@ -185,15 +199,9 @@ class Caller:
             heard = self.trace.finals > finals_before
             return heard and len(self.trace.reply_ends) - ends_before >= self.trace.finals - finals_before
 
-        silence = encode(np.zeros(frame, dtype=np.int16), self.codec)
-        started, index = time.monotonic(), 0
-        deadline = started + REPLY_TIMEOUT_S
-        while not answered() and time.monotonic() < deadline and not self.trace.of_type("closed"):
-            await ws.send(silence)
-            index += 1
-            await self._pace(started, index, always=True)
+        await self._send_silence_until(ws, answered, REPLY_TIMEOUT_S)
         # a little more listening, in case the reply has several turns in flight
-        await self._wait(lambda: not self.trace.speaking, 30.0)
+        await self._send_silence_until(ws, lambda: not self.trace.speaking, 30.0)
 
     async def _pace(self, started: float, frames_sent: int, always: bool = False) -> None:
         if self.options.fast and not always:
@@ -286,3 +294,16 @@ def run_call(options: CallOptions, *, url: str | None, settings: Settings) -> in
             print(f"turn {number} after end of speech: {figures}", flush=True)
     errors = trace.of_type("error")
     return 1 if errors or not trace.of_type("end") else 0
+
+
+def write_speech(synth: Any, text: str, out: Path, rate: int) -> float:
+    """`text` spoken by `synth` into a WAV file at `rate`, a caller's breath of silence around it; its seconds."""
+    pcm = resample(synth.synthesize(text), synth.sample_rate, rate)
+    pause = np.zeros(rate // 4, dtype=np.int16)  # a caller breathes before and after
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(out), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(np.concatenate([pause, pcm, pause]).astype("<i2").tobytes())
+    return len(pcm) / rate

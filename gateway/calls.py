@@ -23,11 +23,13 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from core.audio import AudioChunk, AudioFormat, AudioFormatError, decode
 from core.events import FinalTranscript, PartialTranscript, SpeechStarted
+from dialogue import prompts
 from dialogue.base import ReplySentence
 from dialogue.manager import CallState
 from dialogue.safety import mask_pii
 from gateway.auth import call_refusal
 from gateway.desk import StoreDesk
+from gateway.logs import current_call
 from gateway.protocol import (
     CLOSE_NORMAL,
     CLOSE_START_TIMEOUT,
@@ -38,7 +40,7 @@ from gateway.protocol import (
     parse_start,
 )
 from gateway.services import Services
-from ticketing import store
+from ticketing import CallAlreadyEnded, CallAlreadyExists, store
 
 log = logging.getLogger("hotline.calls")
 router = APIRouter()
@@ -46,6 +48,9 @@ router = APIRouter()
 START_TIMEOUT_S = 10.0
 DRAIN_TIMEOUT_S = 120.0
 PLAYBACK_LEAD_S = 0.3  # audio sent ahead of real time, so playback never starves
+MAX_PENDING_FINALS = 16  # utterances heard but not yet answered, before the recognizer waits
+WATCH_INTERVAL_S = 1.0
+SEND_TIMEOUT_S = 10.0  # replies are paced at real time, so a reading client never makes a send wait this long
 ARRIVALS_KEPT = 6000  # audio frames whose arrival is remembered (two minutes of 20 ms frames)
 
 
@@ -60,6 +65,7 @@ async def call_endpoint(websocket: WebSocket) -> None:
         start = await _receive_start(websocket)
         audio_format = start.audio_format()
         start.check_dialect()
+        start.check_caller_id()
         if not services.ready:
             raise ProtocolError("not_ready", "the hotline is still loading its models; call again shortly", CLOSE_TRY_AGAIN)
         if services.active_calls >= services.settings.max_calls:
@@ -70,6 +76,7 @@ async def call_endpoint(websocket: WebSocket) -> None:
     except WebSocketDisconnect:
         return
     session = CallSession(websocket, services, start, audio_format)
+    current_call.set(session.call_id)  # every log line of this call says so (its tasks inherit it)
     services.active_calls += 1
     try:
         await session.run()
@@ -124,25 +131,37 @@ class CallSession:
         self.format = fmt
         self.call_id = str(uuid.uuid4())
         self.state = CallState(call_id=self.call_id, caller_id=start.caller_id)
-        self.audio: asyncio.Queue[AudioChunk | None] = asyncio.Queue()
-        self.finals: asyncio.Queue[FinalTranscript | None] = asyncio.Queue()
+        self.limits = services.settings.calls
+        # Bounded: a reader that gets ahead of the recognizer waits, and so stops reading the socket.
+        self.audio: asyncio.Queue[AudioChunk | None] = asyncio.Queue(self.limits.audio_queue_frames)
+        self.audio_closed = False
+        self.finals: asyncio.Queue[FinalTranscript | None] = asyncio.Queue(MAX_PENDING_FINALS)
+        self.opened = services.clock.monotonic()
+        self.last_audio = self.opened
+        self.holding_audio = False  # the reader waits on purpose (pace, a full queue): the line is not idle
+        self.warned_fast = False
         self.socket_open = True
         self.end_reason = "caller_hangup"
         self.turns = 0
         self.reply: _Reply | None = None
         self.speaking: asyncio.Task[None] | None = None
+        self.reader: asyncio.Task[None] | None = None
         # (seconds of call audio received, when they had arrived): maps a final's end of speech to a time
         self.audio_received_s = 0.0
         self.arrivals: deque[tuple[float, float]] = deque(maxlen=ARRIVALS_KEPT)
         self.speech_ends: dict[FinalTranscript, float] = {}
         self.thinking: _Thinking | None = None
-        self.desk = StoreDesk(services.sessions, services.clock, self.state, dialect=start.dialect, notify=self.send)
+        self.journal = services.journals.open(self.call_id)
+        self.turn_seq = 0  # turns are numbered here, so a retried write cannot store one twice
+        self.desk = StoreDesk(services.sessions, services.clock, self.state, dialect=start.dialect, notify=self.send,
+                              journal=self.journal)
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        await self.run_db(
+        self.journal.submit(
             store.start_call,
+            already=CallAlreadyExists,
             call_id=self.call_id,
             caller_id=self.start.caller_id,
             codec=self.format.codec.value,
@@ -152,14 +171,13 @@ class CallSession:
         )
         await self.send({"type": "ready", "call_id": self.call_id, "codec": self.format.codec.value,
                          "sample_rate": self.format.sample_rate})
-        tasks = [
-            asyncio.create_task(self._read(), name=f"read-{self.call_id}"),
-            asyncio.create_task(self._listen(), name=f"listen-{self.call_id}"),
-            asyncio.create_task(self._respond(), name=f"respond-{self.call_id}"),
-        ]
+        self.reader = reader = asyncio.create_task(self._read(), name=f"read-{self.call_id}")
+        listener = asyncio.create_task(self._listen(), name=f"listen-{self.call_id}")
+        responder = asyncio.create_task(self._respond(), name=f"respond-{self.call_id}")
+        watcher = asyncio.create_task(self._watch(reader), name=f"watch-{self.call_id}")
+        tasks = [reader, listener, responder, watcher]
         if self.services.settings.dialogue.greeting:
             await self.finals.put(_GREETING)
-        reader, listener, responder = tasks
         try:
             await responder  # ends after the listener does, or when the bot ends the call
             if listener.done() and listener.exception() is not None:
@@ -181,7 +199,9 @@ class CallSession:
             log.exception("call %s: could not file what the caller reported before hanging up", self.call_id)
         self.services.metrics.calls_ended.labels(self.end_reason).inc()
         outcome = "escalated" if self.state.escalation else self.end_reason
-        await self.run_db(store.end_call, call_id=self.call_id, outcome=outcome, now=self.services.clock.now())
+        self.journal.submit(store.end_call, already=CallAlreadyEnded, call_id=self.call_id, outcome=outcome,
+                            now=self.services.clock.now())
+        self.journal.close()
         await self.send({"type": "end", "call_id": self.call_id, "reason": self.end_reason})
         if self.socket_open:
             self.socket_open = False
@@ -190,25 +210,28 @@ class CallSession:
 
     async def send(self, event: dict[str, Any]) -> None:
         self._count(event)
-        if not self.socket_open:
-            return
-        try:
-            await self.ws.send_text(json.dumps(event, ensure_ascii=False))
-        except (WebSocketDisconnect, RuntimeError, OSError):
-            self._dropped()
+        await self._send(json.dumps(event, ensure_ascii=False))
 
     def _count(self, event: dict[str, Any]) -> None:
         metrics = self.services.metrics
         if event.get("type") == "error":
             metrics.errors.labels(str(event.get("code"))).inc()
-        elif event.get("type") == "ticket" and "updated" not in event:
+        elif event.get("type") == "ticket" and "updated" not in event and not event.get("was_pending"):
             metrics.tickets_opened.labels(str(event.get("category"))).inc()
 
-    async def _send_audio(self, frame: bytes) -> None:
+    async def _send(self, message: str | bytes) -> None:
         if not self.socket_open:
             return
         try:
-            await self.ws.send_bytes(frame)
+            # A client that stops reading fills the socket's buffers and the send waits: give up on it.
+            async with asyncio.timeout(SEND_TIMEOUT_S):
+                if isinstance(message, bytes):
+                    await self.ws.send_bytes(message)
+                else:
+                    await self.ws.send_text(message)
+        except TimeoutError:
+            log.warning("call %s: the client has stopped reading; dropping the line", self.call_id)
+            self._dropped()
         except (WebSocketDisconnect, RuntimeError, OSError):
             self._dropped()
 
@@ -216,9 +239,37 @@ class CallSession:
         if self.socket_open:
             self.socket_open = False
             self.end_reason = "dropped"
+            if self.reader is not None and self.reader is not asyncio.current_task():
+                self.reader.cancel()  # whatever the client still sends is no longer heard
 
-    async def run_db(self, fn: Any, **kwargs: Any) -> Any:
-        return await self.desk.run_db(fn, **kwargs)
+    def record_turn(self, speaker: str, text: str, **details: Any) -> None:
+        self.turn_seq += 1
+        self.journal.submit(store.add_turn, call_id=self.call_id, seq=self.turn_seq, speaker=speaker,
+                            text=mask_pii(text), now=self.services.clock.now(), **details)
+
+    # ---- watcher: a dead line and an endless call end by themselves -------------------------------
+
+    async def _watch(self, reader: asyncio.Task[None]) -> None:
+        clock = self.services.clock
+        while not reader.done():
+            now = clock.monotonic()
+            if now - self.opened >= self.limits.max_duration_s:
+                reason = "max_duration"
+            elif self.holding_audio:
+                self.last_audio = now
+                reason = None
+            elif now - self.last_audio >= self.limits.idle_timeout_s:
+                reason = "idle"
+            else:
+                reason = None
+            if reason is not None:
+                log.info("ending call %s: %s", self.call_id, reason)
+                self.end_reason = reason
+                reader.cancel()  # the recognizer finishes what it has, the responder what it heard
+                await self._barge_in(announce=False)
+                return
+            next_check = min(self.opened + self.limits.max_duration_s, self.last_audio + self.limits.idle_timeout_s)
+            await asyncio.sleep(max(0.05, min(WATCH_INTERVAL_S, next_check - now)))
 
     # ---- reader: socket -> audio -----------------------------------------------------------------
 
@@ -236,7 +287,13 @@ class CallSession:
         except (WebSocketDisconnect, RuntimeError):
             self._dropped()
         finally:
-            await self.audio.put(None)
+            self.state.stop_model.set()  # nobody is listening: the model stops; queued turns go by the rules
+            self._close_audio()
+
+    def _close_audio(self) -> None:
+        self.audio_closed = True
+        with contextlib.suppress(asyncio.QueueFull):  # a full queue: the listener sees `audio_closed`
+            self.audio.put_nowait(None)
 
     async def _on_audio(self, payload: bytes) -> None:
         if len(payload) > MAX_FRAME_BYTES:
@@ -248,9 +305,30 @@ class CallSession:
         except AudioFormatError as exc:
             await self.send({"type": "error", "code": "bad_audio", "message": f"{exc}; frame dropped"})
             return
+        self.last_audio = self.services.clock.monotonic()
         self.audio_received_s += len(pcm) / self.format.sample_rate
-        self.arrivals.append((self.audio_received_s, self.services.clock.monotonic()))
-        await self.audio.put(AudioChunk(pcm, self.format.sample_rate))
+        self.arrivals.append((self.audio_received_s, self.last_audio))
+        self.holding_audio = True
+        try:
+            await self._keep_pace()
+            await self.audio.put(AudioChunk(pcm, self.format.sample_rate))
+        finally:
+            self.holding_audio = False
+            self.last_audio = self.services.clock.monotonic()
+
+    async def _keep_pace(self) -> None:
+        """Audio far ahead of real time is read at real-time pace: the client's socket fills up and it
+        has to wait (TCP back-pressure), and this process never holds more than a few seconds of it."""
+        ahead = (self.audio_received_s - (self.services.clock.monotonic() - self.opened)
+                 - self.limits.max_audio_lead_s)
+        if ahead <= 0:
+            return
+        if not self.warned_fast:
+            self.warned_fast = True
+            await self.send({"type": "error", "code": "audio_too_fast",
+                             "message": f"audio is arriving faster than real time (over "
+                                        f"{self.limits.max_audio_lead_s:g} s ahead); it is read at real-time pace"})
+        await asyncio.sleep(ahead)
 
     async def _on_text(self, text: str) -> bool:
         """Handles a control message; True when the caller ends the call."""
@@ -266,7 +344,9 @@ class CallSession:
         return False
 
     async def _audio_stream(self) -> AsyncIterator[AudioChunk]:
-        while (chunk := await self.audio.get()) is not None:
+        while not (self.audio_closed and self.audio.empty()):
+            if (chunk := await self.audio.get()) is None:
+                return
             yield chunk
 
     # ---- listener: audio -> transcripts ----------------------------------------------------------
@@ -282,7 +362,8 @@ class CallSession:
                 elif isinstance(event, FinalTranscript):
                     await self._on_final(event)
         finally:
-            await self.finals.put(None)
+            with contextlib.suppress(asyncio.QueueFull):  # full: the responder has already stopped
+                self.finals.put_nowait(None)
 
     def _arrival_of(self, audio_s: float) -> float | None:
         """When the call's audio up to `audio_s` seconds had arrived (None when no longer known)."""
@@ -294,11 +375,10 @@ class CallSession:
     async def _on_final(self, event: FinalTranscript) -> None:
         if (speech_end := self._arrival_of(event.ended_at)) is not None:
             self.services.metrics.latency("final", self.services.clock.monotonic() - speech_end)
-        await self.send({"type": "final", "text": event.text, "dialect": event.dialect,
-                         "confidence": round(event.confidence, 3),
+        await self.send({"type": "final", "text": event.text, "normalized": event.normalized or event.text,
+                         "dialect": event.dialect, "confidence": round(event.confidence, 3),
                          "start": round(event.started_at, 3), "end": round(event.ended_at, 3)})
-        await self.run_db(store.add_turn, call_id=self.call_id, speaker="caller", text=mask_pii(event.text),
-                       dialect=event.dialect, now=self.services.clock.now())
+        self.record_turn("caller", event.text, dialect=event.dialect)
         event = await self._supersede(event)
         if speech_end is not None:
             self.speech_ends[event] = speech_end
@@ -319,16 +399,18 @@ class CallSession:
         earlier = thinking.final
         return FinalTranscript(text=f"{earlier.text}，{event.text}", dialect=event.dialect,
                                confidence=min(earlier.confidence, event.confidence),
-                               started_at=earlier.started_at, ended_at=event.ended_at)
+                               started_at=earlier.started_at, ended_at=event.ended_at,
+                               normalized=f"{earlier.normalized or earlier.text}，{event.normalized or event.text}")
 
-    async def _barge_in(self) -> None:
+    async def _barge_in(self, announce: bool = True) -> None:
         if self.speaking is None or self.speaking.done() or self.reply is None:
             return
         self.reply.interrupted = True
         self.speaking.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self.speaking
-        await self.send({"type": "interrupted", "turn": self.reply.turn})
+        if announce:
+            await self.send({"type": "interrupted", "turn": self.reply.turn})
 
     # ---- responder: transcripts -> replies -------------------------------------------------------
 
@@ -363,34 +445,37 @@ class CallSession:
         if final is _GREETING:
             sentences = _single(self.services.manager.greeting())
         else:
-            sentences = self.services.manager.turn(self.state, final.text, self.desk)
+            sentences = self.services.manager.turn(self.state, final.normalized or final.text, self.desk)
         try:
             async for sentence in sentences:
                 if reply.interrupted:
                     break
                 reply.said_anything = True
-                await self.send({"type": "reply", "turn": reply.turn, "text": sentence.text,
-                                 "citations": list(sentence.citations)})
-                if not reply.text_sent:
-                    reply.text_sent = True
-                    self._measure(reply, "reply_text")
-                if self.socket_open:  # after a hang-up the turn still runs (tickets), silently
-                    self.speaking = asyncio.create_task(self._speak(sentence.text))
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await self.speaking
-                if not reply.interrupted:
-                    reply.spoken.append(sentence.text)
-        except Exception as exc:
+                await self._say(reply, sentence.text, sentence.citations)
+        except Exception:
             log.exception("turn %d of call %s failed", reply.turn, self.call_id)
-            await self.send({"type": "error", "code": "turn_failed", "message": f"could not answer this turn: {exc}"})
+            await self.send({"type": "error", "code": "turn_failed",
+                             "message": "this turn could not be answered; the caller is offered a human"})
+            await self._say(reply, prompts.trouble())
         finally:
             await sentences.aclose()
         heard = "".join(reply.spoken)
         self.state.remember_reply(heard)
         await self.send({"type": "reply_end", "turn": reply.turn, "text": heard, "interrupted": reply.interrupted})
         if heard:
-            await self.run_db(store.add_turn, call_id=self.call_id, speaker="bot", text=mask_pii(heard),
-                           dialect=None, now=self.services.clock.now(), interrupted=reply.interrupted)
+            self.record_turn("bot", heard, interrupted=reply.interrupted)
+
+    async def _say(self, reply: _Reply, text: str, citations: tuple[str, ...] = ()) -> None:
+        await self.send({"type": "reply", "turn": reply.turn, "text": text, "citations": list(citations)})
+        if not reply.text_sent:
+            reply.text_sent = True
+            self._measure(reply, "reply_text")
+        if self.socket_open and not self.audio_closed:  # after a hang-up the turn still runs (tickets), silently
+            self.speaking = asyncio.create_task(self._speak(text))
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.speaking
+        if not reply.interrupted:
+            reply.spoken.append(text)
 
     async def _speak(self, text: str) -> None:
         clock = self.services.clock
@@ -400,7 +485,7 @@ class CallSession:
             ahead = started + sent - clock.monotonic() - PLAYBACK_LEAD_S
             if ahead > 0:
                 await asyncio.sleep(ahead)
-            await self._send_audio(frame)
+            await self._send(frame)
             if (reply := self.reply) is not None and not reply.audio_sent:
                 reply.audio_sent = True
                 self._measure(reply, "reply_audio")

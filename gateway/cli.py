@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from gateway.logs import configure_logging
 from gateway.settings import Settings
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -59,6 +60,15 @@ def main(argv: list[str] | None = None) -> int:
     dialogue.add_argument("--kb", type=Path, required=True, help="folder of Markdown documents with front matter")
     dialogue.add_argument("--out", type=Path, help="write one prediction a line here")
     dialogue.add_argument("--only", nargs="*", default=(), help="run only the cases whose id starts so")
+    asr = targets.add_parser("asr", help="stream speech files through the calls' recognizer: CER, RTF, final latency")
+    asr.add_argument("--manifest", type=Path, required=True, help="JSONL: audio (path), text (reference), lang")
+    asr.add_argument("--codec", default="pcm16", choices=["pcm16", "mulaw", "alaw"])
+    asr.add_argument("--rate", type=int, default=16000, choices=[8000, 16000])
+    asr.add_argument("--dialect", default=None, help="declare this dialect for every file (default: from its lang)")
+    asr.add_argument("--out", type=Path, help="write one prediction a line here")
+    asr.add_argument("--fast", action="store_true", help="stream as fast as possible, not at real-time pace")
+    asr.add_argument("--lang", action="append", default=[], help="only files of this lang (repeatable)")
+    asr.add_argument("--limit", type=int, default=None, help="at most N files")
 
     bench = commands.add_parser("bench", help="time a stage and print a JSON summary last")
     benches = bench.add_subparsers(dest="target", required=True)
@@ -66,6 +76,14 @@ def main(argv: list[str] | None = None) -> int:
     kb_bench.add_argument("--kb", type=Path, required=True, help="folder of Markdown documents with front matter")
     kb_bench.add_argument("--cases", type=Path, required=True, help="dialogue cases whose expect.kb_docs are scored")
     kb_bench.add_argument("--grow", type=int, default=10_000, help="statements to grow the KB to (0: do not)")
+
+    calls_bench = benches.add_parser("calls", help="N simulated callers at real-time pace: calls held, latency, lost records")
+    calls_bench.add_argument("--concurrency", type=int, default=2, help="callers on the line at once")
+    calls_bench.add_argument("--duration", type=float, default=60.0, help="seconds during which callers call again")
+    calls_bench.add_argument("--url", help="ws://HOST:PORT/v1/calls of a running hotline; default: run one in-process")
+    calls_bench.add_argument("--audio", type=Path, help="folder of WAV files: each caller's turns, in name order")
+    calls_bench.add_argument("--token", default=os.environ.get("HOTLINE_ADMIN_TOKEN"),
+                             help="token for the REST reads that check nothing was lost (default: HOTLINE_ADMIN_TOKEN)")
 
     kb = commands.add_parser("kb", help="administer the knowledge base in the configured store")
     kb_commands = kb.add_subparsers(dest="action", required=True)
@@ -94,10 +112,18 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     settings = Settings()
-    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level)
     if args.command == "serve":
         return serve(settings)
+    if args.command == "bench" and args.target == "calls":
+        from gateway.bench_calls import BenchOptions
+        from gateway.bench_calls import main as bench_calls
+
+        if args.concurrency < 1 or args.duration <= 0:
+            parser.error("--concurrency must be at least 1 and --duration positive")
+        call_token = settings.call_token.get_secret_value() if settings.call_token is not None else None
+        return bench_calls(BenchOptions(args.concurrency, args.duration, args.url, args.audio, args.token,
+                                        call_token=call_token), settings)
     if args.command == "kb":
         return kb_command(args, settings)
     if args.command in ("token", "agent"):
@@ -115,6 +141,13 @@ def main(argv: list[str] | None = None) -> int:
 
         print(json.dumps(benchmark(args.kb, args.cases, E5Embedder(num_threads=2), args.grow), ensure_ascii=False))
         return 0
+    if args.command == "eval" and args.target == "asr":
+        from asr.evaluate import AsrEvalOptions
+        from core.audio import Codec
+        from gateway.evaluation import run_asr_eval
+
+        return run_asr_eval(AsrEvalOptions(args.manifest, Codec(args.codec), args.rate, args.dialect, args.out,
+                                           args.fast, tuple(args.lang), args.limit), settings)
     if args.command == "eval":
         from gateway.evaluation import DialogueEvalOptions, run_dialogue_eval
 
@@ -159,7 +192,7 @@ def serve(settings: Settings) -> int:
     print(f"hotline: call ws://{settings.host}:{settings.port}/v1/calls  "
           f"(REST and docs at http://{settings.host}:{settings.port}/docs; ready when /readyz says so)", flush=True)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
-                ws_max_size=1 << 20)
+                ws_max_size=1 << 20, log_config=None)
     return 0
 
 
@@ -206,23 +239,11 @@ def _account_command(args: argparse.Namespace, settings: Settings, session: Any)
 
 
 def say_to_file(text: str, out: Path, rate: int, settings: Settings) -> int:
-    import wave
-
-    import numpy as np
-
-    from core.audio import resample
+    from gateway.caller import write_speech
     from tts.loader import load_synthesizer
 
-    synth = load_synthesizer(settings.tts.backend, threads=settings.tts.threads)
-    pcm = resample(synth.synthesize(text), synth.sample_rate, rate)
-    pause = np.zeros(rate // 4, dtype=np.int16)  # a caller breathes before and after
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(out), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(rate)
-        wav.writeframes(np.concatenate([pause, pcm, pause]).astype("<i2").tobytes())
-    print(f"wrote {out} ({len(pcm) / rate:.1f} s)", file=sys.stderr)
+    seconds = write_speech(load_synthesizer(settings.tts.backend, threads=settings.tts.threads), text, out, rate)
+    print(f"wrote {out} ({seconds:.1f} s)", file=sys.stderr)
     return 0
 
 

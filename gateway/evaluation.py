@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from asr.dialects import to_mandarin
+from asr.evaluate import AsrEvalOptions, ManifestError, read_manifest
+from asr.evaluate import run_asr_eval as evaluate_manifest
 from dialogue.evaluate import (
     CasePrediction,
     EvalCase,
@@ -22,10 +24,24 @@ from dialogue.evaluate import (
 )
 from dialogue.manager import CallState
 from gateway.desk import StoreDesk
-from gateway.services import Services
+from gateway.services import Services, endpoint_options, load_asr
 from gateway.settings import Settings
 from kb.store import read_directory
 from ticketing import store
+
+
+def run_asr_eval(options: AsrEvalOptions, settings: Settings) -> int:
+    """`hotline eval asr`: the manifest through the calls' streaming recognizer; JSON summary last."""
+    try:
+        read_manifest(options.manifest, langs=options.langs, limit=options.limit)  # bad input fails before loading
+        transcriber, vad = load_asr(settings)
+        summary = evaluate_manifest(options, transcriber, vad.stream, endpoint=endpoint_options(settings),
+                                    workers=settings.asr.workers)
+    except ManifestError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary, ensure_ascii=False))
+    return 0
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -19,6 +20,10 @@ CLOSE_FORBIDDEN = 4403  # the web page's origin is not in HOTLINE_CALL_ORIGINS
 CLOSE_START_TIMEOUT = 4408
 CLOSE_UNSUPPORTED_FORMAT = 4415
 MAX_FRAME_BYTES = 64_000
+MAX_CALLER_ID_CHARS = 32
+# A calling number as a switch passes it on: digits with an optional leading +, 3 to 20 of them.
+_CALLER_ID = re.compile(r"\+?[0-9]{3,20}")
+_CALLER_ID_SEPARATORS = str.maketrans("", "", " -()")
 
 
 class ProtocolError(Exception):
@@ -54,6 +59,21 @@ class StartMessage(BaseModel):
                 CLOSE_UNSUPPORTED_FORMAT,
             )
         return AudioFormat(codec, self.sample_rate)
+
+    def check_caller_id(self) -> None:
+        """Normalises the calling number ('+86 138-0013-8000' -> '+8613800138000') or refuses it."""
+        raw = self.caller_id
+        if raw is None or not raw.strip():
+            self.caller_id = None
+            return
+        if len(raw) > MAX_CALLER_ID_CHARS:
+            raise ProtocolError("bad_caller_id", f"caller_id is {len(raw)} characters long; at most "
+                                f"{MAX_CALLER_ID_CHARS} are allowed")
+        number = raw.translate(_CALLER_ID_SEPARATORS)
+        if not _CALLER_ID.fullmatch(number):
+            raise ProtocolError("bad_caller_id", "caller_id must be a phone number: 3 to 20 digits, optionally "
+                                "with a leading + (spaces, dashes and brackets are ignored)")
+        self.caller_id = number
 
     def check_dialect(self) -> None:
         try:

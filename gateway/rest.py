@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import asdict
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
@@ -30,6 +30,11 @@ from ticketing.schemas import (
 )
 
 router = APIRouter()
+
+MAX_ID = 2_147_483_647  # ids and offsets beyond a 32-bit integer are not ids: 422, not a database overflow
+RowId = Annotated[int, Path(ge=1, le=MAX_ID)]
+Offset = Annotated[int, Query(ge=0, le=MAX_ID)]
+CALL_ID_PATTERN = r"^[0-9A-Za-z-]{1,36}$"  # call ids are UUIDs; anything else is refused before the store
 
 
 def get_services(request: Request) -> Services:
@@ -73,16 +78,17 @@ def metrics(services: ServicesDep) -> Response:
 
 @router.get("/v1/tickets", response_model=list[TicketPublic])
 def list_tickets(who: AgentDep, session: SessionDep, status: str | None = None,
+                 call_id: Annotated[str | None, Query(pattern=CALL_ID_PATTERN)] = None,
                  limit: Annotated[int, Query(ge=1, le=500)] = 50,
-                 offset: Annotated[int, Query(ge=0)] = 0) -> list[TicketPublic]:
+                 offset: Offset = 0) -> list[TicketPublic]:
     try:
-        return store.list_tickets(session, status=status, limit=limit, offset=offset)
+        return store.list_tickets(session, status=status, call_id=call_id, limit=limit, offset=offset)
     except InvalidInputError as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from None
 
 
 @router.get("/v1/tickets/{ticket_id}", response_model=TicketPublic)
-def get_ticket(who: AgentDep, ticket_id: int, session: SessionDep) -> TicketPublic:
+def get_ticket(who: AgentDep, ticket_id: RowId, session: SessionDep) -> TicketPublic:
     try:
         return store.get_ticket(session, ticket_id=ticket_id)
     except NotFoundError as exc:
@@ -90,7 +96,7 @@ def get_ticket(who: AgentDep, ticket_id: int, session: SessionDep) -> TicketPubl
 
 
 @router.patch("/v1/tickets/{ticket_id}", response_model=TicketPublic)
-def update_ticket(who: AgentDep, ticket_id: int, update: TicketStatusUpdate, session: SessionDep,
+def update_ticket(who: AgentDep, ticket_id: RowId, update: TicketStatusUpdate, session: SessionDep,
                   services: ServicesDep) -> TicketPublic:
     try:
         return store.update_ticket_status(session, ticket_id=ticket_id, status=update.status, note=update.note,
@@ -104,17 +110,21 @@ def update_ticket(who: AgentDep, ticket_id: int, update: TicketStatusUpdate, ses
 @router.get("/v1/escalations", response_model=list[EscalationPublic])
 def list_escalations(who: AgentDep, session: SessionDep, status: str | None = None,
                      limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[EscalationPublic]:
-    return store.list_escalations(session, status=status, limit=limit)
+    try:
+        return store.list_escalations(session, status=status, limit=limit)
+    except InvalidInputError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from None
 
 
 @router.get("/v1/calls", response_model=list[CallSummaryPublic])
 def list_calls(who: AgentDep, session: SessionDep, limit: Annotated[int, Query(ge=1, le=500)] = 50,
-               offset: Annotated[int, Query(ge=0)] = 0) -> list[CallSummaryPublic]:
+               offset: Offset = 0) -> list[CallSummaryPublic]:
     return store.list_calls(session, limit=limit, offset=offset)
 
 
 @router.get("/v1/calls/{call_id}", response_model=CallRecordPublic)
-def get_call(who: AgentDep, call_id: str, session: SessionDep) -> CallRecordPublic:
+def get_call(who: AgentDep, call_id: Annotated[str, Path(pattern=CALL_ID_PATTERN)],
+             session: SessionDep) -> CallRecordPublic:
     try:
         return store.get_call(session, call_id=call_id)
     except NotFoundError as exc:

@@ -18,6 +18,7 @@ from core.bundled import resolve
 from core.clock import Clock, SystemClock
 from core.concurrency import InferencePool
 from gateway import accounts, db, preload
+from gateway.journal import Journals
 from gateway.metrics import Metrics
 from gateway.settings import Settings
 from ticketing import store
@@ -27,6 +28,30 @@ log = logging.getLogger("hotline.services")
 MODEL_PARTS = ("asr", "llm", "tts", "kb")
 PHRASE_CACHE_SIZE = 256
 PHRASE_MAX_CHARS = 40
+
+
+def load_asr(settings: Settings) -> tuple[Any, Any]:
+    """The recognizer's shared models: (WhisperTranscriber, SileroVadModel)."""
+    from asr.dialects import use_registry_file
+    from asr.vad import SileroVadModel
+    from asr.whisper import WhisperTranscriber
+
+    s = settings.asr
+    use_registry_file(s.dialects_file)
+    path = resolve(s.model, settings.model_dir)
+    transcriber = WhisperTranscriber(
+        path, device=s.device, compute_type=s.compute_type, cpu_threads=s.threads, beam_size=s.beam_size,
+        hotwords=s.hotwords,
+    )
+    return transcriber, SileroVadModel()
+
+
+def endpoint_options(settings: Settings) -> Any:
+    from asr.stream import EndpointOptions
+
+    s = settings.asr
+    return EndpointOptions(endpoint_silence_s=s.endpoint_silence_s, hold_silence_s=s.hold_silence_s,
+                           partial_interval_s=s.partial_interval_s)
 
 
 class ModelsFailed(RuntimeError):
@@ -54,8 +79,10 @@ class Services:
     pools: dict[str, InferencePool] = field(default_factory=dict)
     _phrases: OrderedDict[tuple[str, AudioFormat], list[bytes]] = field(default_factory=OrderedDict)
     metrics: Metrics = field(init=False)
+    journals: Journals = field(init=False)  # each call's writes, kept and retried while the store is away
 
     def __post_init__(self) -> None:
+        self.journals = Journals(self.sessions)
         self.metrics = Metrics(
             active_calls=lambda: self.active_calls,
             pools=lambda: self.pools,
@@ -156,17 +183,8 @@ class Services:
         state.seconds = round(self.clock.monotonic() - started, 2)
 
     def _load_asr(self) -> None:
-        from asr.vad import SileroVadModel
-        from asr.whisper import WhisperTranscriber
-
-        s = self.settings.asr
-        path = resolve(s.model, self.settings.model_dir)
-        self.models["asr"] = WhisperTranscriber(
-            path, device=s.device, compute_type=s.compute_type, cpu_threads=s.threads, beam_size=s.beam_size,
-            hotwords=s.hotwords,
-        )
-        self.models["vad"] = SileroVadModel()
-        self.pools["asr"] = self._pool("asr", s.workers)
+        self.models["asr"], self.models["vad"] = load_asr(self.settings)
+        self.pools["asr"] = self._pool("asr", self.settings.asr.workers)
 
     def _load_llm(self) -> None:
         from dialogue.llm import load_language_model
@@ -233,10 +251,11 @@ class Services:
         return self.models["manager"]
 
     def new_recognizer(self, dialect: str) -> Any:
-        from asr.stream import EndpointOptions, StreamingAsr
+        from asr.stream import StreamingAsr
 
         return StreamingAsr(
-            self.models["asr"], self.models["vad"].stream, self.pools["asr"], EndpointOptions(), dialect=dialect
+            self.models["asr"], self.models["vad"].stream, self.pools["asr"], endpoint_options(self.settings),
+            dialect=dialect,
         )
 
     async def speak(self, text: str, fmt: AudioFormat) -> AsyncIterator[bytes]:

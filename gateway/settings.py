@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,7 +19,21 @@ class AsrSettings(BaseModel):
     threads: int = 2
     workers: int = 1  # concurrent recognitions
     beam_size: int = 5  # beam 1 is ~20% faster but 2.4-3.7 CER points worse
-    hotwords: str | None = None  # e.g. "宽带 光猫 套餐 流量": helped on scripted telecom phrases, hurt on real speech
+    # Words to bias recognition towards, e.g. "宽带 光猫 携号转网" (spaces or commas between words).
+    hotwords: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    endpoint_silence_s: float = 0.3  # pause that ends a turn that sounds finished
+    hold_silence_s: float = 1.0  # pause that ends one that does not ("我的号码是一三八…")
+    partial_interval_s: float = 0.6  # caller audio between two partial transcripts
+    dialects_file: Path | None = None  # a YAML file of dialects that extends the shipped registry
+
+    @field_validator("hotwords", mode="before")
+    @classmethod
+    def _split_words(cls, value: object) -> object:
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
+            return [word for word in re.split(r"[\s,，、;；]+", value) if word]
+        return value
 
 
 class LlmSettings(BaseModel):
@@ -41,6 +57,15 @@ class DialogueSettings(BaseModel):
     greeting: bool = True
 
 
+class CallSettings(BaseModel):
+    """Limits of one call on the socket (HOTLINE_CALLS__...)."""
+
+    idle_timeout_s: float = Field(default=30.0, gt=0)  # no audio at all for this long after `start`: the line is dead
+    max_duration_s: float = Field(default=1800.0, gt=0)  # a call is ended after this long, whatever it is doing
+    max_audio_lead_s: float = Field(default=10.0, gt=0)  # audio this far ahead of real time is read at real-time pace
+    audio_queue_frames: int = Field(default=256, ge=8)  # frames read but not yet recognized, before reading waits
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HOTLINE_", env_nested_delimiter="__", extra="ignore")
 
@@ -59,6 +84,7 @@ class Settings(BaseSettings):
     llm: LlmSettings = LlmSettings()
     tts: TtsSettings = TtsSettings()
     dialogue: DialogueSettings = DialogueSettings()
+    calls: CallSettings = CallSettings()
     max_calls: int = 8
     log_level: str = "info"
     # Who may come in. Without HOTLINE_ADMIN_TOKEN a first start makes an admin token and logs it once.

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -57,3 +59,69 @@ def migrated_engine(database_url: str) -> Iterator[Engine]:
         yield engine
     finally:
         engine.dispose()
+
+
+LIVE_ADMIN_TOKEN = "admin-token-of-the-call-tests-0123456789"
+
+
+@dataclass(frozen=True)
+class LiveHotline:
+    """The real app served on a local port, models loaded, as `hotline call` serves it."""
+
+    url: str  # ws://.../v1/calls
+    base: str  # http://...
+    settings: Any  # gateway.settings.Settings; tests may change its `calls` limits for a while
+    server: Any  # the uvicorn server; `server.config.app.state.services` is what the app holds
+    headers: dict[str, str]  # REST as the admin
+
+
+@pytest.fixture(scope="session")
+def live_hotline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveHotline]:
+    """One hotline for the whole session: loading the models is the slow part, so test files share it."""
+    from gateway.caller import start_in_process
+    from gateway.settings import Settings
+
+    data_dir = tmp_path_factory.mktemp("hotline-data")
+    model_dir = Path(os.environ.get("HOTLINE_TEST_MODEL_CACHE", "/tmp/mc"))
+    settings = Settings(data_dir=data_dir, model_dir=model_dir, llm={"model": "bundled:qwen2.5-0.5b"},
+                        admin_token=LIVE_ADMIN_TOKEN)
+    url, server = start_in_process(settings)
+    try:
+        yield LiveHotline(url, url.replace("ws://", "http://").removesuffix("/v1/calls"), settings, server,
+                          {"Authorization": f"Bearer {LIVE_ADMIN_TOKEN}"})
+    finally:
+        server.should_exit = True
+
+
+@pytest.fixture(scope="session")
+def say(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """Text -> a 16 kHz WAV of it in the project's own voice, with a quarter second of silence around it
+    (synthesized once per text per session)."""
+    import wave
+
+    import numpy as np
+
+    from core.audio import resample
+    from tts.loader import load_synthesizer
+
+    folder = tmp_path_factory.mktemp("voice")
+    made: dict[str, Path] = {}
+    synth: list[object] = []
+
+    def make(text: str) -> Path:
+        if text not in made:
+            if not synth:
+                synth.append(load_synthesizer("auto"))
+            voice = synth[0]
+            pcm = resample(voice.synthesize(text), voice.sample_rate, 16000)  # type: ignore[attr-defined]
+            padded = np.concatenate([np.zeros(4000, np.int16), pcm, np.zeros(4000, np.int16)])
+            path = folder / f"utt-{len(made)}.wav"
+            with wave.open(str(path), "wb") as out:
+                out.setnchannels(1)
+                out.setsampwidth(2)
+                out.setframerate(16000)
+                out.writeframes(padded.tobytes())
+            made[text] = path
+        return made[text]
+
+    return make

@@ -118,11 +118,12 @@ class DurationTranscriber:
         self.text = text
         self.gate = gate
         self.requests: list[float] = []
+        self.drafts: list[float] = []
 
-    def transcribe(self, pcm16k: np.ndarray, *, dialect: str = "auto") -> Transcript:
+    def transcribe(self, pcm16k: np.ndarray, *, dialect: str = "auto", draft: bool = False) -> Transcript:
         if self.gate is not None:
             self.gate.wait(timeout=30)
-        self.requests.append(len(pcm16k) / RATE)
+        (self.drafts if draft else self.requests).append(len(pcm16k) / RATE)
         return Transcript(self.text, "zh", "mandarin" if dialect == "auto" else dialect, 0.9)
 
 
@@ -300,7 +301,7 @@ async def test_partials_are_skipped_while_one_is_running(pool: InferencePool) ->
         gate.set()
 
     events = await collect(asr, call())
-    assert len(transcriber.requests) == 2  # one partial, then the final; the other 9 partials skipped
+    assert len(transcriber.drafts) == 1 and len(transcriber.requests) == 1  # the other 9 partials skipped
     assert onsets_and_finals(events) == [SpeechStarted, FinalTranscript]
 
 
@@ -319,11 +320,95 @@ async def test_stream_rejects_bad_input(pool: InferencePool) -> None:
         await collect(StreamingAsr(DurationTranscriber(), EnergyVad, pool), rate_change())
 
 
+async def test_a_pause_decoded_at_its_start_is_the_final(pool: InferencePool) -> None:
+    transcriber = DurationTranscriber(text="好的谢谢")
+    asr = StreamingAsr(transcriber, EnergyVad, pool, EndpointOptions(partial_interval_s=10.0))
+    events = await collect(asr, frames(np.concatenate([silence(0.5), tone(1.5), silence(1.5)]), RATE))
+    assert onsets_and_finals(events) == [SpeechStarted, FinalTranscript]
+    assert len(transcriber.requests) == 1  # the speculation was the final; nothing decoded again
+    final = events[-1]
+    assert isinstance(final, FinalTranscript) and final.ended_at == pytest.approx(2.0, abs=0.04)
+
+
+@pytest.mark.parametrize("text, finals", [("好的谢谢", 2), ("我的号码是一三八", 1)])
+async def test_a_short_pause_ends_a_finished_request_only(pool: InferencePool, text: str, finals: int) -> None:
+    options = EndpointOptions(endpoint_silence_s=0.3, hold_silence_s=1.0, partial_interval_s=10.0)
+    asr = StreamingAsr(DurationTranscriber(text=text), EnergyVad, pool, options)
+    audio = np.concatenate([silence(0.5), tone(1.0), silence(0.6), tone(1.0), silence(1.5)])
+    events = await collect(asr, frames(audio, RATE))
+    assert sum(isinstance(e, FinalTranscript) for e in events) == finals
+
+
+async def test_speech_after_a_speculation_is_never_dropped(pool: InferencePool) -> None:
+    transcriber = DurationTranscriber(text="因为")  # sounds unfinished: the pause is held
+    asr = StreamingAsr(transcriber, EnergyVad, pool, EndpointOptions(partial_interval_s=10.0, tail_s=0.2))
+    audio = np.concatenate([silence(0.5), tone(1.0), silence(0.5), tone(1.0), silence(1.5)])
+    events = await collect(asr, frames(audio, RATE))
+    assert onsets_and_finals(events) == [SpeechStarted, FinalTranscript]
+    assert any(isinstance(e, PartialTranscript) for e in events)  # the first speculation, shown as partial
+    # The final decoded both bursts, not what the first pause's speculation had.
+    assert transcriber.requests[-1] == pytest.approx(0.3 + 1.0 + 0.5 + 1.0 + 0.15, abs=0.07)
+
+
+def test_finals_carry_a_normalized_form_for_the_dialogue() -> None:
+    from asr.normalize import for_dialogue
+
+    assert for_dialogue("我嘅号码係幺三八零零幺二三四五六", "cantonese") == "我的号码是13800123456"
+    assert for_dialogue("这个月套餐一百二十九块", "mandarin") == "这个月套餐129块"
+    assert for_dialogue("屋头宽带用不了咋个办", "sichuanese") == "家宽带用不了怎么办"
+    assert for_dialogue("幺妹你好", "sichuanese") == "幺妹你好"  # 幺 outside a number is a word
+    assert for_dialogue("我毋欲", "minnan") == "我不要"
+
+
+async def test_final_event_has_verbatim_and_normalized_text(pool: InferencePool) -> None:
+    asr = StreamingAsr(DurationTranscriber(text="套餐一百二十九块"), EnergyVad, pool, EndpointOptions())
+    events = await collect(asr, frames(np.concatenate([silence(0.5), tone(1.0), silence(1.5)]), RATE))
+    final = events[-1]
+    assert isinstance(final, FinalTranscript)
+    assert (final.text, final.normalized) == ("套餐一百二十九块", "套餐129块")
+
+
+def test_end_of_turn_judgement() -> None:
+    from asr.turns import sounds_complete
+
+    for finished in ("好的谢谢", "我家宽带上不了网", "是", "对", "我的号码是13800123456", ""):
+        assert sounds_complete(finished), finished
+    for going_on in ("我的号码是", "我的号码是一三八零零", "因为", "我想问一下那个", "我住在"):
+        assert not sounds_complete(going_on), going_on
+
+
+async def test_finals_go_ahead_of_partials_in_the_pool() -> None:
+    pool = InferencePool("order", workers=1)
+    gate, order = threading.Event(), []
+
+    def job(name: str) -> str:
+        if name == "blocker":
+            gate.wait(timeout=30)
+        order.append(name)
+        return name
+
+    try:
+        blocker = asyncio.ensure_future(pool.run(job, "blocker"))
+        await asyncio.sleep(0.05)
+        partials = [asyncio.ensure_future(pool.run(job, f"partial{i}", priority=0)) for i in range(3)]
+        final = asyncio.ensure_future(pool.run(job, "final", priority=10))
+        dropped = asyncio.ensure_future(pool.run(job, "dropped", priority=0))
+        await asyncio.sleep(0.05)
+        dropped.cancel()
+        gate.set()
+        await asyncio.gather(blocker, final, *partials)
+        assert order == ["blocker", "final", "partial0", "partial1", "partial2"]  # "dropped" never ran
+    finally:
+        pool.close()
+
+
 def test_endpoint_options_are_checked() -> None:
     with pytest.raises(ValueError, match="threshold"):
         EndpointOptions(start_threshold=0.3, end_threshold=0.5)
     with pytest.raises(ValueError, match="endpoint_silence_s"):
         EndpointOptions(endpoint_silence_s=0)
+    with pytest.raises(ValueError, match="hold_silence_s"):
+        EndpointOptions(endpoint_silence_s=0.5, hold_silence_s=0.3)
 
 
 # ---- the real models -------------------------------------------------------------------------------
@@ -345,6 +430,52 @@ def test_whisper_gives_nothing_on_silence_and_noise(whisper) -> None:  # type: i
     for audio in (silence(2.0), noise):
         transcript = whisper.transcribe(audio, dialect="mandarin")
         assert transcript.text == "" and transcript.confidence == 0.0
+
+
+def music_like(seconds: float, rate: int = RATE) -> np.ndarray:
+    """Chords of harmonic notes, a new one every 0.4 s, with a decaying envelope and a beat."""
+    rng = np.random.default_rng(11)
+    t = np.arange(round(0.4 * rate)) / rate
+    notes = []
+    for _ in range(round(seconds / 0.4)):
+        chord = 220.0 * 2 ** (rng.choice([0, 3, 4, 7, 9, 12], size=3) / 12)
+        note = sum(np.sin(2 * np.pi * f * k * t) / k for f in chord for k in (1, 2, 3))
+        notes.append(note * np.exp(-4 * t))
+    signal = np.concatenate(notes)
+    return (signal / np.abs(signal).max() * 12000).astype(np.int16)
+
+
+@pytest.mark.slow
+async def test_no_transcript_from_non_speech(
+    whisper, vad_model: SileroVadModel, pool: InferencePool  # type: ignore[no-untyped-def]
+) -> None:
+    rng = np.random.default_rng(5)
+    t = np.arange(3 * RATE) / RATE
+    sounds = {
+        "silence": silence(3.0),
+        "white noise": (rng.standard_normal(3 * RATE) * 3000).astype(np.int16),
+        "tones": (np.sin(2 * np.pi * (440 + 200 * np.floor(t * 2)) * t) * 10000).astype(np.int16),
+        "music": music_like(3.0),
+    }
+    for name, audio in sounds.items():
+        asr = StreamingAsr(whisper, vad_model.stream, pool, EndpointOptions(), dialect="mandarin")
+        events = await collect(asr, frames(np.concatenate([audio, silence(1.5)]), RATE))
+        assert not [e for e in events if isinstance(e, FinalTranscript | PartialTranscript)], (name, events)
+        # Whisper alone, without the VAD in front, writes nothing either.
+        assert whisper.transcribe(audio, dialect="mandarin").text == "", name
+
+
+@pytest.mark.slow
+def test_hotwords_are_words(whisper) -> None:  # type: ignore[no-untyped-def]
+    from asr.whisper import WhisperTranscriber
+    from core.bundled import resolve
+
+    with pytest.raises(ValueError, match="list of words"):
+        WhisperTranscriber(resolve("bundled:whisper-base", MODEL_CACHE), hotwords="宽带 光猫")  # type: ignore[arg-type]
+    biased = WhisperTranscriber(resolve("bundled:whisper-base", MODEL_CACHE), compute_type="int8",
+                                hotwords=["宽带", "光猫"])
+    assert biased.hotwords == ("宽带", "光猫")
+    assert biased.transcribe(silence(2.0), dialect="mandarin").text == ""  # the prompt is not a transcript
 
 
 def whole_call(speech: dict[str, np.ndarray]) -> tuple[np.ndarray, list[float]]:
@@ -381,3 +512,112 @@ async def test_streaming_recognition_of_a_call(
         assert final.started_at == onset.at < final.ended_at
         assert cer(sentence, final.text) < 0.35, final
         assert final.dialect == "mandarin"
+
+
+# ---- evaluation --------------------------------------------------------------------------------------
+
+
+def test_cer_without_numerals_ignores_how_numbers_are_written() -> None:
+    from asr.evaluate import cer_without_numerals
+
+    assert cer_without_numerals("价位是四千九百八", "价位是4980").rate == 0.0
+    assert cer_without_numerals("八天七晚就够了", "8天7晚就够了").rate == 0.0
+    assert cer_without_numerals("八天七晚就够了", "八天七碗就够了").errors == 1
+
+
+def test_manifest_errors_are_clear(tmp_path: Path) -> None:
+    from asr.evaluate import ManifestError, read_manifest
+
+    with pytest.raises(ManifestError, match="not found"):
+        read_manifest(tmp_path / "missing.jsonl")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"audio": "a.wav", "text": "好"}\n{"audio": "b.wav"}\n', encoding="utf-8")
+    with pytest.raises(ManifestError, match=r"bad.jsonl:2"):
+        read_manifest(bad)
+    good = tmp_path / "good.jsonl"
+    good.write_text('{"audio": "a.wav", "text": "好", "lang": "zh"}\n{"audio": "/x/b.wav", "text": "行"}\n')
+    clips = read_manifest(good)
+    assert [c.path for c in clips] == [tmp_path / "a.wav", Path("/x/b.wav")]
+    assert [c.lang for c in clips] == ["zh", "zh"]
+
+
+def write_wav(path: Path, pcm: np.ndarray, rate: int = RATE) -> None:
+    import wave
+
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(pcm.astype("<i2").tobytes())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("codec, rate", [("pcm16", "16000"), ("mulaw", "8000")])
+def test_hotline_eval_asr_prints_a_summary_and_predictions(
+    codec: str, rate: str, tmp_path: Path, speech: dict[str, np.ndarray], capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import json
+
+    from gateway.cli import main
+
+    sentence = SENTENCES[1]
+    write_wav(tmp_path / "turn.wav", np.concatenate([silence(0.5), speech[sentence], silence(0.3)]))
+    write_wav(tmp_path / "quiet.wav", silence(1.0))
+    manifest = tmp_path / "manifest.jsonl"
+    manifest.write_text(
+        json.dumps({"audio": "turn.wav", "text": sentence, "lang": "zh"}, ensure_ascii=False) + "\n"
+        + json.dumps({"audio": str(tmp_path / "quiet.wav"), "text": "", "lang": "zh"}) + "\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("HOTLINE_MODEL_DIR", str(MODEL_CACHE))
+    out = tmp_path / "pred.jsonl"
+    code = main(["eval", "asr", "--manifest", str(manifest), "--codec", codec, "--rate", rate, "--fast",
+                 "--out", str(out)])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["n"] == 2 and summary["cer"] < 0.3 and summary["cer_by_lang"]["zh"] == summary["cer"]
+    assert summary["rtf"] > 0 and summary["final_latency_ms"]["p50"] is not None
+    assert summary["files_without_final"] == 1  # the silent file
+    predictions = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [p["audio"] for p in predictions] == ["turn.wav", str(tmp_path / "quiet.wav")]
+    assert predictions[0]["ref"] == sentence and predictions[1]["hyp"] == ""
+
+
+def test_hotline_eval_asr_refuses_a_bad_manifest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from gateway.cli import main
+
+    assert main(["eval", "asr", "--manifest", str(tmp_path / "none.jsonl")]) == 2
+    assert "manifest not found" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_dialect_file_adds_dialects_with_their_own_model_and_lexicon(  # type: ignore[no-untyped-def]
+    whisper, tmp_path: Path, speech: dict[str, np.ndarray]
+) -> None:
+    from asr.base import AsrError
+    from asr.dialects import to_mandarin, use_registry_file
+    from core.bundled import resolve
+
+    registry_file = tmp_path / "dialects.yaml"
+    registry_file.write_text(
+        "dialects:\n"
+        "  - name: teochew\n    codes: [chaozhou]\n    language: zh\n"
+        f"    model: {tmp_path / 'missing-model'}\n    lexicon: {{毋知: 不知道}}\n"
+        "  - name: hotline-mandarin\n    language: zh\n"
+        f"    model: {resolve('bundled:whisper-base', MODEL_CACHE)}\n    beam_size: 1\n",
+        encoding="utf-8",
+    )
+    use_registry_file(registry_file)
+    try:
+        assert route_dialect("chaozhou").dialect == "teochew"
+        assert to_mandarin("我毋知", "teochew") == "我不知道"
+        sentence = SENTENCES[1]
+        with pytest.raises(AsrError, match="missing-model"):
+            whisper.transcribe(speech[sentence], dialect="teochew")
+        transcript = whisper.transcribe(speech[sentence], dialect="hotline-mandarin")
+        assert transcript.dialect == "hotline-mandarin" and cer(sentence, transcript.text) < 0.3
+    finally:
+        use_registry_file(None)
+    with pytest.raises(UnsupportedDialect):
+        route_dialect("teochew")

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 import wave
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +16,8 @@ import pytest
 import websockets
 
 from asr.cer import cer
-from core.audio import Codec, decode, encode, resample
-from gateway.caller import Caller, CallOptions, start_in_process
-from gateway.settings import Settings
+from core.audio import Codec, decode, encode
+from gateway.caller import Caller, CallOptions
 
 pytestmark = pytest.mark.slow
 
@@ -36,45 +34,21 @@ OPENER = "你好，我想问一下。"
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
+def served(live_hotline) -> tuple[str, Any]:
     """(ws call URL, uvicorn server) of the hotline, served the way `hotline call` serves it."""
-    data_dir = tmp_path_factory.mktemp("hotline-data")
-    model_dir = Path(os.environ.get("HOTLINE_TEST_MODEL_CACHE", "/tmp/mc"))
-    settings = Settings(data_dir=data_dir, model_dir=model_dir, llm={"model": "bundled:qwen2.5-0.5b"},
-                        admin_token=ADMIN_TOKEN)
-    url, server = start_in_process(settings)
-    try:
-        yield url, server
-    finally:
-        server.should_exit = True
+    return live_hotline.url, live_hotline.server
 
 
 @pytest.fixture(scope="module")
-def hotline(served: tuple[str, Any]) -> tuple[str, str]:
+def hotline(live_hotline) -> tuple[str, str]:
     """(ws call URL, http base URL) of the hotline."""
-    url, _ = served
-    return url, url.replace("ws://", "http://").removesuffix("/v1/calls")
+    return live_hotline.url, live_hotline.base
 
 
 @pytest.fixture(scope="module")
-def voice(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def voice(say) -> dict[str, Path]:
     """Caller utterances synthesized once with the project's own TTS, as 16 kHz WAV files."""
-    from tts.loader import load_synthesizer
-
-    synth = load_synthesizer("auto")
-    folder = tmp_path_factory.mktemp("voice")
-    files = {}
-    for index, text in enumerate((QUESTION, *FAULT_TURNS, HUMAN, OPENER)):
-        pcm = resample(synth.synthesize(text), synth.sample_rate, 16000)
-        padded = np.concatenate([np.zeros(4000, np.int16), pcm, np.zeros(4000, np.int16)])
-        path = folder / f"utt-{index}.wav"
-        with wave.open(str(path), "wb") as out:
-            out.setnchannels(1)
-            out.setsampwidth(2)
-            out.setframerate(16000)
-            out.writeframes(padded.tobytes())
-        files[text] = path
-    return files
+    return {text: say(text) for text in (QUESTION, *FAULT_TURNS, HUMAN, OPENER)}
 
 
 def _call(url: str, files: list[Path], codec: str, rate: int, tmp_path: Path) -> Caller:
@@ -90,6 +64,7 @@ def test_consultation_is_answered_from_the_kb_with_citation(hotline, voice, tmp_
     finals = trace.of_type("final")
     assert finals, trace.events
     assert cer(QUESTION, finals[0]["text"]) < 0.3, finals[0]["text"]
+    assert finals[0]["normalized"] and finals[0]["dialect"]  # the dialogue's form rides beside the verbatim text
     replies = [e for e in trace.of_type("reply") if e["turn"] > 1]
     assert replies and any(e["citations"] for e in replies), trace.events
     cited = {doc for e in replies for doc in e["citations"]}

@@ -194,23 +194,44 @@ def add_turn(
     now: datetime,
     dialect: str | None = None,
     interrupted: bool = False,
+    seq: int | None = None,
 ) -> CallTurnPublic:
-    """Append a turn (already-masked text) to a call; turns are numbered 1, 2, 3... per call."""
+    """Append a turn (already-masked text) to a call; turns are numbered 1, 2, 3... per call.
+
+    With `seq` (the writer numbers its own turns) the write is idempotent: a turn already stored
+    under that number is returned as it is, so a write retried after a lost commit adds nothing.
+    """
     _require_aware(now)
     speaker = _coerce_enum(Speaker, speaker, "speaker")
     text = _require_text(text, "text", max_length=20_000, allow_empty=True)
     dialect = _optional_text(dialect, "dialect", max_length=32)
+    if seq is not None and (not isinstance(seq, int) or seq < 1):
+        raise InvalidInputError(f"seq must be a positive integer, got {seq!r}")
     with _transaction(session):
-        # The increment is the transaction's first statement: it takes the row's write lock at once.
-        seq = session.execute(
-            update(CallRecord)
-            .where(CallRecord.id == call_id)
-            .values(turn_count=CallRecord.turn_count + 1)
-            .returning(CallRecord.turn_count)
-            .execution_options(synchronize_session=False)
-        ).scalar_one_or_none()
         if seq is None:
-            raise CallNotFound(call_id)
+            # The increment is the transaction's first statement: it takes the row's write lock at once.
+            seq = session.execute(
+                update(CallRecord)
+                .where(CallRecord.id == call_id)
+                .values(turn_count=CallRecord.turn_count + 1)
+                .returning(CallRecord.turn_count)
+                .execution_options(synchronize_session=False)
+            ).scalar_one_or_none()
+            if seq is None:
+                raise CallNotFound(call_id)
+        else:
+            stored = session.scalar(select(CallTurn).where(CallTurn.call_id == call_id, CallTurn.seq == seq))
+            if stored is not None:
+                return CallTurnPublic.model_validate(stored)
+            result = session.execute(
+                update(CallRecord)
+                .where(CallRecord.id == call_id)
+                .values(turn_count=func.max(CallRecord.turn_count, seq) if _is_sqlite(session)
+                        else func.greatest(CallRecord.turn_count, seq))
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                raise CallNotFound(call_id)
         turn = CallTurn(
             call_id=call_id,
             seq=seq,
@@ -224,6 +245,10 @@ def add_turn(
         session.flush()
         public = CallTurnPublic.model_validate(turn)
     return public
+
+
+def _is_sqlite(session: Session) -> bool:
+    return session.get_bind().dialect.name == "sqlite"
 
 
 def end_call(session: Session, *, call_id: str, outcome: str, now: datetime) -> CallSummaryPublic:
@@ -240,6 +265,13 @@ def end_call(session: Session, *, call_id: str, outcome: str, now: datetime) -> 
         if result.rowcount != 1:  # type: ignore[attr-defined]
             _require_call_exists(session, call_id)
             raise CallAlreadyEnded(call_id)
+        # Nobody is waiting on the line any more: its escalations leave the agents' queue.
+        session.execute(
+            update(Escalation)
+            .where(Escalation.call_id == call_id, Escalation.status == EscalationStatus.WAITING)
+            .values(status=EscalationStatus.CLOSED, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
         record = session.get(CallRecord, call_id, populate_existing=True)
         assert record is not None
         public = CallSummaryPublic.model_validate(record)
@@ -333,9 +365,18 @@ def open_ticket(
     summary: str,
     now: datetime,
     sla: SlaPolicy = DEFAULT_SLA,
+    request_key: str | None = None,
 ) -> TicketPublic:
-    """Open a ticket and its `created` event in one transaction; the number is unique across gateways."""
+    """Open a ticket and its `created` event in one transaction; the number is unique across gateways.
+
+    With `request_key` (made by the writer, unique per request, needs `call_id`) the write is
+    idempotent: a ticket this call already opened under that key is returned instead of a second one.
+    """
     _require_aware(now)
+    if request_key is not None:
+        request_key = _require_text(request_key, "request_key", max_length=64)
+        if call_id is None:
+            raise InvalidInputError("a ticket opened with a request_key must belong to a call")
     category = _coerce_enum(TicketCategory, category, "ticket category")
     slots = _clean_slots(slots)
     summary = _require_text(summary, "summary", max_length=4000, allow_empty=True).strip()
@@ -343,9 +384,15 @@ def open_ticket(
     address = _optional_text(slots.get("address"), "slot 'address'", max_length=255)
     local_day = now.astimezone(TICKET_NUMBER_TZ).strftime("%y%m%d")
     with _transaction(session):
+        if call_id is not None and request_key is not None:
+            if (existing := _ticket_by_request_key(session, call_id, request_key)) is not None:
+                return TicketPublic.model_validate(existing)
         number = format_ticket_number(local_day, _next_ticket_seq(session, local_day))
         if call_id is not None:
             _require_call_exists(session, call_id)
+        detail = {"number": number, "category": category.value}
+        if request_key is not None:
+            detail["request_key"] = request_key
         ticket = Ticket(
             number=number,
             category=category,
@@ -358,15 +405,29 @@ def open_ticket(
             created_at=now,
             due_at=sla.due_at(category, now),
         )
-        ticket.events.append(
-            TicketEvent(
-                kind=TicketEventKind.CREATED, at=now, detail={"number": number, "category": category.value}
-            )
-        )
+        ticket.events.append(TicketEvent(kind=TicketEventKind.CREATED, at=now, detail=detail))
         session.add(ticket)
         session.flush()
         public = TicketPublic.model_validate(ticket)
     return public
+
+
+def _ticket_by_request_key(session: Session, call_id: str, request_key: str) -> Ticket | None:
+    """The call's ticket whose `created` event carries `request_key` (a call opens few tickets)."""
+    tickets = session.scalars(
+        select(Ticket).where(Ticket.call_id == call_id).options(selectinload(Ticket.events))
+    )
+    for ticket in tickets:
+        created = next((e for e in ticket.events if e.kind == TicketEventKind.CREATED), None)
+        if created is not None and created.detail.get("request_key") == request_key:
+            return ticket
+    return None
+
+
+def get_ticket_by_request_key(session: Session, *, call_id: str, request_key: str) -> TicketPublic:
+    if (ticket := _ticket_by_request_key(session, call_id, request_key)) is None:
+        raise TicketNotFound(request_key)
+    return TicketPublic.model_validate(ticket)
 
 
 def get_ticket(session: Session, *, ticket_id: int) -> TicketPublic:
@@ -514,12 +575,26 @@ def raise_escalation(
     reason: str,
     now: datetime,
     context: Mapping[str, Any] | None = None,
+    request_key: str | None = None,
 ) -> EscalationPublic:
-    """Queue a call for a human agent; `context` (JSON-able) is what the agent sees first."""
+    """Queue a call for a human agent; `context` (JSON-able) is what the agent sees first.
+
+    With `request_key` (needs `call_id`) the write is idempotent, as for `open_ticket`; the key is
+    kept in the context.
+    """
     _require_aware(now)
     reason = _require_text(reason, "reason", max_length=4000).strip()
     context_dict = dict(context or {})
+    if request_key is not None:
+        context_dict["request_key"] = _require_text(request_key, "request_key", max_length=64)
+        if call_id is None:
+            raise InvalidInputError("an escalation raised with a request_key must belong to a call")
     with _transaction(session):
+        if call_id is not None and request_key is not None:
+            existing = session.scalars(select(Escalation).where(Escalation.call_id == call_id))
+            for escalation in existing:
+                if escalation.context.get("request_key") == request_key:
+                    return EscalationPublic.model_validate(escalation)
         if call_id is not None:
             _require_call_exists(session, call_id)
         escalation = Escalation(
