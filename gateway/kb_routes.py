@@ -15,6 +15,7 @@ from fastapi import (
     File,
     Form,
     HTTPException,
+    Path,
     Query,
     Request,
     Response,
@@ -32,6 +33,7 @@ from kb.markdown import MarkdownDocumentError
 from kb.schemas import (
     CATEGORY_PATTERN,
     DOCUMENT_ID_PATTERN,
+    MAX_VERSION,
     DocumentCreate,
     DocumentUpdate,
     ImportReport,
@@ -139,7 +141,7 @@ def list_documents(
     category: Annotated[str | None, Query(pattern=CATEGORY_PATTERN)] = None,
     status: Literal["draft", "published", "deleted"] | None = None,
     text: Annotated[str | None, Query(min_length=1, max_length=200, description="in the id, title or body")] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_VERSION)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> KbDocumentsPage:
     items, total = store.list_documents(session, category=category, status=status, text=text, offset=offset,
@@ -160,7 +162,7 @@ def update_document(who: AdminDep, doc_id: str, change: DocumentUpdate, admin: K
 @router.delete("/documents/{doc_id}", status_code=204, response_class=Response, responses={**_STALE, **_MISSING})
 def delete_document(
     who: AdminDep, doc_id: str, admin: KbAdminDep,
-    version: Annotated[int | None, Query(ge=1, description="refuse if the document is no longer at it")] = None,
+    version: Annotated[int | None, Query(ge=1, le=MAX_VERSION, description="refuse if the document is no longer at it")] = None,
 ) -> Response:
     admin.delete(doc_id, actor=who.name, expected_version=version)
     return Response(status_code=204)
@@ -175,14 +177,14 @@ def list_versions(who: AgentDep, doc_id: str, session: SessionDep) -> list[KbVer
 
 
 @router.get("/documents/{doc_id}/versions/{version}", response_model=KbVersionPublic, responses=_MISSING)
-def get_version(who: AgentDep, doc_id: str, version: int, session: SessionDep) -> KbVersionPublic:
+def get_version(who: AgentDep, doc_id: str, version: Annotated[int, Path(ge=1, le=MAX_VERSION)], session: SessionDep) -> KbVersionPublic:
     return store.get_version(session, doc_id=doc_id, version=version)
 
 
 @router.get("/documents/{doc_id}/diff", response_model=KbDiff, responses=_MISSING)
 def diff_versions(
     who: AgentDep, doc_id: str, session: SessionDep,
-    from_version: Annotated[int, Query(alias="from", ge=1)], to_version: Annotated[int, Query(alias="to", ge=1)],
+    from_version: Annotated[int, Query(alias="from", ge=1, le=MAX_VERSION)], to_version: Annotated[int, Query(alias="to", ge=1, le=MAX_VERSION)],
 ) -> KbDiff:
     return store.diff_versions(session, doc_id=doc_id, from_version=from_version, to_version=to_version)
 
@@ -198,7 +200,7 @@ def audit(
     who: AgentDep, session: SessionDep,
     doc_id: Annotated[str | None, Query(pattern=DOCUMENT_ID_PATTERN)] = None,
     actor: Annotated[str | None, Query(max_length=64)] = None,
-    offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0, le=MAX_VERSION)] = 0, limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[KbVersionPublic]:
     """Every change, newest first: who made which version of which document, when, from which version."""
     return store.audit_log(session, doc_id=doc_id, actor=actor, offset=offset, limit=limit)
