@@ -14,8 +14,8 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from core.clock import Clock
-from gateway import auth, calls, page, preload, rest
-from gateway.services import MODEL_PARTS, ModelsFailed, Services
+from gateway import auth, calls, kb_routes, page, preload, rest
+from gateway.services import ModelsFailed, Services
 from gateway.settings import Settings
 
 log = logging.getLogger("hotline")
@@ -23,10 +23,11 @@ JOURNAL_DRAIN_S = 10.0
 
 
 def create_app(
-    settings: Settings | None = None, *, clock: Clock | None = None, models: tuple[str, ...] = MODEL_PARTS
+    settings: Settings | None = None, *, clock: Clock | None = None, models: tuple[str, ...] | None = None
 ) -> FastAPI:
-    """`models` names the models to load; tests of the REST API alone leave them all out."""
+    """`models` names the models to load (default: HOTLINE_MODELS); tests of the REST API alone leave them all out."""
     settings = settings or Settings()
+    models = tuple(settings.models) if models is None else models
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -53,6 +54,7 @@ def create_app(
     app.add_exception_handler(InterfaceError, _store_unavailable)
     app.add_exception_handler(PoolTimeoutError, _store_unavailable)
     app.include_router(rest.router)
+    kb_routes.install(app)
     app.include_router(calls.router)
     app.include_router(page.router)
     app.mount("/static", page.static_files(), name="static")

@@ -105,6 +105,16 @@ def main(argv: list[str] | None = None) -> int:
     kb_search.add_argument("query")
     kb_search.add_argument("-k", type=int, default=3, choices=range(1, 21), metavar="1..20")
 
+    live_bench = benches.add_parser(
+        "kb-live", help="time from a KB write to its first search answer, on the gateway written to and another")
+    live_bench.add_argument("--database-url", help="the store both gateways share (default: a new SQLite file); "
+                                                   "bench documents are deleted afterwards")
+    live_bench.add_argument("--rounds", type=int, default=10, help="documents created and updated")
+    live_bench.add_argument("--refresh-s", type=float, default=Settings.model_fields["kb_refresh_s"].default,
+                            help="HOTLINE_KB_REFRESH_S of both gateways")
+    live_bench.add_argument("--import-docs", type=int, default=0,
+                            help="also time searches while importing this many documents (0: do not)")
+
     args = parser.parse_args(argv)
     settings = Settings()
     configure_logging(settings.log_level)
@@ -123,6 +133,13 @@ def main(argv: list[str] | None = None) -> int:
         return kb_command(args, settings)
     if args.command in ("token", "agent"):
         return manage_accounts(args, settings)
+    if args.command == "bench" and args.target == "kb-live":
+        from gateway.kb_live_bench import run as bench_kb_live
+
+        summary = bench_kb_live(database_url=args.database_url, rounds=args.rounds, refresh_s=args.refresh_s,
+                                import_documents=args.import_docs)
+        print(json.dumps(summary, ensure_ascii=False))
+        return 0
     if args.command == "bench" and args.target == "kb":
         from kb.embedder import E5Embedder
         from kb.evaluate import benchmark

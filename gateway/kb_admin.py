@@ -90,19 +90,22 @@ class KbAdmin:
         return self._write_version(doc, expected_version=change.version, actor=actor, action="update")
 
     def rollback(self, doc_id: str, request: Rollback, *, actor: str) -> KbDocumentPublic:
+        """The content of version `to_version` as the next version; a deleted document comes back."""
         with self.sessions() as session:
-            current = store.get_document(session, doc_id=doc_id)
+            current = store.list_versions(session, doc_id=doc_id)[-1].version
             doc = store.version_as_document(session, doc_id=doc_id, version=request.to_version)
-        expected = request.version or current.version
-        if current.version != expected:
-            raise store.StaleVersion(doc_id, expected, current.version)
-        return self._write_version(doc, expected_version=expected, actor=actor, action="rollback")
+        expected = request.version or current
+        if current != expected:
+            raise store.StaleVersion(doc_id, expected, current)
+        return self._write_version(doc, expected_version=expected, actor=actor, action="rollback", revive=True)
 
-    def _write_version(self, doc: DocumentIn, *, expected_version: int, actor: str, action: str) -> KbDocumentPublic:
+    def _write_version(
+        self, doc: DocumentIn, *, expected_version: int, actor: str, action: str, revive: bool = False
+    ) -> KbDocumentPublic:
         prepared = store.prepare(doc, self.embedder)
         with self.sessions() as session:
             written = store.update_document(session, prepared=prepared, expected_version=expected_version,
-                                            now=self.clock.now(), actor=actor, action=action)
+                                            now=self.clock.now(), actor=actor, action=action, revive=revive)
         self.refresh()
         return written
 

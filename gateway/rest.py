@@ -1,4 +1,4 @@
-"""REST: health, tickets, escalations, call records, the knowledge base and accounts. Routes stay thin.
+"""REST: health, tickets, escalations, call records and accounts (the knowledge base: `gateway.kb_routes`). Routes stay thin.
 
 Every route states who may call it: `AgentDep` (an agent or an admin) or `AdminDep`; only the
 probes (/healthz, /readyz, /metrics) are open.
@@ -19,8 +19,6 @@ from gateway.accounts import AccountCreate, AccountCreated, AccountPublic
 from gateway.auth import AdminDep, AgentDep
 from gateway.metrics import CONTENT_TYPE_LATEST
 from gateway.services import Services
-from kb import store as kb_store
-from kb.schemas import KbDocumentPublic
 from ticketing import store
 from ticketing.errors import ConcurrentUpdateError, InvalidInputError, NotFoundError
 from ticketing.schemas import (
@@ -132,28 +130,6 @@ def get_call(who: AgentDep, call_id: Annotated[str, Path(pattern=CALL_ID_PATTERN
     except NotFoundError as exc:
         raise _not_found(exc) from None
 
-
-@router.get("/v1/kb/documents", response_model=list[KbDocumentPublic])
-def list_documents(who: AgentDep, session: SessionDep) -> list[KbDocumentPublic]:
-    return kb_store.list_documents(session)[0]
-
-
-@router.get("/v1/kb/documents/{doc_id}", response_model=KbDocumentPublic)
-def get_document(who: AgentDep, doc_id: str, session: SessionDep) -> KbDocumentPublic:
-    try:
-        return kb_store.get_document(session, doc_id=doc_id)
-    except kb_store.DocumentNotFound as exc:
-        raise HTTPException(status_code=404, detail=str(exc)) from None
-
-
-@router.get("/v1/kb/search")
-def search(who: AgentDep, q: Annotated[str, Query(min_length=1, max_length=500)], services: ServicesDep,
-           k: Annotated[int, Query(ge=1, le=20)] = 3) -> list[dict[str, object]]:
-    retriever = services.models.get("retriever")
-    if not services.ready or retriever is None:
-        raise HTTPException(status_code=503, detail="the knowledge-base search is not loaded")
-    passages = retriever.search(q, k)
-    return [{"doc_id": p.doc_id, "title": p.title, "text": p.text, "score": round(p.score, 4)} for p in passages]
 
 
 # ---------------------------------------------------------------- accounts (admins only)

@@ -92,12 +92,27 @@ class Settings(BaseSettings):
     call_token: SecretStr | None = None  # when set, callers must bring it (?token= or Authorization: Bearer)
     # web pages (scheme://host[:port]) allowed to open the call socket, comma-separated; empty: any
     call_origins: Annotated[list[str], NoDecode] = []
+    # The models `hotline serve` loads, comma-separated: all four answer calls; "kb" alone serves the
+    # REST API with the knowledge base (an admin gateway, or a test of two gateways that needs no audio).
+    models: Annotated[list[str], NoDecode] = ["asr", "llm", "tts", "kb"]
 
     @field_validator("call_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _split_models(cls, value: Any) -> Any:
+        return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
+
+    @field_validator("models", mode="after")
+    @classmethod
+    def _known_models(cls, value: list[str]) -> list[str]:
+        if unknown := sorted(set(value) - {"asr", "llm", "tts", "kb"}):
+            raise ValueError(f"unknown model part(s) {unknown}: choose from asr, llm, tts, kb")
         return value
 
     @field_validator("admin_token", "call_token", mode="before")

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 DOCUMENT_ID_PATTERN: Final[str] = r"^[a-z0-9][a-z0-9-]{0,63}$"
 CATEGORY_PATTERN: Final[str] = r"^[a-z][a-z0-9-]{0,39}$"
 MAX_BODY_CHARS: Final[int] = 100_000
+MAX_VERSION: Final[int] = 2_147_483_647  # a version past a 32-bit integer is no version: 422, not an overflow
 
 Status = Literal["draft", "published"]
 
@@ -56,7 +57,7 @@ class DocumentUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    version: int = Field(ge=1, description="the version this change was made from")
+    version: int = Field(ge=1, le=MAX_VERSION, description="the version this change was made from")
     title: str | None = Field(default=None, min_length=1, max_length=200)
     category: str | None = Field(default=None, pattern=CATEGORY_PATTERN)
     content: str | None = Field(default=None, min_length=1, max_length=MAX_BODY_CHARS)
@@ -69,8 +70,8 @@ class DocumentUpdate(BaseModel):
 class Rollback(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    to_version: int = Field(ge=1)
-    version: int | None = Field(default=None, ge=1, description="the current version, to refuse a stale rollback")
+    to_version: int = Field(ge=1, le=MAX_VERSION)
+    version: int | None = Field(default=None, ge=1, le=MAX_VERSION, description="the current version, to refuse a stale rollback")
 
 
 class KbDocumentPublic(BaseModel):

@@ -208,12 +208,13 @@ def create_document(session: Session, *, prepared: PreparedDocument, now: dt.dat
 
 def update_document(
     session: Session, *, prepared: PreparedDocument, expected_version: int, now: dt.datetime, actor: str,
-    action: str = "update",
+    action: str = "update", revive: bool = False,
 ) -> KbDocumentPublic:
-    """The document's next version; StaleVersion if it was read at another version than its current one."""
+    """The document's next version; StaleVersion if it was read at another version than its current one.
+    A deleted document can only be written again with `revive` (a rollback to a version before its deletion)."""
     with _transaction(session):
         row = _locked(session, prepared.doc.id)
-        if row is None or row.status == "deleted":
+        if row is None or (row.status == "deleted" and not revive):
             raise DocumentNotFound(prepared.doc.id, deleted=row is not None)
         row, _ = _put(session, prepared, action=action, now=now, actor=actor, expected_version=expected_version)
     return _public(session, row)

@@ -68,7 +68,8 @@ def test_consultation_is_answered_from_the_kb_with_citation(hotline, voice, tmp_
     replies = [e for e in trace.of_type("reply") if e["turn"] > 1]
     assert replies and any(e["citations"] for e in replies), trace.events
     cited = {doc for e in replies for doc in e["citations"]}
-    documents = {d["id"] for d in httpx.get(f"{base}/v1/kb/documents", headers=AS_ADMIN).json()}
+    listed = httpx.get(f"{base}/v1/kb/documents", params={"limit": 500}, headers=AS_ADMIN).json()
+    documents = {d["id"] for d in listed["items"]}
     assert cited <= documents
     answer_audio = trace.audio[replies[0]["turn"]]
     assert len(answer_audio) % 2 == 0 and len(answer_audio) > 16000  # pcm16: over half a second
