@@ -203,8 +203,9 @@ def serve(settings: Settings) -> int:
         logging.getLogger("hotline").warning(
             "serving on %s without HOTLINE_CALL_TOKEN: anyone who reaches the port can call", settings.host)
 
-    print(f"hotline: call ws://{settings.host}:{settings.port}/v1/calls  "
-          f"(REST and docs at http://{settings.host}:{settings.port}/docs; ready when /readyz says so)", flush=True)
+    base = f"{settings.host}:{settings.port}"
+    print(f"hotline: call ws://{base}/v1/calls, or from a browser at http://{base}/  "
+          f"(REST and docs at http://{base}/docs; ready when /readyz says so)", flush=True)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
                 ws_max_size=1 << 20, log_config=None)
     return 0

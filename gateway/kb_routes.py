@@ -5,7 +5,6 @@ work is in `gateway.kb_admin` and `kb.store`; every refusal leaves the knowledge
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 from fastapi import (
@@ -23,11 +22,10 @@ from fastapi import (
 )
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy.orm import Session
 
 from gateway.auth import AdminDep, AgentDep
 from gateway.kb_admin import KbAdmin
-from gateway.services import Services
+from gateway.rest import ServicesDep, SessionDep
 from kb import store
 from kb.markdown import MarkdownDocumentError
 from kb.schemas import (
@@ -60,21 +58,6 @@ class FolderImport(BaseModel):
     path: str = Field(min_length=1, max_length=500, description="a file or folder inside HOTLINE_KB_IMPORT_DIR")
     category: str = Field(default="general", pattern=CATEGORY_PATTERN)
     status: Literal["draft", "published"] = "published"
-
-
-def get_services(request: Request) -> Services:
-    return request.app.state.services
-
-
-ServicesDep = Annotated[Services, Depends(get_services)]
-
-
-def get_session(services: ServicesDep) -> Iterator[Session]:
-    with services.sessions() as session:
-        yield session
-
-
-SessionDep = Annotated[Session, Depends(get_session)]
 
 
 def get_admin(services: ServicesDep) -> KbAdmin:
