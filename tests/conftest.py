@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import websockets
 
 # Before any OpenMP runtime loads (see gateway/cli.py): sleeping waits, not spinning ones.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -125,3 +127,13 @@ def say(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
         return made[text]
 
     return make
+
+
+async def events_until_closed(ws: Any, events: list[dict[str, Any]]) -> None:
+    """Appends each JSON event a call socket sends to `events`, until the hotline closes it."""
+    try:
+        async for message in ws:
+            if isinstance(message, str):
+                events.append(json.loads(message))
+    except websockets.ConnectionClosed:
+        pass

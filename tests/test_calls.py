@@ -14,6 +14,7 @@ import httpx
 import numpy as np
 import pytest
 import websockets
+from conftest import events_until_closed
 
 from asr.cer import cer
 from core.audio import Codec, decode, encode
@@ -117,12 +118,7 @@ async def _exchange(url: str, first: str | bytes) -> tuple[list[dict], int | Non
     events = []
     async with websockets.connect(url) as ws:
         await ws.send(first)
-        try:
-            async for message in ws:
-                if isinstance(message, str):
-                    events.append(json.loads(message))
-        except websockets.ConnectionClosed:
-            pass
+        await events_until_closed(ws, events)
         return events, ws.close_code
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 import websockets
+from conftest import events_until_closed
 
 REST_EXAMPLES = 40  # per operation and generation mode
 START = json.dumps({"type": "start", "codec": "pcm16", "sample_rate": 16000})
@@ -80,15 +81,6 @@ def test_rest_api_without_models_fuzzed_never_answers_5xx(tmp_path):
                    and b"still loading" in response.content)
 
 
-async def _events_until_closed(ws: Any, events: list[dict[str, Any]]) -> None:
-    try:
-        async for message in ws:
-            if isinstance(message, str):
-                events.append(json.loads(message))
-    except websockets.ConnectionClosed:
-        pass
-
-
 def _still_answers(live_hotline) -> None:
     assert httpx.get(f"{live_hotline.base}/healthz").status_code == 200
 
@@ -121,7 +113,7 @@ def test_random_and_huge_frames_and_text_where_audio_belongs_keep_the_call(live_
         events: list[dict[str, Any]] = []
         async with websockets.connect(live_hotline.url, max_size=None) as ws:
             await ws.send(START)
-            listener = asyncio.create_task(_events_until_closed(ws, events))
+            listener = asyncio.create_task(events_until_closed(ws, events))
             for frame in frames:
                 await ws.send(frame)
             await ws.send(json.dumps({"type": "stop"}))
@@ -145,7 +137,7 @@ def test_a_frame_over_the_socket_limit_closes_only_that_call(live_hotline):
             await ws.recv()
             with pytest.raises(websockets.ConnectionClosed):
                 await ws.send(b"\x00" * (20 << 20))  # 20 MiB in one frame
-                await asyncio.wait_for(_events_until_closed(ws, []), 60)
+                await asyncio.wait_for(events_until_closed(ws, []), 60)
                 await ws.recv()
             return ws.close_code
 
@@ -158,7 +150,7 @@ def test_a_client_that_never_sends_start_is_closed(live_hotline):
     async def scenario() -> tuple[list[dict[str, Any]], int | None]:
         events: list[dict[str, Any]] = []
         async with websockets.connect(live_hotline.url) as ws:
-            await asyncio.wait_for(_events_until_closed(ws, events), 60)  # says nothing at all
+            await asyncio.wait_for(events_until_closed(ws, events), 60)  # says nothing at all
             return events, ws.close_code
 
     events, close_code = asyncio.run(scenario())

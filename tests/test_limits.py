@@ -17,6 +17,7 @@ import httpx
 import numpy as np
 import pytest
 import websockets
+from conftest import LIVE_ADMIN_TOKEN, events_until_closed
 
 from asr.cer import cer
 from gateway.logs import LOG_FORMAT, MaskingFormatter, current_call
@@ -58,18 +59,7 @@ def log_lines() -> Iterator[io.StringIO]:
         logger.setLevel(previous)
 
 
-async def _listen(ws: Any, events: list[dict[str, Any]]) -> None:
-    try:
-        async for message in ws:
-            if isinstance(message, str):
-                events.append(json.loads(message))
-    except websockets.ConnectionClosed:
-        pass
-
-
 def _record(base: str, call_id: str) -> dict[str, Any]:
-    from conftest import LIVE_ADMIN_TOKEN
-
     for _ in range(300):
         record = httpx.get(f"{base}/v1/calls/{call_id}", headers={"Authorization": f"Bearer {LIVE_ADMIN_TOKEN}"}).json()
         if record.get("ended_at"):
@@ -91,7 +81,7 @@ def test_a_line_that_sends_no_audio_is_ended_as_idle(live_hotline, limits, log_l
         events: list[dict[str, Any]] = []
         async with websockets.connect(live_hotline.url) as ws:
             await ws.send(START)
-            await _listen(ws, events)  # sends nothing: the hotline must end the call by itself
+            await events_until_closed(ws, events)  # sends nothing: the hotline must end the call by itself
         return events
 
     events = asyncio.run(scenario())
@@ -110,7 +100,7 @@ def test_a_call_past_its_maximum_duration_is_ended(live_hotline, limits):
         events: list[dict[str, Any]] = []
         async with websockets.connect(live_hotline.url) as ws:
             await ws.send(START)
-            listener = asyncio.create_task(_listen(ws, events))
+            listener = asyncio.create_task(events_until_closed(ws, events))
             with pytest.raises(websockets.ConnectionClosed):
                 while True:  # an open line that never hangs up
                     await ws.send(SILENCE)
@@ -132,7 +122,7 @@ def test_audio_far_ahead_of_real_time_is_paced_and_still_heard(live_hotline, lim
         events: list[dict[str, Any]] = []
         async with websockets.connect(live_hotline.url) as ws:
             await ws.send(START)
-            listener = asyncio.create_task(_listen(ws, events))
+            listener = asyncio.create_task(events_until_closed(ws, events))
             for offset in range(0, len(speech), 320):  # the whole utterance at once
                 await ws.send(speech[offset : offset + 320].tobytes())
             for _ in range(3000):  # then a quiet line at real-time pace, until the answer
@@ -182,7 +172,7 @@ def test_a_caller_id_with_separators_is_normalised_and_stored_masked(live_hotlin
                                       "caller_id": "+86 138-0013-8000"}))
             ready = json.loads(await ws.recv())
             await ws.send(json.dumps({"type": "stop"}))
-            await _listen(ws, [])
+            await events_until_closed(ws, [])
             return ready["call_id"]
 
     record = _record(live_hotline.base, asyncio.run(scenario()))
