@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import TTS_VOICE_CER
 from fastapi.testclient import TestClient
 
 from asr.cer import cer
@@ -101,7 +102,7 @@ def test_a_browser_calls_asks_and_hears_a_cited_answer(page_url: str, tmp_path: 
             page.wait_for_selector('#status[data-state="live"]', timeout=30_000)
             caller_line = page.wait_for_selector("#transcript li.caller", timeout=WAIT_MS)
             heard = caller_line.inner_text().removeprefix("您").strip()
-            assert cer(QUESTION, heard) < 0.35, heard
+            assert cer(QUESTION, heard) < TTS_VOICE_CER, heard
             cited = page.wait_for_selector("#transcript li.bot .citations:not(:empty)", timeout=WAIT_MS)
             assert cited.inner_text().startswith("来源：") and cited.get_attribute("data-ids")
             answer = page.locator("#transcript li.bot", has=page.locator(".citations:not(:empty)")).first

@@ -14,7 +14,7 @@ import httpx
 import numpy as np
 import pytest
 import websockets
-from conftest import events_until_closed
+from conftest import TTS_VOICE_CER, events_until_closed
 
 from asr.cer import cer
 from core.audio import Codec, decode, encode
@@ -64,7 +64,7 @@ def test_consultation_is_answered_from_the_kb_with_citation(hotline, voice, tmp_
     trace = caller.trace
     finals = trace.of_type("final")
     assert finals, trace.events
-    assert cer(QUESTION, finals[0]["text"]) < 0.3, finals[0]["text"]
+    assert cer(QUESTION, finals[0]["text"]) < TTS_VOICE_CER, finals[0]["text"]
     assert finals[0]["normalized"] and finals[0]["dialect"]  # the dialogue's form rides beside the verbatim text
     replies = [e for e in trace.of_type("reply") if e["turn"] > 1]
     assert replies and any(e["citations"] for e in replies), trace.events
