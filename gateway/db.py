@@ -144,8 +144,9 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(_alembic_config(None)).get_current_head()
 
 
-def session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(bind=engine, expire_on_commit=False)
+def session_factory(engine: Engine, info: dict[str, Any] | None = None) -> sessionmaker[Session]:
+    """Sessions on `engine`; `info` is what every session carries (the ticket SLA policy)."""
+    return sessionmaker(bind=engine, expire_on_commit=False, info=info)
 
 
 def ping(engine: Engine) -> bool:
