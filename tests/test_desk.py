@@ -68,10 +68,11 @@ class Console:
         return [e for e in self.events if e["type"] == kind]
 
 
-async def _until(condition: Any, within_s: float = 10.0) -> None:
+async def _until(condition: Any, changed: asyncio.Event, within_s: float = 10.0) -> None:
     async with asyncio.timeout(within_s):
         while not condition():
-            await asyncio.sleep(0.02)
+            changed.clear()
+            await changed.wait()
 
 
 @pytest.fixture
@@ -201,15 +202,15 @@ async def test_an_agent_on_one_gateway_takes_a_call_held_by_another(sessions: se
         call, li = RecordedCall(), Console()
         seat = await gateway_b.sit("li", li.send)
         await gateway_a.enqueue(call_id, escalation_id, call)
-        await _until(lambda: any(e["waiting"] for e in li.of_type("queue")))
+        await _until(lambda: any(e["waiting"] for e in li.of_type("queue")), li.changed)
         await gateway_b.accept("li", escalation_id)
-        await _until(lambda: ("joined", "li") in call.done)
+        await _until(lambda: ("joined", "li") in call.done, call.changed)
         await gateway_b.say("li", call_id, "您好")
-        await _until(lambda: ("says", "您好") in call.done)
+        await _until(lambda: ("says", "您好") in call.done, call.changed)
         await gateway_a.tell_agent("li", {"type": "final", "call_id": call_id, "text": "我家宽带断了"})
-        await _until(lambda: bool(li.of_type("final")))
+        await _until(lambda: bool(li.of_type("final")), li.changed)
         await gateway_b.stand(seat)  # the console on B goes away: A's call waits again
-        await _until(lambda: ("left",) in call.done)
+        await _until(lambda: ("left",) in call.done, call.changed)
     finally:
         await gateway_a.bus.close()
         await gateway_b.bus.close()
