@@ -25,6 +25,7 @@ from ticketing import TicketCategory, TicketPublic, store
 from ticketing.sla import DEFAULT_SLA
 
 Notify = Callable[[dict[str, Any]], Awaitable[None]]
+SUMMARY_UTTERANCES = 3  # the caller's last words, as the agent's first look at the call
 STORE_WAIT_S = 3.0  # how long a turn waits for its ticket's number before going on without it
 
 
@@ -52,6 +53,7 @@ class StoreDesk:
         dialect: str | None = None,
         notify: Notify = _nobody,
         journal: CallJournal | None = None,
+        gateway: str | None = None,
         reuse_open: bool = True,
     ) -> None:
         self._sessions = sessions
@@ -60,6 +62,7 @@ class StoreDesk:
         self._dialect = dialect
         self._notify = notify
         self._journal = journal
+        self._gateway = gateway
         # A caller with an open ticket of the same category hears about it rather than getting a second one.
         self._reuse_open = reuse_open
         self._sla = (sessions.kw.get("info") or {}).get("sla", DEFAULT_SLA)  # as the store's sessions carry it
@@ -162,12 +165,14 @@ class StoreDesk:
     async def escalate(self, action: Escalate) -> EscalationReceipt:
         self.actions += 1
         state = self._state
+        said = [mask_pii(m.content) for m in state.history if m.role == "user"]
         context = {"transcript": [{"role": m.role, "text": mask_pii(m.content)} for m in state.history],
                    "slots": dict(state.flow.slots) if state.flow else {},
-                   "dialect": self._dialect}
+                   "dialect": self._dialect,
+                   "summary": "；".join(said[-SUMMARY_UTTERANCES:])}
         escalation, kept = await self._write(store.raise_escalation, call_id=state.call_id, reason=action.reason,
                                              context=context, now=self._clock.now(),
-                                             request_key=uuid.uuid4().hex)
+                                             request_key=uuid.uuid4().hex, gateway=self._gateway)
         if kept is not None:
             await self._notify({"type": "escalation", "id": None, "reason": action.reason, "pending": True})
             return EscalationReceipt(-1, action.reason)

@@ -185,7 +185,7 @@ _OLD_EVENTS = sa.table(
 )
 
 
-def _seed_0004(engine: sa.Engine) -> None:
+def _seed_before_0006(engine: sa.Engine) -> None:
     hour = timedelta(hours=1)
     tickets = [
         {"id": 1, "number": "2611220001", "category": "complaint", "status": "open", "slots": {"phone": "13800000001"},
@@ -209,8 +209,8 @@ def _seed_0004(engine: sa.Engine) -> None:
 def test_ticket_workflow_migration_upgrades_and_downgrades_with_data(database_url: str) -> None:
     engine = create_engine_for(database_url)
     try:
-        migrate_engine(engine, "0004_accounts")
-        _seed_0004(engine)
+        migrate_engine(engine, "0005_escalation_desk")
+        _seed_before_0006(engine)
         migrate_engine(engine)
         with session_factory(engine)() as session:
             complaint = store.get_ticket(session, ticket_id=1, now=NOW)
@@ -228,7 +228,7 @@ def test_ticket_workflow_migration_upgrades_and_downgrades_with_data(database_ur
             store.update_ticket(session, ticket_id=2, status="in_progress", now=NOW, actor="bob")
             store.update_ticket(session, ticket_id=2, status="pending_customer", now=NOW, actor="bob")
 
-        downgrade_engine(engine, "0004_accounts")
+        downgrade_engine(engine, "0005_escalation_desk")
         columns = {c["name"] for c in inspect(engine).get_columns("tickets")}
         assert "due_at" in columns and not columns & {"priority", "owner", "resolution_due_at", "resolved_at"}
         with engine.connect() as connection:

@@ -20,7 +20,7 @@ from alembic import op
 from ticketing.models import UtcDateTime
 
 revision = "0006_ticket_workflow"
-down_revision = "0004_accounts"
+down_revision = "0005_escalation_desk"
 branch_labels = None
 depends_on = None
 
