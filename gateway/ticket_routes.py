@@ -25,6 +25,7 @@ from ticketing.errors import (
 from ticketing.masking import mask_ticket
 from ticketing.models import TicketCategory, TicketPriority
 from ticketing.schemas import (
+    ACCOUNT_NAME_PATTERN,
     DashboardPublic,
     TicketCreate,
     TicketEventPublic,
@@ -66,7 +67,7 @@ def list_tickets(
     who: AgentDep, session: SessionDep, services: ServicesDep,
     status: Annotated[list[str] | None, Query(description="repeat it or separate with commas")] = None,
     category: TicketCategory | None = None,
-    owner: Annotated[str | None, Query(max_length=64, description="an account name, or `me`")] = None,
+    owner: Annotated[str | None, Query(pattern=ACCOUNT_NAME_PATTERN, description="an account name, or `me`")] = None,
     priority: TicketPriority | None = None,
     overdue: bool | None = None,
     phone: Annotated[str | None, Query(pattern=PHONE_PATTERN)] = None,

@@ -127,7 +127,11 @@ def test_refusals_say_why(client: TestClient) -> None:
     for body in ({"category": "fax"}, {"category": "billing", "phone": "call me"},
                  {"category": "billing", "call_id": "no-such-call"}):
         assert client.post("/v1/tickets", json=body, headers=alice).status_code == 422, body
-    for params in ({"status": "open"}, {"sort": "colour"}, {"priority": "asap"}, {"limit": 0}, {"phone": "x"}):
+    nul = "断\x00网"  # PostgreSQL text cannot hold NUL: refused on both stores, never a 500
+    assert client.post("/v1/tickets", json={"category": "billing", "summary": nul}, headers=alice).status_code == 422
+    assert client.post(f"{url}/notes", json={"text": nul}, headers=alice).status_code == 422
+    for params in ({"status": "open"}, {"sort": "colour"}, {"priority": "asap"}, {"limit": 0}, {"phone": "x"},
+                   {"q": nul}, {"owner": nul}):
         assert client.get("/v1/tickets", params=params, headers=alice).status_code == 422, params
 
 

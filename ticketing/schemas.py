@@ -16,6 +16,8 @@ from ticketing.models import (
     TicketStatus,
 )
 
+ACCOUNT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"  # as gateway.accounts names accounts
+
 
 class _Public(BaseModel):
     model_config = ConfigDict(from_attributes=True, frozen=True)
@@ -44,7 +46,7 @@ class TicketUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     status: TicketStatus | None = None
-    owner: str | None = Field(default=None, min_length=1, max_length=64)
+    owner: str | None = Field(default=None, pattern=ACCOUNT_NAME_PATTERN)
     priority: TicketPriority | None = None
     note: str | None = Field(default=None, max_length=4000)
 

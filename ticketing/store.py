@@ -118,6 +118,8 @@ def _require_text(value: str, name: str, *, max_length: int, allow_empty: bool =
         raise InvalidInputError(f"{name} must not be empty")
     if len(value) > max_length:
         raise InvalidInputError(f"{name} is {len(value)} characters long; at most {max_length} are allowed")
+    if "\x00" in value:  # PostgreSQL text cannot hold it: refused here on SQLite too
+        raise InvalidInputError(f"{name} must not contain NUL characters")
     return value
 
 
@@ -345,7 +347,7 @@ def _clean_slots(slots: Mapping[str, str]) -> dict[str, str]:
         raise InvalidInputError(f"slots must be a mapping of str to str, got {type(slots).__name__}")
     cleaned: dict[str, str] = {}
     for key, value in slots.items():
-        if not isinstance(key, str) or not key.strip():
+        if not isinstance(key, str) or not key.strip() or "\x00" in key:
             raise InvalidInputError(f"slot names must be non-empty strings, got {key!r}")
         if not isinstance(value, str):
             raise InvalidInputError(f"slot {key!r} must be a string, got {type(value).__name__}")
@@ -565,13 +567,13 @@ def _filters(query: TicketQuery, now: datetime | None) -> list[ColumnElement[boo
     if query.priority is not None:
         where.append(Ticket.priority == _coerce_enum(TicketPriority, query.priority, "priority"))
     if query.owner is not None:
-        where.append(Ticket.owner == query.owner)
+        where.append(Ticket.owner == _require_text(query.owner, "owner", max_length=64))
     if query.phone is not None:
         where.append(Ticket.phone == _clean_phone(query.phone))
     if query.call_id is not None:
         where.append(Ticket.call_id == query.call_id)
     if query.text and query.text.strip():
-        pattern = _like(query.text.strip())
+        pattern = _like(_require_text(query.text, "text", max_length=200).strip())
         where.append(or_(*(column.ilike(pattern, escape="\\")
                            for column in (Ticket.summary, Ticket.address, Ticket.number))))
     if query.overdue is not None:
