@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.clock import SystemClock
+from gateway import events
 from gateway.bus import LocalBus, RedisBus
 from gateway.db import session_factory
 from gateway.live import DeskError, LiveDesk
@@ -105,7 +106,7 @@ async def test_an_agent_takes_a_waiting_call_speaks_in_it_and_hands_it_back(sess
     assert item["transcript"] == [{"role": "caller", "text": "我要转人工"}]
 
     accepted = await desk.accept("li", escalation_id)
-    assert accepted["type"] == "accepted" and accepted["call_id"] == call_id
+    assert accepted.call_id == call_id and accepted.transcript
     assert call.done == [("joined", "li")]
     assert li.of_type("queue")[-1]["waiting"] == []
     with pytest.raises(DeskError) as taken:
@@ -116,7 +117,7 @@ async def test_an_agent_takes_a_waiting_call_speaks_in_it_and_hands_it_back(sess
     assert not_yours.value.code == "not_yours"
 
     await desk.say("li", call_id, "您好，我是客服小李")
-    await desk.tell_agent("li", {"type": "final", "call_id": call_id, "text": "宽带断了"})
+    await desk.tell_agent("li", events.CallerFinal(call_id=call_id, text="宽带断了", normalized="宽带断了"))
     assert li.of_type("final")[-1]["text"] == "宽带断了"
     await desk.hand_back("li", call_id)
     assert call.done[1:] == [("says", "您好，我是客服小李"), ("handed_back",)]
@@ -207,7 +208,7 @@ async def test_an_agent_on_one_gateway_takes_a_call_held_by_another(sessions: se
         await _until(lambda: ("joined", "li") in call.done, call.changed)
         await gateway_b.say("li", call_id, "您好")
         await _until(lambda: ("says", "您好") in call.done, call.changed)
-        await gateway_a.tell_agent("li", {"type": "final", "call_id": call_id, "text": "我家宽带断了"})
+        await gateway_a.tell_agent("li", events.CallerFinal(call_id=call_id, text="我家宽带断了", normalized="我家宽带断了"))
         await _until(lambda: bool(li.of_type("final")), li.changed)
         await gateway_b.stand(seat)  # the console on B goes away: A's call waits again
         await _until(lambda: ("left",) in call.done, call.changed)
@@ -238,3 +239,33 @@ def test_the_agent_socket_needs_an_agents_token(tmp_path: Any):
             assert ws.receive_json()["code"] == "bad_message"
             ws.send_json({"type": "accept", "escalation_id": 999})
             assert ws.receive_json()["code"] == "unknown_escalation"
+
+
+def test_escalations_over_rest_one_agent_at_a_time(tmp_path: Any):
+    from fastapi.testclient import TestClient
+
+    from gateway.app import create_app
+    from gateway.settings import Settings
+
+    admin = {"Authorization": "Bearer admin-token-of-the-desk-tests-0123456789"}
+    settings = Settings(data_dir=tmp_path, admin_token="admin-token-of-the-desk-tests-0123456789")
+    with TestClient(create_app(settings, models=())) as client:
+        tokens = {name: client.post("/v1/accounts", json={"name": name}, headers=admin).json()["token"]
+                  for name in ("li", "wang")}
+        li, wang = ({"Authorization": f"Bearer {tokens[name]}"} for name in ("li", "wang"))
+        _, escalation_id = _escalated_call(client.app.state.services.sessions)
+        path = f"/v1/escalations/{escalation_id}"
+
+        taken = client.post(f"{path}/accept", headers=li)
+        assert taken.status_code == 200 and taken.json()["agent"] == "li" and taken.json()["status"] == "accepted"
+        refused = client.post(f"{path}/accept", headers=wang)
+        assert refused.status_code == 409 and "taken by li" in refused.json()["detail"]
+        assert client.post(f"{path}/hand-back", headers=wang).status_code == 409
+        assert client.post(f"{path}/close", headers=wang).status_code == 409
+        back = client.post(f"{path}/hand-back", headers=li)
+        assert back.status_code == 200 and back.json()["status"] == "handed_back"
+        closed = client.post(f"{path}/close", headers=li)
+        assert closed.status_code == 200 and closed.json()["status"] == "closed"
+        assert client.post(f"{path}/close", headers=li).status_code == 409
+        assert client.post("/v1/escalations/999/accept", headers=li).status_code == 404
+        assert client.post(f"{path}/accept").status_code == 401
