@@ -6,11 +6,6 @@ PostgreSQL); the call side is a recorder of what the desk asks of a call, as a C
 from __future__ import annotations
 
 import asyncio
-import shutil
-import socket
-import subprocess
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,8 +18,6 @@ from gateway.bus import LocalBus, RedisBus
 from gateway.db import session_factory
 from gateway.live import DeskError, LiveDesk
 from ticketing import store
-
-REDIS_SERVER = shutil.which("redis-server")
 
 
 class RecordedCall:
@@ -165,31 +158,6 @@ async def test_a_caller_who_hangs_up_while_waiting_leaves_an_abandoned_record(se
 
 
 # --- two gateways, one Redis -------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    if REDIS_SERVER is None:
-        pytest.skip("no redis-server on PATH (apt-get install redis-server)")
-    port = _free_port()
-    server = subprocess.Popen([REDIS_SERVER, "--port", str(port), "--save", "", "--appendonly", "no"],
-                              stdout=subprocess.DEVNULL)
-    try:
-        for _ in range(100):
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        server.terminate()
-        server.wait(10)
 
 
 async def test_an_agent_on_one_gateway_takes_a_call_held_by_another(sessions: sessionmaker[Session],

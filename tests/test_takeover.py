@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ import pytest
 import websockets
 
 from gateway.caller import Caller, CallOptions, load_audio
+from gateway.kb_live_bench import gateways
 
 pytestmark = pytest.mark.slow
 
@@ -55,9 +58,12 @@ def _waiting_call(console: AgentConsole, call_id: str) -> dict[str, Any] | None:
     return None
 
 
-async def _scenario(url: str, base: str, admin: dict[str, str], say: Callable[[str], Path]) -> dict[str, Any]:
-    token = _agent_token(base, admin, "takeover-li")
-    agent_url = url.removesuffix("/v1/calls") + f"/v1/agent?token={token}"
+async def _scenario(url: str, desk_base: str, admin: dict[str, str], say: Callable[[str], Path],
+                    agent: str = "takeover-li") -> dict[str, Any]:
+    """A caller on `url` asks for a person; an agent whose console is on the gateway `desk_base` takes
+    the call, answers by typing, and hands the call back."""
+    token = _agent_token(desk_base, admin, agent)
+    agent_url = desk_base.replace("http://", "ws://") + f"/v1/agent?token={token}"
     caller = Caller(url, CallOptions(files=[], fast=True))
     async with websockets.connect(agent_url) as agent_ws, caller.line() as line:
         assert line is not None, caller.trace.events
@@ -92,6 +98,10 @@ async def _scenario(url: str, base: str, admin: dict[str, str], say: Callable[[s
 
 def test_an_agent_takes_the_call_hears_the_caller_and_is_heard(live_hotline, say):
     outcome = asyncio.run(_scenario(live_hotline.url, live_hotline.base, live_hotline.headers, say))
+    _check_takeover(outcome, live_hotline.base, live_hotline.headers, "takeover-li")
+
+
+def _check_takeover(outcome: dict[str, Any], base: str, admin: dict[str, str], agent: str) -> None:
     trace, console, call_id = outcome["caller"], outcome["console"], outcome["call_id"]
     waiting = outcome["waiting"]
     assert waiting["reason"] and any(turn["role"] == "caller" for turn in waiting["transcript"])
@@ -109,8 +119,27 @@ def test_an_agent_takes_the_call_hears_the_caller_and_is_heard(live_hotline, say
     assert console.of_type("spoken", call_id)[-1]["by"] == "agent"
     assert console.of_type("released", call_id)[-1]["reason"] == "handed_back"
 
-    record = httpx.get(f"{live_hotline.base}/v1/calls/{call_id}", headers=live_hotline.headers).json()
+    record = httpx.get(f"{base}/v1/calls/{call_id}", headers=admin).json()
     assert any(turn["speaker"] == "agent" and turn["text"] == AGENT_LINE for turn in record["turns"])
-    escalations = httpx.get(f"{live_hotline.base}/v1/escalations", headers=live_hotline.headers).json()
+    escalations = httpx.get(f"{base}/v1/escalations", headers=admin).json()
     mine = [e for e in escalations if e["call_id"] == call_id]
-    assert mine and mine[0]["status"] == "handed_back" and mine[0]["agent"] == "takeover-li"
+    assert mine and mine[0]["status"] == "handed_back" and mine[0]["agent"] == agent
+
+
+@pytest.mark.postgres
+def test_an_agent_on_another_gateway_takes_the_call(database_url: str, redis_url: str, say, tmp_path: Path):
+    """Two gateway processes, one PostgreSQL, one Redis: the call is on A (all models), the agent's
+    console on B (knowledge base only)."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("two gateways share a PostgreSQL store here")
+    token = secrets.token_urlsafe(24)
+    admin = {"Authorization": f"Bearer {token}"}
+    env = {"HOTLINE_REDIS_URL": redis_url, "HOTLINE_MODEL_DIR": os.environ.get("HOTLINE_TEST_MODEL_CACHE", "/tmp/mc"),
+           "HOTLINE_LLM__MODEL": "bundled:qwen2.5-0.5b"}
+    with gateways(2, database_url=database_url, data_dir=tmp_path, admin_token=token, extra_env=env,
+                  models=("asr,llm,tts,kb", "kb")) as (calls_gateway, desk_gateway):
+        call_url = calls_gateway.url.replace("http://", "ws://") + "/v1/calls"
+        outcome = asyncio.run(_scenario(call_url, desk_gateway.url, admin, say, agent="other-gateway-li"))
+        _check_takeover(outcome, desk_gateway.url, admin, "other-gateway-li")
+        escalation = httpx.get(f"{desk_gateway.url}/v1/escalations", headers=admin).json()[0]
+        assert escalation["gateway"] != escalation["agent"] and escalation["gateway"]
