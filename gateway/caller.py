@@ -200,8 +200,9 @@ class Caller:
             await self._pace(started, index, always=True)
         return True
 
-    async def speak(self, ws: Any, pcm: np.ndarray) -> None:
-        """One caller turn, then listening until it is answered."""
+    async def speak(self, ws: Any, pcm: np.ndarray, *, wait_for_answer: bool = True) -> None:
+        """One caller turn, then listening until it is answered (an agent holding the call answers
+        when they choose: `wait_for_answer=False`)."""
         rate = self.options.rate
         finals_before, ends_before = self.trace.finals, len(self.trace.reply_ends)
         frame = rate * FRAME_MS // 1000
@@ -210,6 +211,8 @@ class Caller:
             await ws.send(encode(pcm[offset : offset + frame], self.codec))
             await self._pace(started, index + 1)
         self.trace.timings.append(TurnTiming(speech_end=time.monotonic() - _speech_tail(pcm, rate)))
+        if not wait_for_answer:
+            return
 
         def answered() -> bool:
             heard = self.trace.finals > finals_before

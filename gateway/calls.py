@@ -32,6 +32,7 @@ from dialogue import prompts
 from dialogue.base import ReplySentence
 from dialogue.manager import CallState
 from dialogue.safety import mask_pii
+from gateway import events
 from gateway.auth import call_refusal
 from gateway.desk import StoreDesk
 from gateway.logs import current_call
@@ -102,7 +103,7 @@ async def _receive_start(websocket: WebSocket) -> StartMessage:
 async def _refuse(websocket: WebSocket, exc: ProtocolError, services: Services) -> None:
     services.metrics.errors.labels(exc.code).inc()
     with contextlib.suppress(Exception):
-        await websocket.send_json({"type": "error", "code": exc.code, "message": exc.message})
+        await websocket.send_text(events.Error(code=exc.code, message=exc.message).to_json())
         await websocket.close(code=exc.close_code, reason=exc.code)
 
 
@@ -187,8 +188,8 @@ class CallSession:
             dialect=self.start.dialect,
             now=self.services.clock.now(),
         )
-        await self.send({"type": "ready", "call_id": self.call_id, "codec": self.format.codec.value,
-                         "sample_rate": self.format.sample_rate})
+        await self.send(events.Ready(call_id=self.call_id, codec=self.format.codec.value,
+                                     sample_rate=self.format.sample_rate))
         self.reader = reader = asyncio.create_task(self._read(), name=f"read-{self.call_id}")
         listener = asyncio.create_task(self._listen(), name=f"listen-{self.call_id}")
         responder = asyncio.create_task(self._respond(), name=f"respond-{self.call_id}")
@@ -203,7 +204,7 @@ class CallSession:
         except Exception:
             log.exception("call %s failed", self.call_id)
             self.end_reason = "error"
-            await self.send({"type": "error", "code": "internal", "message": "the call failed inside the hotline"})
+            await self.send(events.Error(code="internal", message="the call failed inside the hotline"))
         finally:
             for task in [*tasks, self.on_hold]:
                 if task is not None:
@@ -226,22 +227,22 @@ class CallSession:
         self.journal.submit(store.end_call, already=CallAlreadyEnded, call_id=self.call_id, outcome=outcome,
                             now=self.services.clock.now())
         self.journal.close()
-        await self.send({"type": "end", "call_id": self.call_id, "reason": self.end_reason})
+        await self.send(events.End(call_id=self.call_id, reason=self.end_reason))
         if self.socket_open:
             self.socket_open = False
             with contextlib.suppress(Exception):
                 await self.ws.close(code=CLOSE_NORMAL)
 
-    async def send(self, event: dict[str, Any]) -> None:
+    async def send(self, event: events.ServerEvent) -> None:
         self._count(event)
-        await self._send(json.dumps(event, ensure_ascii=False))
+        await self._send(event.to_json())
 
-    def _count(self, event: dict[str, Any]) -> None:
+    def _count(self, event: events.ServerEvent) -> None:
         metrics = self.services.metrics
-        if event.get("type") == "error":
-            metrics.errors.labels(str(event.get("code"))).inc()
-        elif event.get("type") == "ticket" and "updated" not in event and not event.get("was_pending"):
-            metrics.tickets_opened.labels(str(event.get("category"))).inc()
+        if isinstance(event, events.Error):
+            metrics.errors.labels(event.code).inc()
+        elif isinstance(event, events.Ticket) and event.updated is None and not event.was_pending:
+            metrics.tickets_opened.labels(event.category).inc()
 
     async def _send(self, message: str | bytes) -> None:
         if not self.socket_open:
@@ -321,13 +322,13 @@ class CallSession:
 
     async def _on_audio(self, payload: bytes) -> None:
         if len(payload) > MAX_FRAME_BYTES:
-            await self.send({"type": "error", "code": "bad_audio",
-                             "message": f"audio frame of {len(payload)} bytes is over {MAX_FRAME_BYTES}; frame dropped"})
+            await self.send(events.Error(
+                code="bad_audio", message=f"audio frame of {len(payload)} bytes is over {MAX_FRAME_BYTES}; frame dropped"))
             return
         try:
             pcm = decode(payload, self.format.codec)
         except AudioFormatError as exc:
-            await self.send({"type": "error", "code": "bad_audio", "message": f"{exc}; frame dropped"})
+            await self.send(events.Error(code="bad_audio", message=f"{exc}; frame dropped"))
             return
         self.last_audio = self.services.clock.monotonic()
         self.audio_received_s += len(pcm) / self.format.sample_rate
@@ -349,9 +350,9 @@ class CallSession:
             return
         if not self.warned_fast:
             self.warned_fast = True
-            await self.send({"type": "error", "code": "audio_too_fast",
-                             "message": f"audio is arriving faster than real time (over "
-                                        f"{self.limits.max_audio_lead_s:g} s ahead); it is read at real-time pace"})
+            await self.send(events.Error(
+                code="audio_too_fast", message=f"audio is arriving faster than real time (over "
+                f"{self.limits.max_audio_lead_s:g} s ahead); it is read at real-time pace"))
         await asyncio.sleep(ahead)
 
     async def _on_text(self, text: str) -> bool:
@@ -363,8 +364,8 @@ class CallSession:
         if kind == "stop":
             self.end_reason = "caller_stop"
             return True
-        await self.send({"type": "error", "code": "bad_message",
-                         "message": f"unknown control message {text[:80]!r}; expected {{\"type\": \"stop\"}}"})
+        await self.send(events.Error(
+            code="bad_message", message=f"unknown control message {text[:80]!r}; expected {{\"type\": \"stop\"}}"))
         return False
 
     async def _audio_stream(self) -> AsyncIterator[AudioChunk]:
@@ -382,8 +383,8 @@ class CallSession:
                 if isinstance(event, SpeechStarted):
                     await self._barge_in()
                 elif isinstance(event, PartialTranscript):
-                    await self.send({"type": "partial", "text": event.text, "dialect": event.dialect})
-                    await self._tell_agent({"type": "partial", "call_id": self.call_id, "text": event.text})
+                    await self.send(events.Partial(text=event.text, dialect=event.dialect))
+                    await self._tell_agent(events.CallerPartial(call_id=self.call_id, text=event.text))
                 elif isinstance(event, FinalTranscript):
                     await self._on_final(event)
         finally:
@@ -400,12 +401,12 @@ class CallSession:
     async def _on_final(self, event: FinalTranscript) -> None:
         if (speech_end := self._arrival_of(event.ended_at)) is not None:
             self.services.metrics.latency("final", self.services.clock.monotonic() - speech_end)
-        await self.send({"type": "final", "text": event.text, "normalized": event.normalized or event.text,
-                         "dialect": event.dialect, "confidence": round(event.confidence, 3),
-                         "start": round(event.started_at, 3), "end": round(event.ended_at, 3)})
+        await self.send(events.Final(text=event.text, normalized=event.normalized or event.text,
+                                     dialect=event.dialect, confidence=round(event.confidence, 3),
+                                     start=round(event.started_at, 3), end=round(event.ended_at, 3)))
         self.record_turn("caller", event.text, dialect=event.dialect)
-        await self._tell_agent({"type": "final", "call_id": self.call_id, "text": event.text,
-                                "normalized": event.normalized or event.text})
+        await self._tell_agent(events.CallerFinal(call_id=self.call_id, text=event.text,
+                                                  normalized=event.normalized or event.text))
         event = await self._supersede(event)
         if speech_end is not None:
             self.speech_ends[event] = speech_end
@@ -437,7 +438,7 @@ class CallSession:
         with contextlib.suppress(asyncio.CancelledError):
             await self.speaking
         if announce:
-            await self.send({"type": "interrupted", "turn": self.reply.turn})
+            await self.send(events.Interrupted(turn=self.reply.turn))
 
     # ---- responder: transcripts -> replies -------------------------------------------------------
 
@@ -493,19 +494,19 @@ class CallSession:
                 await self._say(reply, sentence.text, sentence.citations)
         except Exception:
             log.exception("turn %d of call %s failed", reply.turn, self.call_id)
-            await self.send({"type": "error", "code": "turn_failed",
-                             "message": "this turn could not be answered; the caller is offered a human"})
+            await self.send(events.Error(code="turn_failed",
+                                         message="this turn could not be answered; the caller is offered a human"))
             await self._say(reply, prompts.trouble())
         finally:
             await sentences.aclose()
         heard = "".join(reply.spoken)
         self.state.remember_reply(heard)
-        await self.send({"type": "reply_end", "turn": reply.turn, "text": heard, "interrupted": reply.interrupted})
+        await self.send(events.ReplyEnd(turn=reply.turn, text=heard, interrupted=reply.interrupted))
         if heard:
             self.record_turn("bot", heard, interrupted=reply.interrupted)
 
     async def _say(self, reply: _Reply, text: str, citations: tuple[str, ...] = (), by: str = "bot") -> None:
-        await self.send({"type": "reply", "turn": reply.turn, "text": text, "citations": list(citations), "by": by})
+        await self.send(events.Reply(turn=reply.turn, text=text, citations=citations, by=by))
         if not reply.text_sent:
             reply.text_sent = True
             self._measure(reply, "reply_text")
@@ -568,11 +569,12 @@ class CallSession:
         await self._say(reply, line.text, by=line.by)
         heard = "".join(reply.spoken)
         self.state.remember_reply(heard)
-        await self.send({"type": "reply_end", "turn": reply.turn, "text": heard, "interrupted": reply.interrupted})
+        await self.send(events.ReplyEnd(turn=reply.turn, text=heard, interrupted=reply.interrupted))
         if heard:
             self.record_turn("agent" if line.by == "agent" else "bot", heard, interrupted=reply.interrupted)
-        await self._tell_agent({"type": "spoken", "call_id": self.call_id, "text": heard or line.text,
-                                "by": "agent" if line.by == "agent" else "bot", "interrupted": reply.interrupted})
+        await self._tell_agent(events.Spoken(call_id=self.call_id, text=heard or line.text,
+                                             by="agent" if line.by == "agent" else "bot",
+                                             interrupted=reply.interrupted))
 
     async def _assist(self, final: FinalTranscript) -> None:
         text = final.normalized or final.text
@@ -582,14 +584,13 @@ class CallSession:
         except Exception:
             log.exception("call %s: no suggestion for the agent", self.call_id)
             return
-        await self._tell_agent({
-            "type": "assist", "call_id": self.call_id, "question": text, "suggestion": suggestion.text,
-            "citations": list(suggestion.citations),
-            "passages": [{"doc_id": p.doc_id, "title": p.title, "text": p.text, "score": round(p.score, 3)}
-                         for p in suggestion.passages],
-        })
+        await self._tell_agent(events.Assist(
+            call_id=self.call_id, question=text, suggestion=suggestion.text, citations=suggestion.citations,
+            passages=tuple({"doc_id": p.doc_id, "title": p.title, "text": p.text, "score": round(p.score, 3)}
+                           for p in suggestion.passages),
+        ))
 
-    async def _tell_agent(self, event: dict[str, Any]) -> None:
+    async def _tell_agent(self, event: events.ServerEvent) -> None:
         if self.agent is not None:
             await self.services.desk.tell_agent(self.agent, event)
 
@@ -598,7 +599,7 @@ class CallSession:
     async def agent_joined(self, agent: str) -> None:
         self.agent = agent
         self._stop_hold()
-        await self.send({"type": "agent", "state": "joined"})
+        await self.send(events.Agent(state="joined"))
         await self._barge_in(announce=False)  # a hold announcement gives way to the agent
         await self.inbox.put(_Line(prompts.agent_joined(), "desk"))
 
@@ -607,7 +608,7 @@ class CallSession:
 
     async def agent_left(self) -> None:
         self.agent = None
-        await self.send({"type": "agent", "state": "left"})
+        await self.send(events.Agent(state="left"))
         await self.inbox.put(_Line(prompts.agent_left(), "desk"))
         self.on_hold = asyncio.create_task(self._hold(), name=f"hold-{self.call_id}")
 
@@ -616,7 +617,7 @@ class CallSession:
         self.queued_escalation = None
         self.state.escalation = None  # the bot answers again, with the whole call behind it
         self._stop_hold()
-        await self.send({"type": "agent", "state": "handed_back"})
+        await self.send(events.Agent(state="handed_back"))
         await self.inbox.put(_Line(prompts.handed_back(), "desk"))
 
     async def agent_hung_up(self) -> None:

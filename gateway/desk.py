@@ -20,16 +20,17 @@ from core.clock import Clock
 from dialogue.base import EndCall, Escalate, EscalationReceipt, OpenTicket, TicketReceipt, UpdateTicket
 from dialogue.manager import CallState
 from dialogue.safety import mask_pii
+from gateway import events
 from gateway.journal import CallJournal
 from ticketing import TicketCategory, TicketPublic, store
 from ticketing.sla import DEFAULT_SLA
 
-Notify = Callable[[dict[str, Any]], Awaitable[None]]
+Notify = Callable[[events.ServerEvent], Awaitable[None]]
 SUMMARY_UTTERANCES = 3  # the caller's last words, as the agent's first look at the call
 STORE_WAIT_S = 3.0  # how long a turn waits for its ticket's number before going on without it
 
 
-async def _nobody(_event: dict[str, Any]) -> None:
+async def _nobody(_event: events.ServerEvent) -> None:
     return None
 
 
@@ -96,7 +97,7 @@ class StoreDesk:
                                          request_key=key, phone=self._own_number(action))
         if kept is not None:
             return await self._ticket_kept(action, key, now, kept)
-        await self._notify({"type": "ticket", "id": ticket.id, "number": ticket.number, "category": ticket.category})
+        await self._notify(events.Ticket(id=ticket.id, number=ticket.number, category=ticket.category))
         return TicketReceipt(ticket.id, ticket.number, ticket.category,
                              _sla_hours(ticket.created_at, ticket.resolution_due_at))
 
@@ -125,8 +126,8 @@ class StoreDesk:
             await self.run_db(store.add_ticket_note, ticket_id=ticket.id, text=note, now=self._clock.now())
         except SQLAlchemyError:
             pass  # the caller still hears their ticket's number; only the note is lost
-        await self._notify({"type": "ticket", "id": ticket.id, "number": ticket.number, "category": ticket.category,
-                            "existing": True, "status": ticket.status.value})
+        await self._notify(events.Ticket(id=ticket.id, number=ticket.number, category=ticket.category, existing=True,
+                                         status=ticket.status.value))
         return TicketReceipt(ticket.id, ticket.number, ticket.category,
                              _sla_hours(ticket.created_at, ticket.resolution_due_at), existing_status=ticket.status.value)
 
@@ -134,8 +135,7 @@ class StoreDesk:
         provisional = -(len(self._kept_tickets) + 1)
         self._kept_tickets[provisional] = key
         kept.add_done_callback(lambda f: self._ticket_stored(provisional, f))
-        await self._notify({"type": "ticket", "id": None, "number": None, "category": action.category,
-                            "pending": True})
+        await self._notify(events.Ticket(id=None, number=None, category=action.category, pending=True))
         due = self._sla.due_at(TicketCategory(action.category), now)
         return TicketReceipt(provisional, None, action.category, _sla_hours(now, due))
 
@@ -146,8 +146,8 @@ class StoreDesk:
         flow = self._state.flow
         if flow is not None and flow.ticket is not None and flow.ticket.id == provisional:
             flow.ticket = TicketReceipt(ticket.id, ticket.number, ticket.category, flow.ticket.sla_hours)
-        asyncio.ensure_future(self._notify({"type": "ticket", "id": ticket.id, "number": ticket.number,
-                                            "category": ticket.category, "was_pending": True}))
+        asyncio.ensure_future(self._notify(events.Ticket(id=ticket.id, number=ticket.number, category=ticket.category,
+                                                         was_pending=True)))
 
     async def update_ticket(self, action: UpdateTicket) -> None:
         self.actions += 1
@@ -159,8 +159,8 @@ class StoreDesk:
             ticket, _ = await self._write(store.update_ticket_slots, ticket_id=action.ticket_id,
                                           slots=action.slots, now=now)
         if ticket is not None:
-            await self._notify({"type": "ticket", "id": ticket.id, "number": ticket.number,
-                                "category": ticket.category, "updated": sorted(action.slots)})
+            await self._notify(events.Ticket(id=ticket.id, number=ticket.number, category=ticket.category,
+                                             updated=tuple(sorted(action.slots))))
 
     async def escalate(self, action: Escalate) -> EscalationReceipt:
         self.actions += 1
@@ -174,9 +174,9 @@ class StoreDesk:
                                              context=context, now=self._clock.now(),
                                              request_key=uuid.uuid4().hex, gateway=self._gateway)
         if kept is not None:
-            await self._notify({"type": "escalation", "id": None, "reason": action.reason, "pending": True})
+            await self._notify(events.Escalation(id=None, reason=action.reason, pending=True))
             return EscalationReceipt(-1, action.reason)
-        await self._notify({"type": "escalation", "id": escalation.id, "reason": escalation.reason})
+        await self._notify(events.Escalation(id=escalation.id, reason=escalation.reason))
         return EscalationReceipt(escalation.id, escalation.reason)
 
     async def end_call(self, action: EndCall) -> None:
