@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dialogue.base import OpenTicket
 from dialogue.manager import CallState
+from gateway import events
 from gateway.db import session_factory
 from gateway.desk import StoreDesk
 from gateway.settings import Settings
@@ -292,16 +293,16 @@ async def test_the_desk_tells_a_caller_about_the_ticket_they_have(
         call = store.start_call(session, codec="pcm16", sample_rate=16000, now=clock.now())
         first = _open(session, clock)
         store.update_ticket(session, ticket_id=first.id, status="in_progress", now=clock.now(), actor="alice")
-    events: list[dict[str, object]] = []
+    told: list[events.ServerEvent] = []
 
-    async def notify(event: dict[str, object]) -> None:
-        events.append(event)
+    async def notify(event: events.ServerEvent) -> None:
+        told.append(event)
 
     desk = StoreDesk(sessions, clock, CallState(call.id, caller_id="13812345678"), notify=notify)
     receipt = await desk.open_ticket(OpenTicket("broadband", {"address": "朝阳区"}, "宽带又断了"))
     assert (receipt.id, receipt.number, receipt.existing_status) == (first.id, first.number, "in_progress")
-    assert events == [{"type": "ticket", "id": first.id, "number": first.number, "category": "broadband",
-                       "existing": True, "status": "in_progress"}]
+    assert told == [events.Ticket(id=first.id, number=first.number, category="broadband", existing=True,
+                                  status="in_progress")]
     with sessions() as session:
         stored = store.get_ticket(session, ticket_id=first.id)
         assert store.count_tickets(session) == 1
