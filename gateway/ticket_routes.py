@@ -68,6 +68,7 @@ def list_tickets(
     status: Annotated[list[str] | None, Query(description="repeat it or separate with commas")] = None,
     category: TicketCategory | None = None,
     owner: Annotated[str | None, Query(pattern=ACCOUNT_NAME_PATTERN, description="an account name, or `me`")] = None,
+    unassigned: Annotated[bool | None, Query(description="true: the queue nobody owns")] = None,
     priority: TicketPriority | None = None,
     overdue: bool | None = None,
     phone: Annotated[str | None, Query(pattern=PHONE_PATTERN)] = None,
@@ -80,7 +81,7 @@ def list_tickets(
     """Tickets, newest first unless `sort` says otherwise (created_at, updated_at, priority, due,
     first_response_due, number; `-` first for descending), with how many match in all."""
     query = store.TicketQuery(statuses=_statuses(status), category=category, priority=priority,
-                              owner=who.name if owner == ME else owner, overdue=overdue, phone=phone, text=q,
+                              owner=who.name if owner == ME else owner, unassigned=unassigned, overdue=overdue, phone=phone, text=q,
                               call_id=call_id, sort=sort, limit=limit, offset=offset)
     try:
         page = store.search_tickets(session, query=query, now=services.clock.now())

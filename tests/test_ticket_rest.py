@@ -151,6 +151,7 @@ def test_the_list_filters_sorts_and_pages(client: TestClient, clock: ManualClock
     assert ids() == [c["id"], b["id"], a["id"]]
     assert ids(status="new,assigned") == ids(status=["new", "assigned"]) == [b["id"], a["id"]]
     assert ids(owner="me") == [a["id"]] and ids(category="complaint") == [b["id"]]
+    assert ids(unassigned="true") == [c["id"], b["id"]]
     assert ids(q="红灯") == [a["id"]] and ids(phone="13900000000") == [b["id"]]
     assert ids(sort="-priority") == [b["id"], a["id"], c["id"]]
     page = client.get("/v1/tickets", params={"limit": 1, "offset": 1}, headers=alice).json()

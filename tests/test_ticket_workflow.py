@@ -256,7 +256,8 @@ def test_lists_filter_sort_and_page(session: Session, clock: ManualClock) -> Non
     assert ids() == [d.id, c.id, b.id, a.id]
     assert ids(statuses=("new", "assigned")) == [d.id, b.id, a.id]
     assert ids(category="complaint") == [b.id]
-    assert ids(owner="alice") == [a.id]
+    assert ids(owner="alice") == [a.id] == ids(unassigned=False)
+    assert ids(unassigned=True) == [d.id, c.id, b.id]
     assert ids(priority="urgent") == [d.id]
     assert ids(overdue=True) == [d.id, b.id]
     assert ids(overdue=False) == [c.id, a.id]

@@ -543,6 +543,7 @@ class TicketQuery:
     statuses: Sequence[TicketStatus | str] = ()
     category: TicketCategory | str | None = None
     owner: str | None = None
+    unassigned: bool | None = None  # True: nobody owns it; False: somebody does
     priority: TicketPriority | str | None = None
     overdue: bool | None = None
     phone: str | None = None  # exact, as digits
@@ -568,6 +569,8 @@ def _filters(query: TicketQuery, now: datetime | None) -> list[ColumnElement[boo
         where.append(Ticket.priority == _coerce_enum(TicketPriority, query.priority, "priority"))
     if query.owner is not None:
         where.append(Ticket.owner == _require_text(query.owner, "owner", max_length=64))
+    if query.unassigned is not None:
+        where.append(Ticket.owner.is_(None) if query.unassigned else Ticket.owner.is_not(None))
     if query.phone is not None:
         where.append(Ticket.phone == _clean_phone(query.phone))
     if query.call_id is not None:
