@@ -1,9 +1,10 @@
 """The WebSocket call endpoint: one CallSession per caller, from `start` to `end`.
 
-Three tasks per call, all owned by the session: the reader turns socket messages into audio
+Three tasks per call, all owned by the session: the reader turns the line's messages into audio
 chunks, the listener runs the recognizer over them, and the responder answers each final
 transcript in turn, speaking it back paced at real time so that a barge-in stops it where
-the caller actually stopped listening.
+the caller actually stopped listening. The line is a `CallTransport` (gateway/transport.py): the
+WebSocket here, another carrier (a SIP/RTP bridge) without changing the call.
 
 Whoever holds the call produces its replies: the bot, or, once an escalated call is taken from the
 live desk (gateway/live.py), an agent, whose typed lines come into the same inbox as the caller's
@@ -46,6 +47,7 @@ from gateway.protocol import (
     parse_start,
 )
 from gateway.services import Services
+from gateway.transport import CallTransport, LineGone, WebSocketTransport
 from ticketing import CallAlreadyEnded, CallAlreadyExists, store
 
 log = logging.getLogger("hotline.calls")
@@ -81,7 +83,7 @@ async def call_endpoint(websocket: WebSocket) -> None:
         return
     except WebSocketDisconnect:
         return
-    session = CallSession(websocket, services, start, audio_format)
+    session = CallSession(WebSocketTransport(websocket), services, start, audio_format)
     current_call.set(session.call_id)  # every log line of this call says so (its tasks inherit it)
     services.active_calls += 1
     try:
@@ -140,8 +142,8 @@ class _Thinking:
 
 
 class CallSession:
-    def __init__(self, websocket: WebSocket, services: Services, start: StartMessage, fmt: AudioFormat) -> None:
-        self.ws = websocket
+    def __init__(self, line: CallTransport, services: Services, start: StartMessage, fmt: AudioFormat) -> None:
+        self.line = line
         self.services = services
         self.start = start
         self.format = fmt
@@ -156,7 +158,7 @@ class CallSession:
         self.last_audio = self.opened
         self.holding_audio = False  # the reader waits on purpose (pace, a full queue): the line is not idle
         self.warned_fast = False
-        self.socket_open = True
+        self.line_open = True
         self.end_reason = "caller_hangup"
         self.turns = 0
         self.reply: _Reply | None = None
@@ -228,10 +230,10 @@ class CallSession:
                             now=self.services.clock.now())
         self.journal.close()
         await self.send(events.End(call_id=self.call_id, reason=self.end_reason))
-        if self.socket_open:
-            self.socket_open = False
+        if self.line_open:
+            self.line_open = False
             with contextlib.suppress(Exception):
-                await self.ws.close(code=CLOSE_NORMAL)
+                await self.line.close(CLOSE_NORMAL)
 
     async def send(self, event: events.ServerEvent) -> None:
         self._count(event)
@@ -245,24 +247,24 @@ class CallSession:
             metrics.tickets_opened.labels(event.category).inc()
 
     async def _send(self, message: str | bytes) -> None:
-        if not self.socket_open:
+        if not self.line_open:
             return
         try:
             # A client that stops reading fills the socket's buffers and the send waits: give up on it.
             async with asyncio.timeout(SEND_TIMEOUT_S):
                 if isinstance(message, bytes):
-                    await self.ws.send_bytes(message)
+                    await self.line.send_audio(message)
                 else:
-                    await self.ws.send_text(message)
+                    await self.line.send_text(message)
         except TimeoutError:
             log.warning("call %s: the client has stopped reading; dropping the line", self.call_id)
             self._dropped()
-        except (WebSocketDisconnect, RuntimeError, OSError):
+        except LineGone:
             self._dropped()
 
     def _dropped(self) -> None:
-        if self.socket_open:
-            self.socket_open = False
+        if self.line_open:
+            self.line_open = False
             self.end_reason = "dropped"
             if self.reader is not None and self.reader is not asyncio.current_task():
                 self.reader.cancel()  # whatever the client still sends is no longer heard
@@ -301,15 +303,12 @@ class CallSession:
     async def _read(self) -> None:
         try:
             while True:  # cancelled by run() once the call is over
-                message = await self.ws.receive()
-                if message["type"] == "websocket.disconnect":
-                    self._dropped()
+                message = await self.line.receive()
+                if isinstance(message, bytes):
+                    await self._on_audio(message)
+                elif await self._on_text(message):
                     break
-                if message.get("bytes") is not None:
-                    await self._on_audio(message["bytes"])
-                elif message.get("text") is not None and await self._on_text(message["text"]):
-                    break
-        except (WebSocketDisconnect, RuntimeError):
+        except LineGone:
             self._dropped()
         finally:
             self.state.stop_model.set()  # nobody is listening: the model stops; queued turns go by the rules
@@ -510,7 +509,7 @@ class CallSession:
         if not reply.text_sent:
             reply.text_sent = True
             self._measure(reply, "reply_text")
-        if self.socket_open and not self.audio_closed:  # after a hang-up the turn still runs (tickets), silently
+        if self.line_open and not self.audio_closed:  # after a hang-up the turn still runs (tickets), silently
             self.speaking = asyncio.create_task(self._speak(text))
             with contextlib.suppress(asyncio.CancelledError):
                 await self.speaking
@@ -530,7 +529,7 @@ class CallSession:
                 reply.audio_sent = True
                 self._measure(reply, "reply_audio")
             sent += len(frame) / (self.format.bytes_per_sample * self.format.sample_rate)
-            if not self.socket_open:
+            if not self.line_open:
                 return
 
 
