@@ -54,6 +54,7 @@ class StoreDesk:
         notify: Notify = _nobody,
         journal: CallJournal | None = None,
         gateway: str | None = None,
+        on_escalated: Callable[[int], Awaitable[None]] | None = None,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
@@ -62,6 +63,7 @@ class StoreDesk:
         self._notify = notify
         self._journal = journal
         self._gateway = gateway
+        self._on_escalated = on_escalated  # the call joins the live queue as soon as the store has it
         self._kept_tickets: dict[int, str] = {}  # provisional (negative) ticket id -> request key
         self.end_reason: str | None = None
         self.actions = 0  # counted as each begins: a turn that has acted can no longer be taken back
@@ -139,6 +141,8 @@ class StoreDesk:
             await self._notify(events.Escalation(id=None, reason=action.reason, pending=True))
             return EscalationReceipt(-1, action.reason)
         await self._notify(events.Escalation(id=escalation.id, reason=escalation.reason))
+        if self._on_escalated is not None:
+            await self._on_escalated(escalation.id)
         return EscalationReceipt(escalation.id, escalation.reason)
 
     async def end_call(self, action: EndCall) -> None:
