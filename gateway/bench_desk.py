@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import numpy as np
 import websockets
+from pydantic import SecretStr
 
 from gateway.caller import Caller, CallOptions, CallTrace, load_audio, start_in_process, write_speech
 from gateway.settings import Settings
@@ -154,7 +155,7 @@ def run(rounds: int, url: str | None, admin_token: str | None, settings: Setting
     server = None
     if url is None:
         admin_token = admin_token or secrets.token_urlsafe(24)
-        settings = settings.model_copy(update={"admin_token": admin_token})
+        settings = settings.model_copy(update={"admin_token": SecretStr(admin_token)})
         url, server = start_in_process(settings)
     if admin_token is None:
         raise SystemExit("hotline bench desk: --token (or HOTLINE_ADMIN_TOKEN) is needed to add the bench agent")

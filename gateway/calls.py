@@ -405,6 +405,8 @@ class CallSession:
                                      dialect=event.dialect, confidence=round(event.confidence, 3),
                                      start=round(event.started_at, 3), end=round(event.ended_at, 3)))
         self.record_turn("caller", event.text, dialect=event.dialect)
+        poorly_heard = event.confidence < self.services.settings.dialogue.low_confidence
+        self.state.poorly_heard = self.state.poorly_heard + 1 if poorly_heard else 0
         await self._tell_agent(events.CallerFinal(call_id=self.call_id, text=event.text,
                                                   normalized=event.normalized or event.text))
         event = await self._supersede(event)
