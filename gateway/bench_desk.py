@@ -75,11 +75,11 @@ class Takeover:
 
 
 async def takeover(call_url: str, desk_base: str, agent_token: str, human: np.ndarray, question: np.ndarray,
-                   agent_line: str = AGENT_LINE) -> Takeover:
+                   agent_line: str = AGENT_LINE, quiet: bool = False) -> Takeover:
     """A caller on `call_url` asks for a person; an agent whose console is on the gateway `desk_base` takes
     the call, sees the caller's next words, answers by typing, and hands the call back."""
     agent_url = desk_base.replace("http://", "ws://").replace("https://", "wss://") + f"/v1/agent?token={agent_token}"
-    caller = Caller(call_url, CallOptions(files=[], fast=True))
+    caller = Caller(call_url, CallOptions(files=[], fast=True, quiet=quiet))
     trace = caller.trace
     async with websockets.connect(agent_url) as agent_ws, caller.line() as line:
         if line is None:
@@ -166,7 +166,7 @@ def run(rounds: int, url: str | None, admin_token: str | None, settings: Setting
         with tempfile.TemporaryDirectory(prefix="hotline-desk-") as folder:
             human, question = _voice(settings, Path(folder))
         for _ in range(rounds):
-            result = asyncio.run(takeover(url, base, agent_token, human, question))
+            result = asyncio.run(takeover(url, base, agent_token, human, question, quiet=True))
             to_console.append(result.escalation_to_console_s * 1000)
             if result.reply_to_audio_s is not None:
                 to_audio.append(result.reply_to_audio_s * 1000)
