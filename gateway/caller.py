@@ -38,6 +38,7 @@ class CallOptions:
     json_lines: bool = False
     fast: bool = False
     token: str | None = None  # the hotline's call token, when it requires one
+    quiet: bool = False  # print nothing of what the call brings (benches: many callers at once)
 
 
 @dataclass
@@ -94,6 +95,8 @@ class Caller:
         self.options = options
         self.codec = Codec(options.codec)
         self.trace = CallTrace()
+        self.arrived: list[float] = []  # when each event of the trace came (monotonic clock)
+        self.audio_started: dict[int, float] = {}  # turn -> when its first audio frame came
         self._changed = asyncio.Event()
 
     async def run(self) -> CallTrace:
@@ -145,6 +148,7 @@ class Caller:
 
     def _on_event(self, event: dict[str, Any], now: float) -> None:
         self.trace.events.append(event)
+        self.arrived.append(now)
         self._print(event)
         timing = self.trace.timings[-1] if self.trace.timings else None
         kind = event.get("type")
@@ -165,6 +169,7 @@ class Caller:
 
     def _on_audio(self, frame: bytes, now: float) -> None:
         self.trace.audio.setdefault(self.trace.current_turn, bytearray()).extend(frame)
+        self.audio_started.setdefault(self.trace.current_turn, now)
         timing = self.trace.timings[-1] if self.trace.timings else None
         if timing and timing.reply_text is not None and timing.reply_audio is None:
             timing.reply_audio = now
@@ -230,6 +235,8 @@ class Caller:
             await asyncio.sleep(ahead)
 
     def _print(self, event: dict[str, Any]) -> None:
+        if self.options.quiet:
+            return
         if self.options.json_lines:
             print(json.dumps(event, ensure_ascii=False), flush=True)
             return

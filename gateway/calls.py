@@ -172,7 +172,8 @@ class CallSession:
         self.journal = services.journals.open(self.call_id)
         self.turn_seq = 0  # turns are numbered here, so a retried write cannot store one twice
         self.desk = StoreDesk(services.sessions, services.clock, self.state, dialect=start.dialect, notify=self.send,
-                              journal=self.journal, gateway=services.settings.gateway_name)
+                              journal=self.journal, gateway=services.settings.gateway_name,
+                              on_escalated=self._wait_for_agent)
         self.agent: str | None = None  # the agent holding the call; None: the bot
         self.queued_escalation: int | None = None  # in the live queue, or held by an agent
         self.on_hold: asyncio.Task[None] | None = None
@@ -404,6 +405,8 @@ class CallSession:
                                      dialect=event.dialect, confidence=round(event.confidence, 3),
                                      start=round(event.started_at, 3), end=round(event.ended_at, 3)))
         self.record_turn("caller", event.text, dialect=event.dialect)
+        poorly_heard = event.confidence < self.services.settings.dialogue.low_confidence
+        self.state.poorly_heard = self.state.poorly_heard + 1 if poorly_heard else 0
         await self._tell_agent(events.CallerFinal(call_id=self.call_id, text=event.text,
                                                   normalized=event.normalized or event.text))
         event = await self._supersede(event)
@@ -465,8 +468,6 @@ class CallSession:
             if self.state.ended:
                 self.end_reason = "bot_end"
                 break
-            if self.state.escalation is not None and self.queued_escalation is None:
-                await self._wait_for_agent(self.state.escalation.id)
         # the caller hung up: answer what is still queued so tickets are not lost, without audio
         while not self.inbox.empty():
             final = self.inbox.get_nowait()
@@ -536,9 +537,9 @@ class CallSession:
     # ---- the live desk: waiting for an agent, and the agent's turns --------------------------------
 
     async def _wait_for_agent(self, escalation_id: int) -> None:
-        """The escalation is in the store: the call joins the live queue and the caller hears where."""
-        if escalation_id <= 0:  # kept in the journal while the store is away: an agent calls back
-            return
+        """The escalation is in the store: the call joins the live queue and, once the bot's reply is
+        said, the caller hears their place in it. (One kept in the journal while the store is away is
+        not queued: an agent calls back.)"""
         self.queued_escalation = escalation_id
         ahead = await self.services.desk.enqueue(self.call_id, escalation_id, self)
         await self.inbox.put(_Line(prompts.queue_position(ahead, self._expected_minutes(ahead)), "desk"))

@@ -55,6 +55,7 @@ class StoreDesk:
         notify: Notify = _nobody,
         journal: CallJournal | None = None,
         gateway: str | None = None,
+        on_escalated: Callable[[int], Awaitable[None]] | None = None,
         reuse_open: bool = True,
     ) -> None:
         self._sessions = sessions
@@ -64,6 +65,7 @@ class StoreDesk:
         self._notify = notify
         self._journal = journal
         self._gateway = gateway
+        self._on_escalated = on_escalated  # the call joins the live queue as soon as the store has it
         # A caller with an open ticket of the same category hears about it rather than getting a second one.
         self._reuse_open = reuse_open
         self._sla = (sessions.kw.get("info") or {}).get("sla", DEFAULT_SLA)  # as the store's sessions carry it
@@ -177,6 +179,8 @@ class StoreDesk:
             await self._notify(events.Escalation(id=None, reason=action.reason, pending=True))
             return EscalationReceipt(-1, action.reason)
         await self._notify(events.Escalation(id=escalation.id, reason=escalation.reason))
+        if self._on_escalated is not None:
+            await self._on_escalated(escalation.id)
         return EscalationReceipt(escalation.id, escalation.reason)
 
     async def end_call(self, action: EndCall) -> None:
