@@ -3,16 +3,26 @@ logs in, works tickets, reads the dashboard and takes an escalated call."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
 import re
 import shutil
+import threading
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+import websockets
+from conftest import TTS_VOICE_CER
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
+from asr.cer import cer
+from core.audio import encode
 from gateway.app import create_app
+from gateway.caller import Caller, CallOptions, load_audio, start_in_process
 from gateway.protocol import CLOSE_UNAUTHORIZED
 from gateway.settings import Settings
 
@@ -135,8 +145,6 @@ def _log_out(page: Any) -> None:
 
 
 def _new_agent(base: str, admin_headers: dict[str, str], name: str) -> str:
-    import httpx
-
     created = httpx.post(f"{base}/v1/accounts", json={"name": name, "role": "agent"}, headers=admin_headers)
     assert created.status_code == 201, created.text
     return str(created.json()["token"])
@@ -145,8 +153,6 @@ def _new_agent(base: str, admin_headers: dict[str, str], name: str) -> str:
 @pytest.fixture(scope="module")
 def rest_gateway(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """A real gateway on a local port that loads no models: REST, the console and the store."""
-    from gateway.caller import start_in_process
-
     settings = Settings(data_dir=tmp_path_factory.mktemp("console-data"), admin_token=ADMIN_TOKEN, models=[])
     url, server = start_in_process(settings)
     try:
@@ -157,8 +163,6 @@ def rest_gateway(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 def _ticket_workflow_missing(base: str, headers: dict[str, str]) -> str | None:
     """Why this gateway cannot serve the console's ticket and dashboard views yet, or None."""
-    import httpx
-
     listed = httpx.get(f"{base}/v1/tickets", headers=headers)
     if listed.status_code != 200 or not isinstance(listed.json(), dict) or "items" not in listed.json():
         return "GET /v1/tickets does not answer {items, total} yet (the ticket workflow REST is not merged)"
@@ -170,8 +174,6 @@ def _ticket_workflow_missing(base: str, headers: dict[str, str]) -> str | None:
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (apt-get install chromium); the console test needs it")
 def test_an_agent_logs_in_works_a_ticket_and_reads_the_dashboard(rest_gateway: str, tmp_path: Path):
-    import httpx
-
     playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright (no browser download)")
     base, admin = rest_gateway, {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     if (missing := _ticket_workflow_missing(base, admin)) is not None:
@@ -237,3 +239,109 @@ def _move(page: Any, status: str) -> None:
         f"document.getElementById('ticket-detail').dataset.status === '{status}'"
         " || document.getElementById('td-error').textContent !== ''", timeout=UI_MS)
     assert page.get_attribute("#ticket-detail", "data-status") == status, page.inner_text("#td-error")
+
+
+# --- the live desk: a simulated caller asks for a person, the agent in the browser takes the call ---------
+
+ASK_FOR_A_PERSON = "我要转人工"
+AFTER_ACCEPT = "我家的宽带断网了"
+AGENT_REPLY = "您好，我是人工客服，马上为您处理。"
+
+
+class _DeskCaller:
+    """A caller on the real call socket (gateway.caller.Caller underneath) that asks for a person, stays on the
+    line until an agent has taken the call, says one more thing, and listens for the agent's spoken reply."""
+
+    def __init__(self, url: str, first: Path, second: Path) -> None:
+        self.caller = Caller(url, CallOptions(files=[], fast=True))
+        self.first, self.second = load_audio(first, 16000), load_audio(second, 16000)
+        self.accepted, self.agent_said, self.done = threading.Event(), threading.Event(), threading.Event()
+        self.heard_agent = threading.Event()
+        self.error: BaseException | None = None
+
+    def audio_bytes(self) -> int:
+        return sum(len(audio) for audio in self.caller.trace.audio.values())
+
+    def run(self) -> None:
+        try:
+            asyncio.run(self._talk())
+        except BaseException as exc:  # the test thread reports it
+            self.error = exc
+
+    async def _talk(self) -> None:
+        caller, wait_s = self.caller, WAIT_MS / 1000
+        async with websockets.connect(caller.url, max_size=1 << 22) as ws:
+            await ws.send(json.dumps({"type": "start", "codec": "pcm16", "sample_rate": 16000}))
+            receiver = asyncio.create_task(caller._receive(ws))
+            try:
+                await caller._wait(lambda: caller.trace.of_type("ready"), 30)
+                await caller._let_greeting_finish(ws)
+                await caller._speak_turn(ws, self.first)  # the bot answers that a person is coming
+                await caller._send_silence_until(ws, self.accepted.is_set, wait_s)
+                finals = caller.trace.finals
+                await caller._send_silence_until(ws, lambda: False, 0.3)
+                for offset in range(0, len(self.second), 320):
+                    await ws.send(encode(self.second[offset : offset + 320], caller.codec))
+                await caller._send_silence_until(ws, lambda: caller.trace.finals > finals, wait_s)
+                await caller._send_silence_until(ws, self.agent_said.is_set, wait_s)
+                before = self.audio_bytes()
+                await caller._send_silence_until(ws, lambda: self.audio_bytes() > before + 16000, wait_s)  # 0.5 s
+                self.heard_agent.set()
+                await caller._send_silence_until(ws, self.done.is_set, wait_s)
+                await ws.send(json.dumps({"type": "stop"}))
+                await caller._wait(lambda: caller.trace.of_type("end"), 60)
+            finally:
+                receiver.cancel()
+
+
+def _agent_socket_missing() -> bool:
+    return not _has_route(create_app(Settings(), models=()), "WS", "/v1/agent")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (apt-get install chromium); the console test needs it")
+def test_an_agent_takes_an_escalated_call_in_the_browser(request: pytest.FixtureRequest, say: Any, tmp_path: Path):
+    if _agent_socket_missing():  # before the live hotline loads its models
+        pytest.skip("this gateway has no agent socket (/v1/agent) yet")
+    playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright (no browser download)")
+    live = request.getfixturevalue("live_hotline")
+    token = _new_agent(live.base, live.headers, "zhaolei")
+    simulated = _DeskCaller(live.url, say(ASK_FOR_A_PERSON), say(AFTER_ACCEPT))
+    with playwright.sync_playwright() as p:
+        browser = _chromium(p)
+        calling = threading.Thread(target=simulated.run, name="desk-caller", daemon=True)
+        try:
+            page, errors = _open_console(browser, live.base)
+            _log_in(page, token)
+            page.wait_for_selector('#desk-state[data-state="open"]', timeout=UI_MS)
+            calling.start()
+            waiting = page.wait_for_selector("#queue li", timeout=WAIT_MS)
+            assert "已等待" in waiting.inner_text()
+            waiting.query_selector("button.accept").click()
+            page.wait_for_selector('#call[data-live="yes"]', timeout=UI_MS)
+            assert page.locator("#call-transcript li.history").count() >= 1  # the call so far
+            simulated.accepted.set()
+
+            heard = page.wait_for_selector("#call-transcript li.caller:not(.history)", timeout=WAIT_MS)
+            assert cer(AFTER_ACCEPT, heard.query_selector(".text").inner_text()) < TTS_VOICE_CER, heard.inner_text()
+            page.wait_for_selector("#assist:not([hidden])", timeout=WAIT_MS)
+
+            page.fill("#reply", AGENT_REPLY)
+            page.press("#reply", "Enter")
+            simulated.agent_said.set()
+            page.wait_for_selector("#call-transcript li.agent:not(.pending)", timeout=WAIT_MS)
+            assert simulated.heard_agent.wait(WAIT_MS / 1000), "the caller heard no audio after the agent spoke"
+            page.screenshot(path=str(tmp_path / "console.png"))
+            if target := os.environ.get("HOTLINE_CONSOLE_SCREENSHOT"):
+                shutil.copy(tmp_path / "console.png", target)
+
+            page.click("#hand-back")
+            released = page.wait_for_selector("#call-notices .released", timeout=UI_MS)
+            assert "交还机器人" in released.inner_text()
+            simulated.done.set()
+            calling.join(90)
+            assert simulated.error is None, repr(simulated.error)
+            assert not errors, errors
+        finally:
+            simulated.done.set()
+            browser.close()
