@@ -102,7 +102,7 @@ function renderTicket(ticket) {
 
 function slotFacts(slots) {
   const shown = new Set(["phone", "address"]);
-  return Object.entries(slots || {}).filter(([name]) => !shown.has(name)).map(([name, value]) => [name, value]);
+  return Object.entries(slots || {}).filter(([name]) => !shown.has(name)).map(([name, value]) => [label("slot", name), value]);
 }
 
 function renderStatusButtons(current) {
