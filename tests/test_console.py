@@ -210,7 +210,7 @@ def test_an_agent_logs_in_works_a_ticket_and_reads_the_dashboard(rest_gateway: s
                 _move(page, "assigned")
             for status in ("in_progress", "pending_customer", "in_progress", "resolved", "closed"):
                 _move(page, status)
-            page.click('#td-status-buttons button[data-status="new"]')  # a closed ticket is not new again
+            page.click('#td-status-buttons button[data-status="pending_customer"]')  # nobody waits on a closed one
             refusal = page.wait_for_selector("#td-error:not(:empty)", timeout=UI_MS).inner_text()
             assert refusal.startswith("不能这样变更：") and len(refusal) > len("不能这样变更："), refusal
             assert detail.get_attribute("data-status") == "closed"
