@@ -113,7 +113,7 @@ function renderQueue(waiting) {
 
 function queueItem(item) {
   const accept = el("button", { type: "button", class: "accept", textContent: "接听", disabled: desk.live,
-    onclick: () => accept_(item, accept) });
+    onclick: () => acceptCall(item, accept) });
   return el("li", { data: { escalationId: item.escalation_id, callId: item.call_id } },
     el("div", { class: "row" },
       el("strong", { class: "reason", textContent: item.reason || "转人工" }),
@@ -132,7 +132,7 @@ function tickQueue() {
   }
 }
 
-function accept_(item, button) {
+function acceptCall(item, button) {
   button.disabled = true;
   send({ type: "accept", escalation_id: item.escalation_id });
 }
