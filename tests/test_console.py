@@ -243,9 +243,10 @@ def _move(page: Any, status: str) -> None:
 
 # --- the live desk: a simulated caller asks for a person, the agent in the browser takes the call ---------
 
-ASK_FOR_A_PERSON = "我要转人工"
+ASK_FOR_A_PERSON = "我要转人工客服。"  # the bare "我要转人工" is short enough to be misheard (seen: 我要在员工)
 AFTER_ACCEPT = "我家的宽带断网了"
 AGENT_REPLY = "您好，我是人工客服，马上为您处理。"
+ASKS = 3
 
 
 class _DeskCaller:
@@ -276,7 +277,10 @@ class _DeskCaller:
             try:
                 await caller._wait(lambda: caller.trace.of_type("ready"), 30)
                 await caller._let_greeting_finish(ws)
-                await caller._speak_turn(ws, self.first)  # the bot answers that a person is coming
+                for _ in range(ASKS):  # asks again if the bot did not understand
+                    await caller._speak_turn(ws, self.first)  # the bot answers that a person is coming
+                    if caller.trace.of_type("escalation"):
+                        break
                 await caller._send_silence_until(ws, self.accepted.is_set, wait_s)
                 finals = caller.trace.finals
                 await caller._send_silence_until(ws, lambda: False, 0.3)
