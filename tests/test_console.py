@@ -244,7 +244,7 @@ def _move(page: Any, status: str) -> None:
 # --- the live desk: a simulated caller asks for a person, the agent in the browser takes the call ---------
 
 ASK_FOR_A_PERSON = "我要转人工客服。"  # the bare "我要转人工" is short enough to be misheard (seen: 我要在员工)
-AFTER_ACCEPT = "我家的宽带断网了"
+AFTER_ACCEPT = "请问宽带安装费是多少？"  # read well by the recognizer in the project's voice (test_call_page)
 AGENT_REPLY = "您好，我是人工客服，马上为您处理。"
 ASKS = 3
 

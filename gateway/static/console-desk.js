@@ -116,7 +116,7 @@ function queueItem(item) {
     onclick: () => acceptCall(item, accept) });
   return el("li", { data: { escalationId: item.escalation_id, callId: item.call_id } },
     el("div", { class: "row" },
-      el("strong", { class: "reason", textContent: item.reason || "转人工" }),
+      el("strong", { class: "reason", textContent: label("reason", item.reason) }),
       el("span", { class: "waited", data: { waited: item.waited_s || 0 } })),
     el("div", { class: "meta" },
       el("span", { class: "caller", textContent: item.caller || "未知号码" }),
@@ -148,7 +148,7 @@ function startCall(e) {
   $("call-notices").replaceChildren();
   setCallButtons(true);
   fillFacts($("call-info"), [["来电号码", e.caller || "未知"], ["方言", label("dialect", e.dialect)],
-    ["转人工原因", e.reason || "—"], ["通话编号", e.call_id]]);
+    ["转人工原因", label("reason", e.reason)], ["通话编号", e.call_id]]);
   $("call-summary").textContent = e.summary || "";
   $("call-transcript").replaceChildren();
   $("call-partial").textContent = "";

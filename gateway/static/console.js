@@ -41,10 +41,11 @@ const LABELS = {
   priority: { low: "低", normal: "普通", high: "高", urgent: "紧急" },
   dialect: { mandarin: "普通话", cantonese: "粤语", sichuanese: "四川话", shanghainese: "上海话", auto: "自动" },
   speaker: { caller: "来电者", bot: "机器人", agent: "坐席" },
+  reason: { caller_request: "来电者要求转人工", caller_frustrated: "来电者不满意", turn_failed: "机器人无法应答" },
   released: { handed_back: "已交还机器人", caller_hangup: "来电者已挂断", ended_by_agent: "通话已挂断",
     agent_left: "坐席已离线，通话已交还" },
   slot: { phone: "电话", address: "地址", fault: "故障现象", product: "产品", plan: "套餐", name: "姓名",
-    complaint: "投诉内容", request: "办理事项" },
+    complaint: "投诉内容", request_type: "办理事项" },
   eventKind: { created: "创建", status_changed: "状态变更", note: "备注", assigned: "分派", owner_changed: "处理人变更",
     priority_changed: "优先级变更", updated: "更新", sla_breached: "超时" },
 };
