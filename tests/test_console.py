@@ -77,6 +77,8 @@ def test_the_console_and_everything_it_loads_come_from_the_gateway(tmp_path: Pat
             texts.append(answer.text)
         for text in texts:
             assert not re.search(r"https?://", text), "works offline: no CDN or other site"
+        for script in texts[1:]:
+            assert "innerHTML" not in script, "what callers and agents wrote is shown as text, never as markup"
         assert "坐席控制台" in page.text and 'lang="zh-CN"' in page.text
 
 
@@ -159,6 +161,38 @@ def rest_gateway(tmp_path_factory: pytest.TempPathFactory) -> Any:
         yield url.replace("ws://", "http://").removesuffix("/v1/calls")
     finally:
         server.should_exit = True
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (apt-get install chromium); the console test needs it")
+def test_logging_in_and_out_in_a_real_browser(rest_gateway: str):
+    playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright (no browser download)")
+    base, admin = rest_gateway, {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    token = _new_agent(base, admin, "liming")
+    with playwright.sync_playwright() as p:
+        browser = _chromium(p)
+        try:
+            page, errors = _open_console(browser, base)
+            assert page.is_hidden("#nav") and page.is_visible("#view-login")
+            page.fill("#token", "not-a-token-of-this-hotline")
+            page.click("#login")
+            assert page.wait_for_selector("#login-error:not(:empty)", timeout=UI_MS).inner_text() == "令牌无效或已停用"
+            _log_in(page, ADMIN_TOKEN)
+            assert (page.inner_text("#who-name"), page.inner_text("#who-role")) == ("admin", "管理员")
+            _log_out(page)
+            _log_in(page, token)
+            assert (page.inner_text("#who-name"), page.inner_text("#who-role")) == ("liming", "坐席")
+            assert page.is_visible("#view-desk") and page.get_attribute("#desk-state", "data-state")
+            page.reload()  # the tab keeps the token
+            page.wait_for_selector("#who:not([hidden])", timeout=UI_MS)
+            assert page.inner_text("#who-name") == "liming"
+            assert httpx.delete(f"{base}/v1/accounts/liming", headers=admin).status_code == 200
+            page.reload()  # a disabled agent's token logs the page out
+            assert page.wait_for_selector("#login-error:not(:empty)", timeout=UI_MS).inner_text() == "登录已失效，请重新登录"
+            assert page.is_hidden("#who") and page.evaluate("sessionStorage.length") == 0
+            assert not errors, errors
+        finally:
+            browser.close()
 
 
 def _ticket_workflow_missing(base: str, headers: dict[str, str]) -> str | None:
