@@ -139,6 +139,16 @@ class StopSignal:
 
 
 @dataclass(frozen=True)
+class Suggestion:
+    """What an agent on the call is offered for the caller's latest words: the KB's best passages and
+    the answer the bot would have given (grounded the same way), for the agent to send or edit."""
+
+    text: str
+    citations: tuple[str, ...]
+    passages: tuple[KnowledgePassage, ...]
+
+
+@dataclass(frozen=True)
 class ReplySentence:
     """One sentence of the bot's reply, spoken as soon as it is complete."""
 

@@ -25,6 +25,7 @@ from dialogue.base import (
     OpenTicket,
     ReplySentence,
     StopSignal,
+    Suggestion,
     TicketReceipt,
     UpdateTicket,
 )
@@ -438,6 +439,18 @@ class DialogueManager:
         state.last_answer = plan
         for sentence in prompts.quoted_answer(plan, with_title=repeat_title):
             yield ReplySentence(sentence, (plan.doc_id,))
+
+    async def suggest(self, state: CallState, text: str, passages: int = 3) -> Suggestion:
+        """For an agent holding the call: what the KB says about the caller's words, and the answer the
+        bot would give. The call's state is only read (the agent decides what is said)."""
+        text = slots.normalise(text)
+        plan = await self._plan(text, state.last_answer, None)
+        found = await self._kb_pool.run(lambda: self._kb.statements(text, passages))
+        if isinstance(plan, Grounded):
+            answer = "".join(prompts.quoted_answer(plan, with_title=True))
+            return Suggestion(answer, (plan.doc_id,), tuple(found))
+        return Suggestion(prompts.not_in_kb(plan, carrier=self.options.carrier, hotline=self.options.hotline), (),
+                          tuple(found))
 
     async def _plan(self, text: str, previous: Grounded | None, context: str | None) -> Grounded | NotInKb:
         options = self.options.answers

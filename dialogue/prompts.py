@@ -69,6 +69,29 @@ def escalated_waiting() -> str:
     return "人工客服正在接入，请您稍候。"
 
 
+def queue_position(ahead: int, minutes: int) -> str:
+    if ahead == 0:
+        return f"您是下一位，预计等待约{minutes}分钟，请不要挂机。"
+    return f"您前面还有{ahead}位来电，预计等待约{minutes}分钟，请不要挂机。"
+
+
+def still_waiting(ahead: int) -> str:
+    place = "您是下一位" if ahead == 0 else f"您前面还有{ahead}位来电"
+    return f"人工客服仍在忙，{place}，请您继续稍候。"
+
+
+def agent_joined() -> str:
+    return "已为您接通人工客服，请讲。"
+
+
+def agent_left() -> str:
+    return "人工客服暂时离开了，正在为您重新转接，请稍候。"
+
+
+def handed_back() -> str:
+    return "接下来由智能客服继续为您服务，请问还有什么可以帮您？"
+
+
 def goodbye() -> str:
     return "感谢您的来电，祝您生活愉快，再见。"
 

@@ -14,7 +14,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from core.clock import Clock
-from gateway import auth, calls, kb_routes, page, preload, rest
+from gateway import agent_socket, auth, calls, kb_routes, page, preload, rest
 from gateway.services import ModelsFailed, Services
 from gateway.settings import Settings
 
@@ -33,6 +33,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = await asyncio.to_thread(Services.open, settings, clock)
         app.state.services = services
+        await services.desk.bus.start()
         preload.import_request_path()  # before any other thread imports (see gateway/preload.py)
         # /healthz answers at once; /readyz waits for this task, and says which model failed and why.
         loading = asyncio.create_task(_load_models(services, models), name="load-models")
@@ -46,6 +47,7 @@ def create_app(
                     await task
             await services.journals.drain(JOURNAL_DRAIN_S)  # the last calls' writes, if the store takes them
             services.journals.cancel()
+            await services.desk.bus.close()
             services.close()
 
     auth.redact_call_tokens_in_server_logs()
@@ -56,6 +58,7 @@ def create_app(
     app.include_router(rest.router)
     kb_routes.install(app)
     app.include_router(calls.router)
+    app.include_router(agent_socket.router)
     app.include_router(page.router)
     app.mount("/static", page.static_files(), name="static")
     return app

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import sys
 import threading
 import time
 import wave
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -95,6 +97,18 @@ class Caller:
         self._changed = asyncio.Event()
 
     async def run(self) -> CallTrace:
+        async with self.line() as ws:
+            if ws is not None:
+                for path in self.options.files:
+                    await self.speak(ws, load_audio(path, self.options.rate))
+                await ws.send(json.dumps({"type": "stop"}))
+                await self._wait(lambda: self.trace.of_type("end"), 60)
+        return self.trace
+
+    @contextlib.asynccontextmanager
+    async def line(self) -> AsyncIterator[Any]:
+        """The open call once `ready` and the greeting are over (None when the hotline refused it);
+        `speak` and `listen_until` script it from there."""
         headers = {"Authorization": f"Bearer {self.options.token}"} if self.options.token else None
         async with websockets.connect(self.url, max_size=1 << 22, additional_headers=headers) as ws:
             await ws.send(json.dumps({"type": "start", "codec": self.options.codec, "sample_rate": self.options.rate,
@@ -103,15 +117,16 @@ class Caller:
             try:
                 await self._wait(lambda: self.trace.of_type("ready") or self.trace.of_type("end"), 30)
                 if not self.trace.of_type("ready"):
-                    return self.trace
+                    yield None
+                    return
                 await self._let_greeting_finish(ws)
-                for path in self.options.files:
-                    await self._speak_turn(ws, load_audio(path, self.options.rate))
-                await ws.send(json.dumps({"type": "stop"}))
-                await self._wait(lambda: self.trace.of_type("end"), 60)
+                yield ws
             finally:
                 receiver.cancel()
-        return self.trace
+
+    async def listen_until(self, ws: Any, condition: Any, within_s: float) -> bool:
+        """Keeps the line open (silence, as a phone sends) until `condition()` holds or time is up."""
+        return await self._send_silence_until(ws, condition, within_s)
 
     async def _receive(self, ws: Any) -> None:
         try:
@@ -185,7 +200,8 @@ class Caller:
             await self._pace(started, index, always=True)
         return True
 
-    async def _speak_turn(self, ws: Any, pcm: np.ndarray) -> None:
+    async def speak(self, ws: Any, pcm: np.ndarray) -> None:
+        """One caller turn, then listening until it is answered."""
         rate = self.options.rate
         finals_before, ends_before = self.trace.finals, len(self.trace.reply_ends)
         frame = rate * FRAME_MS // 1000

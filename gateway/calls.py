@@ -4,6 +4,10 @@ Three tasks per call, all owned by the session: the reader turns socket messages
 chunks, the listener runs the recognizer over them, and the responder answers each final
 transcript in turn, speaking it back paced at real time so that a barge-in stops it where
 the caller actually stopped listening.
+
+Whoever holds the call produces its replies: the bot, or, once an escalated call is taken from the
+live desk (gateway/live.py), an agent, whose typed lines come into the same inbox as the caller's
+finals and are spoken the same way while the bot stays silent and only suggests answers to the agent.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import contextlib
 import copy
 import json
 import logging
+import math
 import uuid
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -48,7 +53,7 @@ router = APIRouter()
 START_TIMEOUT_S = 10.0
 DRAIN_TIMEOUT_S = 120.0
 PLAYBACK_LEAD_S = 0.3  # audio sent ahead of real time, so playback never starves
-MAX_PENDING_FINALS = 16  # utterances heard but not yet answered, before the recognizer waits
+MAX_PENDING_FINALS = 16  # utterances heard (and agent lines) not yet answered, before the recognizer waits
 WATCH_INTERVAL_S = 1.0
 SEND_TIMEOUT_S = 10.0  # replies are paced at real time, so a reading client never makes a send wait this long
 ARRIVALS_KEPT = 6000  # audio frames whose arrival is remembered (two minutes of 20 ms frames)
@@ -112,6 +117,16 @@ class _Reply:
     audio_sent: bool = False
 
 
+@dataclass(frozen=True)
+class _Line:
+    """Something to say that the bot's dialogue did not produce: an agent's words, or the desk's
+    announcements (queue position, an agent joining); `end_call` ends the call once it is said."""
+
+    text: str
+    by: str  # "agent" | "desk"
+    end_call: bool = False
+
+
 @dataclass
 class _Thinking:
     """The turn being worked out: what it answers and the call's state before it began."""
@@ -135,7 +150,7 @@ class CallSession:
         # Bounded: a reader that gets ahead of the recognizer waits, and so stops reading the socket.
         self.audio: asyncio.Queue[AudioChunk | None] = asyncio.Queue(self.limits.audio_queue_frames)
         self.audio_closed = False
-        self.finals: asyncio.Queue[FinalTranscript | None] = asyncio.Queue(MAX_PENDING_FINALS)
+        self.inbox: asyncio.Queue[FinalTranscript | _Line | None] = asyncio.Queue(MAX_PENDING_FINALS)
         self.opened = services.clock.monotonic()
         self.last_audio = self.opened
         self.holding_audio = False  # the reader waits on purpose (pace, a full queue): the line is not idle
@@ -154,7 +169,10 @@ class CallSession:
         self.journal = services.journals.open(self.call_id)
         self.turn_seq = 0  # turns are numbered here, so a retried write cannot store one twice
         self.desk = StoreDesk(services.sessions, services.clock, self.state, dialect=start.dialect, notify=self.send,
-                              journal=self.journal)
+                              journal=self.journal, gateway=services.settings.gateway_name)
+        self.agent: str | None = None  # the agent holding the call; None: the bot
+        self.queued_escalation: int | None = None  # in the live queue, or held by an agent
+        self.on_hold: asyncio.Task[None] | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
@@ -177,7 +195,7 @@ class CallSession:
         watcher = asyncio.create_task(self._watch(reader), name=f"watch-{self.call_id}")
         tasks = [reader, listener, responder, watcher]
         if self.services.settings.dialogue.greeting:
-            await self.finals.put(_GREETING)
+            await self.inbox.put(_GREETING)
         try:
             await responder  # ends after the listener does, or when the bot ends the call
             if listener.done() and listener.exception() is not None:
@@ -187,12 +205,18 @@ class CallSession:
             self.end_reason = "error"
             await self.send({"type": "error", "code": "internal", "message": "the call failed inside the hotline"})
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            for task in [*tasks, self.on_hold]:
+                if task is not None:
+                    task.cancel()
+            await asyncio.gather(*(t for t in [*tasks, self.on_hold] if t is not None), return_exceptions=True)
             await self._finish()
 
     async def _finish(self) -> None:
+        if self.queued_escalation is not None:
+            try:
+                await self.services.desk.leave(self.call_id, self.agent)
+            except Exception:
+                log.exception("call %s: could not take it off the live desk", self.call_id)
         try:
             await asyncio.wait_for(self.services.manager.hang_up(self.state, self.desk), DRAIN_TIMEOUT_S)
         except Exception:
@@ -359,11 +383,12 @@ class CallSession:
                     await self._barge_in()
                 elif isinstance(event, PartialTranscript):
                     await self.send({"type": "partial", "text": event.text, "dialect": event.dialect})
+                    await self._tell_agent({"type": "partial", "call_id": self.call_id, "text": event.text})
                 elif isinstance(event, FinalTranscript):
                     await self._on_final(event)
         finally:
             with contextlib.suppress(asyncio.QueueFull):  # full: the responder has already stopped
-                self.finals.put_nowait(None)
+                self.inbox.put_nowait(None)
 
     def _arrival_of(self, audio_s: float) -> float | None:
         """When the call's audio up to `audio_s` seconds had arrived (None when no longer known)."""
@@ -379,11 +404,13 @@ class CallSession:
                          "dialect": event.dialect, "confidence": round(event.confidence, 3),
                          "start": round(event.started_at, 3), "end": round(event.ended_at, 3)})
         self.record_turn("caller", event.text, dialect=event.dialect)
+        await self._tell_agent({"type": "final", "call_id": self.call_id, "text": event.text,
+                                "normalized": event.normalized or event.text})
         event = await self._supersede(event)
         if speech_end is not None:
             self.speech_ends[event] = speech_end
         await self._barge_in()  # a newer utterance supersedes whatever is still being said
-        await self.finals.put(event)
+        await self.inbox.put(event)
 
     async def _supersede(self, event: FinalTranscript) -> FinalTranscript:
         """A caller who speaks again before the bot has said or done anything about their last
@@ -415,7 +442,16 @@ class CallSession:
     # ---- responder: transcripts -> replies -------------------------------------------------------
 
     async def _respond(self) -> None:
-        while (final := await self.finals.get()) is not None:
+        while (final := await self.inbox.get()) is not None:
+            if isinstance(final, _Line):
+                await self._speak_line(final)
+                if final.end_call:
+                    self.end_reason = "agent_hangup"
+                    break
+                continue
+            if self.agent is not None:  # the agent answers; the bot only suggests
+                await self._assist(final)
+                continue
             state_before, actions_before = copy.deepcopy(self.state), self.desk.actions
             reply = self._next_reply()
             task = asyncio.create_task(self._answer(final, reply), name=f"answer-{self.call_id}")
@@ -429,9 +465,12 @@ class CallSession:
             if self.state.ended:
                 self.end_reason = "bot_end"
                 break
+            if self.state.escalation is not None and self.queued_escalation is None:
+                await self._wait_for_agent(self.state.escalation.id)
         # the caller hung up: answer what is still queued so tickets are not lost, without audio
-        while not self.finals.empty():
-            if (final := self.finals.get_nowait()) is not None:
+        while not self.inbox.empty():
+            final = self.inbox.get_nowait()
+            if isinstance(final, FinalTranscript) and self.agent is None:
                 await asyncio.wait_for(self._answer(final, self._next_reply()), DRAIN_TIMEOUT_S)
 
     def _next_reply(self) -> _Reply:
@@ -465,8 +504,8 @@ class CallSession:
         if heard:
             self.record_turn("bot", heard, interrupted=reply.interrupted)
 
-    async def _say(self, reply: _Reply, text: str, citations: tuple[str, ...] = ()) -> None:
-        await self.send({"type": "reply", "turn": reply.turn, "text": text, "citations": list(citations)})
+    async def _say(self, reply: _Reply, text: str, citations: tuple[str, ...] = (), by: str = "bot") -> None:
+        await self.send({"type": "reply", "turn": reply.turn, "text": text, "citations": list(citations), "by": by})
         if not reply.text_sent:
             reply.text_sent = True
             self._measure(reply, "reply_text")
@@ -493,6 +532,96 @@ class CallSession:
             if not self.socket_open:
                 return
 
+
+    # ---- the live desk: waiting for an agent, and the agent's turns --------------------------------
+
+    async def _wait_for_agent(self, escalation_id: int) -> None:
+        """The escalation is in the store: the call joins the live queue and the caller hears where."""
+        if escalation_id <= 0:  # kept in the journal while the store is away: an agent calls back
+            return
+        self.queued_escalation = escalation_id
+        ahead = await self.services.desk.enqueue(self.call_id, escalation_id, self)
+        await self.inbox.put(_Line(prompts.queue_position(ahead, self._expected_minutes(ahead)), "desk"))
+        self.on_hold = asyncio.create_task(self._hold(), name=f"hold-{self.call_id}")
+
+    def _expected_minutes(self, ahead: int) -> int:
+        return max(1, math.ceil((ahead + 1) * self.services.settings.desk.wait_per_call_s / 60))
+
+    async def _hold(self) -> None:
+        """A waiting caller is never left in silence: every so often they hear that they still wait."""
+        interval = self.services.settings.desk.hold_interval_s
+        while True:
+            await asyncio.sleep(interval)
+            quiet = self.inbox.empty() and (self.speaking is None or self.speaking.done())
+            if self.agent is None and quiet and self.queued_escalation is not None:
+                ahead = await self.services.desk.position(self.queued_escalation)
+                await self.inbox.put(_Line(prompts.still_waiting(ahead), "desk"))
+
+    def _stop_hold(self) -> None:
+        if self.on_hold is not None:
+            self.on_hold.cancel()
+            self.on_hold = None
+
+    async def _speak_line(self, line: _Line) -> None:
+        reply = self._next_reply()
+        self.reply = reply
+        await self._say(reply, line.text, by=line.by)
+        heard = "".join(reply.spoken)
+        self.state.remember_reply(heard)
+        await self.send({"type": "reply_end", "turn": reply.turn, "text": heard, "interrupted": reply.interrupted})
+        if heard:
+            self.record_turn("agent" if line.by == "agent" else "bot", heard, interrupted=reply.interrupted)
+        await self._tell_agent({"type": "spoken", "call_id": self.call_id, "text": heard or line.text,
+                                "by": "agent" if line.by == "agent" else "bot", "interrupted": reply.interrupted})
+
+    async def _assist(self, final: FinalTranscript) -> None:
+        text = final.normalized or final.text
+        self.state.remember_caller(text)
+        try:
+            suggestion = await self.services.manager.suggest(self.state, text)
+        except Exception:
+            log.exception("call %s: no suggestion for the agent", self.call_id)
+            return
+        await self._tell_agent({
+            "type": "assist", "call_id": self.call_id, "question": text, "suggestion": suggestion.text,
+            "citations": list(suggestion.citations),
+            "passages": [{"doc_id": p.doc_id, "title": p.title, "text": p.text, "score": round(p.score, 3)}
+                         for p in suggestion.passages],
+        })
+
+    async def _tell_agent(self, event: dict[str, Any]) -> None:
+        if self.agent is not None:
+            await self.services.desk.tell_agent(self.agent, event)
+
+    # HeldCall: what the live desk does to this call
+
+    async def agent_joined(self, agent: str) -> None:
+        self.agent = agent
+        self._stop_hold()
+        await self.send({"type": "agent", "state": "joined"})
+        await self._barge_in(announce=False)  # a hold announcement gives way to the agent
+        await self.inbox.put(_Line(prompts.agent_joined(), "desk"))
+
+    async def agent_says(self, text: str) -> None:
+        await self.inbox.put(_Line(text, "agent"))
+
+    async def agent_left(self) -> None:
+        self.agent = None
+        await self.send({"type": "agent", "state": "left"})
+        await self.inbox.put(_Line(prompts.agent_left(), "desk"))
+        self.on_hold = asyncio.create_task(self._hold(), name=f"hold-{self.call_id}")
+
+    async def handed_back(self) -> None:
+        self.agent = None
+        self.queued_escalation = None
+        self.state.escalation = None  # the bot answers again, with the whole call behind it
+        self._stop_hold()
+        await self.send({"type": "agent", "state": "handed_back"})
+        await self.inbox.put(_Line(prompts.handed_back(), "desk"))
+
+    async def agent_hung_up(self) -> None:
+        self.queued_escalation = None
+        await self.inbox.put(_Line(prompts.goodbye(), "desk", end_call=True))
 
     def _measure(self, reply: _Reply, stage: str) -> None:
         if reply.speech_end is not None:

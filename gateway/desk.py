@@ -24,6 +24,7 @@ from ticketing import TicketCategory, TicketPublic, store
 from ticketing.sla import DEFAULT_SLA
 
 Notify = Callable[[dict[str, Any]], Awaitable[None]]
+SUMMARY_UTTERANCES = 3  # the caller's last words, as the agent's first look at the call
 STORE_WAIT_S = 3.0  # how long a turn waits for its ticket's number before going on without it
 
 
@@ -51,6 +52,7 @@ class StoreDesk:
         dialect: str | None = None,
         notify: Notify = _nobody,
         journal: CallJournal | None = None,
+        gateway: str | None = None,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
@@ -58,6 +60,7 @@ class StoreDesk:
         self._dialect = dialect
         self._notify = notify
         self._journal = journal
+        self._gateway = gateway
         self._kept_tickets: dict[int, str] = {}  # provisional (negative) ticket id -> request key
         self.end_reason: str | None = None
         self.actions = 0  # counted as each begins: a turn that has acted can no longer be taken back
@@ -124,12 +127,14 @@ class StoreDesk:
     async def escalate(self, action: Escalate) -> EscalationReceipt:
         self.actions += 1
         state = self._state
+        said = [mask_pii(m.content) for m in state.history if m.role == "user"]
         context = {"transcript": [{"role": m.role, "text": mask_pii(m.content)} for m in state.history],
                    "slots": dict(state.flow.slots) if state.flow else {},
-                   "dialect": self._dialect}
+                   "dialect": self._dialect,
+                   "summary": "；".join(said[-SUMMARY_UTTERANCES:])}
         escalation, kept = await self._write(store.raise_escalation, call_id=state.call_id, reason=action.reason,
                                              context=context, now=self._clock.now(),
-                                             request_key=uuid.uuid4().hex)
+                                             request_key=uuid.uuid4().hex, gateway=self._gateway)
         if kept is not None:
             await self._notify({"type": "escalation", "id": None, "reason": action.reason, "pending": True})
             return EscalationReceipt(-1, action.reason)

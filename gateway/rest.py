@@ -132,7 +132,14 @@ def get_call(who: AgentDep, call_id: Annotated[str, Path(pattern=CALL_ID_PATTERN
 
 
 
-# ---------------------------------------------------------------- accounts (admins only)
+# ---------------------------------------------------------------- accounts
+
+
+@router.get("/v1/me")
+def who_am_i(who: AgentDep) -> dict[str, str]:
+    """The account a token belongs to (the console checks a token with it)."""
+    return {"name": who.name, "role": who.role.value}
+
 
 
 @router.post("/v1/accounts", response_model=AccountCreated, status_code=201)

@@ -18,7 +18,9 @@ from core.bundled import resolve
 from core.clock import Clock, SystemClock
 from core.concurrency import InferencePool
 from gateway import accounts, db, preload
+from gateway.bus import open_bus
 from gateway.journal import Journals
+from gateway.live import LiveDesk
 from gateway.metrics import Metrics
 from gateway.settings import Settings
 from ticketing import store
@@ -80,9 +82,11 @@ class Services:
     _phrases: OrderedDict[tuple[str, AudioFormat], list[bytes]] = field(default_factory=OrderedDict)
     metrics: Metrics = field(init=False)
     journals: Journals = field(init=False)  # each call's writes, kept and retried while the store is away
+    desk: LiveDesk = field(init=False)  # escalated calls and the agents who take them
 
     def __post_init__(self) -> None:
         self.journals = Journals(self.sessions)
+        self.desk = LiveDesk(open_bus(self.settings.redis_url), self.sessions, self.clock, self.settings.gateway_name)
         self.metrics = Metrics(
             active_calls=lambda: self.active_calls,
             pools=lambda: self.pools,

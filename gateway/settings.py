@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -66,6 +68,17 @@ class CallSettings(BaseModel):
     audio_queue_frames: int = Field(default=256, ge=8)  # frames read but not yet recognized, before reading waits
 
 
+class DeskSettings(BaseModel):
+    """The live desk of human agents (HOTLINE_DESK__...)."""
+
+    wait_per_call_s: float = Field(default=90.0, gt=0)  # a caller's expected wait per call ahead of them
+    hold_interval_s: float = Field(default=20.0, gt=0)  # a waiting caller hears where they are this often
+
+
+def _default_gateway_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HOTLINE_", env_nested_delimiter="__", extra="ignore")
 
@@ -85,6 +98,10 @@ class Settings(BaseSettings):
     tts: TtsSettings = TtsSettings()
     dialogue: DialogueSettings = DialogueSettings()
     calls: CallSettings = CallSettings()
+    desk: DeskSettings = DeskSettings()
+    # Several gateways share one live desk through Redis (redis://host:6379/0); unset: one process.
+    redis_url: str | None = None
+    gateway_name: str = Field(default_factory=_default_gateway_name)  # recorded on each escalation
     max_calls: int = 4  # measured on 2 cores: 4 calls keep end of speech → first reply audio p95 ≤ 3 s, 6 do not
     log_level: str = "info"
     # Who may come in. Without HOTLINE_ADMIN_TOKEN a first start makes an admin token and logs it once.

@@ -32,6 +32,7 @@ OPEN_PATHS = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/doc
 OPEN_PATHS |= {"/", "/v1/call-page/sources"}
 OPEN_PATHS |= {"/console"}  # the agents' console page itself; every data call it makes needs a token
 CALLER_SOCKETS = {"/v1/calls"}
+AGENT_SOCKETS = {"/v1/agent"}  # checks an agent's or admin's token itself (gateway/agent_socket.py)
 ADMIN_ONLY = ("/v1/kb", "/v1/accounts")  # writes to the knowledge base; everything about accounts
 NOW = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
 
@@ -85,7 +86,7 @@ def test_every_route_states_its_role_and_enforces_it(client: TestClient) -> None
     every = list(_all_routes(client.app.routes))  # type: ignore[attr-defined]
     routes = [r for r in every if isinstance(r, APIRoute)]
     sockets = {r.path for r in every if isinstance(r, APIWebSocketRoute)}
-    assert sockets == CALLER_SOCKETS, "a new socket must check its callers (see gateway.auth.call_refusal)"
+    assert sockets == CALLER_SOCKETS | AGENT_SOCKETS, "a new socket must check who opens it"
     assert {r.path for r in routes} >= {"/v1/tickets", "/v1/accounts", "/healthz"}
     for route in routes:
         role = _declared_role(route)

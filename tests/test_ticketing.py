@@ -19,6 +19,7 @@ from ticketing.errors import (
     CallAlreadyExists,
     CallNotFound,
     EscalationNotFound,
+    EscalationTaken,
     InvalidInputError,
     InvalidStatusTransition,
     NaiveDatetimeError,
@@ -138,8 +139,8 @@ def test_call_errors_are_specific(session: Session, clock: ManualClock) -> None:
     with pytest.raises(CallNotFound):
         store.end_call(session, call_id="missing", outcome="abandoned", now=clock.now())
     call_id = _start_call(session, clock)
-    with pytest.raises(InvalidInputError, match="unknown speaker 'agent'"):
-        store.add_turn(session, call_id=call_id, speaker="agent", text="喂", now=clock.now())
+    with pytest.raises(InvalidInputError, match="unknown speaker 'operator'"):
+        store.add_turn(session, call_id=call_id, speaker="operator", text="喂", now=clock.now())
     with pytest.raises(CallAlreadyExists):
         store.start_call(session, codec="pcm16", sample_rate=16000, call_id=call_id, now=clock.now())
     store.end_call(session, call_id=call_id, outcome="abandoned", now=clock.now())
@@ -379,7 +380,8 @@ def test_escalation_queue(sessions: sessionmaker[Session], clock: ManualClock) -
     with sessions() as session:
         call_id = _start_call(session, clock)
         first = store.raise_escalation(
-            session, call_id=call_id, reason="caller asked for a human", context={"turns": 3}, now=clock.now()
+            session, call_id=call_id, reason="caller asked for a human", context={"turns": 3}, now=clock.now(),
+            gateway="gw-a",
         )
         second = store.raise_escalation(
             session, call_id=None, reason="repeated failure", now=clock.advance(seconds=5)
@@ -388,19 +390,32 @@ def test_escalation_queue(sessions: sessionmaker[Session], clock: ManualClock) -
             store.raise_escalation(session, call_id="missing", reason="x", now=clock.now())
     with sessions() as session:
         assert [e.id for e in store.list_escalations(session, status="waiting")] == [first.id, second.id]
+        with pytest.raises(InvalidInputError, match="needs the agent"):
+            store.update_escalation_status(session, escalation_id=first.id, status="accepted", now=clock.now())
         accepted = store.update_escalation_status(
-            session, escalation_id=first.id, status="accepted", now=clock.advance(seconds=10)
+            session, escalation_id=first.id, status="accepted", now=clock.advance(seconds=10), agent="li"
         )
         assert accepted.status == "accepted" and accepted.updated_at == clock.now()
+        assert accepted.agent == "li" and accepted.accepted_at == clock.now() and accepted.gateway == "gw-a"
         assert accepted.context == {"turns": 3} and accepted.call_id == call_id
-        with pytest.raises(InvalidStatusTransition):
-            store.update_escalation_status(session, escalation_id=first.id, status="waiting", now=clock.now())
+        with pytest.raises(EscalationTaken, match="taken by li"):
+            store.update_escalation_status(session, escalation_id=first.id, status="accepted", now=clock.now(),
+                                           agent="wang")
         with pytest.raises(EscalationNotFound):
             store.update_escalation_status(session, escalation_id=999, status="closed", now=clock.now())
         with pytest.raises(EscalationNotFound):
             store.get_escalation(session, escalation_id=999)
         assert [e.id for e in store.list_escalations(session, status="waiting")] == [second.id]
-        assert store.get_escalation(session, escalation_id=first.id).status == "accepted"
+        requeued = store.update_escalation_status(session, escalation_id=first.id, status="waiting", now=clock.now())
+        assert requeued.agent is None  # the agent's console went away: the call waits for another
+        store.update_escalation_status(session, escalation_id=first.id, status="accepted", now=clock.now(),
+                                       agent="wang")
+        back = store.update_escalation_status(session, escalation_id=first.id, status="handed_back", now=clock.now())
+        assert back.agent == "wang"
+        with pytest.raises(InvalidStatusTransition, match="allowed from 'handed_back': closed"):
+            store.update_escalation_status(session, escalation_id=first.id, status="waiting", now=clock.now())
+        gone = store.update_escalation_status(session, escalation_id=second.id, status="abandoned", now=clock.now())
+        assert gone.status == "abandoned" and store.list_escalations(session, status="waiting") == []
 
 
 def test_mask_caller_id() -> None:

@@ -63,6 +63,13 @@ class ConcurrentUpdateError(TicketingError):
     """Someone else changed the row between our read and our write; reload and try again."""
 
 
+class EscalationTaken(ConcurrentUpdateError):
+    def __init__(self, escalation_id: int, agent: str | None) -> None:
+        super().__init__(f"escalation {escalation_id} has already been taken by {agent or 'another agent'}")
+        self.escalation_id = escalation_id
+        self.agent = agent
+
+
 class UnsupportedDatabaseError(TicketingError):
     def __init__(self, dialect: str) -> None:
         super().__init__(f"ticket numbering supports SQLite and PostgreSQL, not {dialect!r}")

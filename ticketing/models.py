@@ -46,6 +46,7 @@ class UtcDateTime(sa.types.TypeDecorator[datetime]):
 class Speaker(StrEnum):
     CALLER = "caller"
     BOT = "bot"
+    AGENT = "agent"
 
 
 class TicketCategory(StrEnum):
@@ -70,9 +71,11 @@ class TicketEventKind(StrEnum):
 
 
 class EscalationStatus(StrEnum):
-    WAITING = "waiting"
-    ACCEPTED = "accepted"
+    WAITING = "waiting"  # in the live queue
+    ACCEPTED = "accepted"  # an agent holds the call
+    HANDED_BACK = "handed_back"  # the agent gave the call back to the bot
     CLOSED = "closed"
+    ABANDONED = "abandoned"  # the caller hung up while waiting
 
 
 def _enum_column(enum: type[StrEnum], name: str) -> sa.Enum:
@@ -199,3 +202,6 @@ class Escalation(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     context: Mapped[dict[str, Any]]
+    agent: Mapped[str | None] = mapped_column(sa.String(64))
+    gateway: Mapped[str | None] = mapped_column(sa.String(64))
+    accepted_at: Mapped[datetime | None]

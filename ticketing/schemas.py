@@ -83,6 +83,9 @@ class EscalationPublic(_Public):
     created_at: datetime
     updated_at: datetime
     context: dict[str, Any]
+    agent: str | None = None
+    gateway: str | None = None
+    accepted_at: datetime | None = None
 
 
 class CallTurnPublic(_Public):

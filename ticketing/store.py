@@ -27,6 +27,7 @@ from ticketing.errors import (
     CallNotFound,
     ConcurrentUpdateError,
     EscalationNotFound,
+    EscalationTaken,
     InvalidInputError,
     InvalidStatusTransition,
     NaiveDatetimeError,
@@ -67,9 +68,14 @@ TICKET_TRANSITIONS: Mapping[TicketStatus, frozenset[TicketStatus]] = {
     TicketStatus.CLOSED: frozenset(),
 }
 ESCALATION_TRANSITIONS: Mapping[EscalationStatus, frozenset[EscalationStatus]] = {
-    EscalationStatus.WAITING: frozenset({EscalationStatus.ACCEPTED, EscalationStatus.CLOSED}),
-    EscalationStatus.ACCEPTED: frozenset({EscalationStatus.CLOSED}),
+    EscalationStatus.WAITING: frozenset({EscalationStatus.ACCEPTED, EscalationStatus.CLOSED,
+                                         EscalationStatus.ABANDONED}),
+    # back to waiting: the agent's console went away and the call waits for another
+    EscalationStatus.ACCEPTED: frozenset({EscalationStatus.WAITING, EscalationStatus.HANDED_BACK,
+                                          EscalationStatus.CLOSED}),
+    EscalationStatus.HANDED_BACK: frozenset({EscalationStatus.CLOSED}),
     EscalationStatus.CLOSED: frozenset(),
+    EscalationStatus.ABANDONED: frozenset(),
 }
 
 
@@ -576,8 +582,10 @@ def raise_escalation(
     now: datetime,
     context: Mapping[str, Any] | None = None,
     request_key: str | None = None,
+    gateway: str | None = None,
 ) -> EscalationPublic:
-    """Queue a call for a human agent; `context` (JSON-able) is what the agent sees first.
+    """Queue a call for a human agent; `context` (JSON-able) is what the agent sees first, `gateway`
+    names the process that holds the call.
 
     With `request_key` (needs `call_id`) the write is idempotent, as for `open_ticket`; the key is
     kept in the context.
@@ -604,6 +612,7 @@ def raise_escalation(
             created_at=now,
             updated_at=now,
             context=context_dict,
+            gateway=_optional_text(gateway, "gateway", max_length=64),
         )
         session.add(escalation)
         session.flush()
@@ -642,9 +651,11 @@ def count_escalations(session: Session, *, status: EscalationStatus | str | None
 
 
 def update_escalation_status(
-    session: Session, *, escalation_id: int, status: EscalationStatus | str, now: datetime
+    session: Session, *, escalation_id: int, status: EscalationStatus | str, now: datetime,
+    agent: str | None = None,
 ) -> EscalationPublic:
-    """waiting -> accepted -> closed (or waiting -> closed); only one agent can accept a waiting call."""
+    """Moves an escalation along ESCALATION_TRANSITIONS. Accepting names the `agent`; of two agents
+    accepting one waiting call only one succeeds, the other gets `EscalationTaken`."""
     _require_aware(now)
     requested = _coerce_enum(EscalationStatus, status, "escalation status")
     with _transaction(session):
@@ -652,17 +663,33 @@ def update_escalation_status(
         if escalation is None:
             raise EscalationNotFound(escalation_id)
         current = escalation.status
+        if requested is EscalationStatus.ACCEPTED and current is EscalationStatus.ACCEPTED:
+            raise EscalationTaken(escalation_id, escalation.agent)
         allowed = ESCALATION_TRANSITIONS[current]
         if requested not in allowed:
             raise InvalidStatusTransition("escalation", current.value, requested.value, frozenset(allowed))
         result = session.execute(
             update(Escalation)
             .where(Escalation.id == escalation_id, Escalation.status == current)
-            .values(status=requested, updated_at=now)
+            .values(status=requested, updated_at=now, **_holder(requested, escalation, agent, now))
             .execution_options(synchronize_session=False)
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
+            session.refresh(escalation)
+            if requested is EscalationStatus.ACCEPTED:
+                raise EscalationTaken(escalation_id, escalation.agent)
             raise ConcurrentUpdateError(f"escalation {escalation_id} changed status meanwhile; reload it")
         session.refresh(escalation)
         public = EscalationPublic.model_validate(escalation)
     return public
+
+
+def _holder(status: EscalationStatus, escalation: Escalation, agent: str | None, now: datetime) -> dict[str, Any]:
+    """Who holds the call once it is in `status`: the accepting agent, nobody again while it waits."""
+    if status is EscalationStatus.ACCEPTED:
+        if not agent:
+            raise InvalidInputError("accepting an escalation needs the agent who takes it")
+        return {"agent": agent, "accepted_at": now}
+    if status is EscalationStatus.WAITING:
+        return {"agent": None}
+    return {}
