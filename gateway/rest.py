@@ -166,9 +166,3 @@ def disable_account(who: AdminDep, name: str, session: SessionDep) -> AccountPub
         return accounts.disable_account(session, name=name)
     except accounts.AccountNotFound as exc:
         raise HTTPException(status_code=404, detail=str(exc)) from None
-
-
-@router.get("/v1/me")
-def whoami(who: AgentDep) -> dict[str, str]:
-    """Who this token belongs to (the console shows it after log-in): 401 for an unknown or disabled token."""
-    return {"name": who.name, "role": str(who.role)}
