@@ -14,13 +14,11 @@ from typing import Any
 
 import httpx
 import pytest
-import websockets
 from conftest import TTS_VOICE_CER
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from asr.cer import cer
-from core.audio import encode
 from gateway.app import create_app
 from gateway.caller import Caller, CallOptions, load_audio, start_in_process
 from gateway.protocol import CLOSE_UNAUTHORIZED
@@ -294,8 +292,10 @@ class _DeskCaller:
         self.heard_agent = threading.Event()
         self.error: BaseException | None = None
 
-    def audio_bytes(self) -> int:
-        return sum(len(audio) for audio in self.caller.trace.audio.values())
+    def agent_audio_bytes(self) -> int:
+        """Reply audio of the turns the agent spoke (the call socket's `reply` events say `by`)."""
+        turns = {e["turn"] for e in self.caller.trace.of_type("reply") if e.get("by") == "agent"}
+        return sum(len(self.caller.trace.audio.get(turn, b"")) for turn in turns)
 
     def run(self) -> None:
         try:
@@ -305,31 +305,37 @@ class _DeskCaller:
 
     async def _talk(self) -> None:
         caller, wait_s = self.caller, WAIT_MS / 1000
-        async with websockets.connect(caller.url, max_size=1 << 22) as ws:
-            await ws.send(json.dumps({"type": "start", "codec": "pcm16", "sample_rate": 16000}))
-            receiver = asyncio.create_task(caller._receive(ws))
-            try:
-                await caller._wait(lambda: caller.trace.of_type("ready"), 30)
-                await caller._let_greeting_finish(ws)
-                for _ in range(ASKS):  # asks again if the bot did not understand
-                    await caller._speak_turn(ws, self.first)  # the bot answers that a person is coming
-                    if caller.trace.of_type("escalation"):
-                        break
-                await caller._send_silence_until(ws, self.accepted.is_set, wait_s)
-                finals = caller.trace.finals
-                await caller._send_silence_until(ws, lambda: False, 0.3)
-                for offset in range(0, len(self.second), 320):
-                    await ws.send(encode(self.second[offset : offset + 320], caller.codec))
-                await caller._send_silence_until(ws, lambda: caller.trace.finals > finals, wait_s)
-                await caller._send_silence_until(ws, self.agent_said.is_set, wait_s)
-                before = self.audio_bytes()
-                await caller._send_silence_until(ws, lambda: self.audio_bytes() > before + 16000, wait_s)  # 0.5 s
-                self.heard_agent.set()
-                await caller._send_silence_until(ws, self.done.is_set, wait_s)
-                await ws.send(json.dumps({"type": "stop"}))
-                await caller._wait(lambda: caller.trace.of_type("end"), 60)
-            finally:
-                receiver.cancel()
+        async with caller.line() as ws:
+            assert ws is not None, "the hotline refused the call"
+            for _ in range(ASKS):  # asks again if the bot did not understand
+                await caller.speak(ws, self.first)  # the bot answers that a person is coming
+                if caller.trace.of_type("escalation"):
+                    break
+            await caller.listen_until(ws, self.accepted.is_set, wait_s)
+            finals = caller.trace.finals
+            await caller.speak(ws, self.second, wait_for_answer=False)  # the agent answers, when they choose
+            await caller.listen_until(ws, lambda: caller.trace.finals > finals, wait_s)
+            await caller.listen_until(ws, self.agent_said.is_set, wait_s)
+            await caller.listen_until(ws, lambda: self.agent_audio_bytes() > 16000, wait_s)  # 0.5 s of it
+            self.heard_agent.set()
+            await caller.listen_until(ws, self.done.is_set, wait_s)
+            await ws.send(json.dumps({"type": "stop"}))
+            await caller.listen_until(ws, lambda: bool(caller.trace.of_type("end")), 60)
+
+
+def _wait_for(page: Any, selector: str, simulated: _DeskCaller, timeout_ms: int = WAIT_MS) -> Any:
+    """The element, once the page shows it; fails at once, with the reason, if the simulated caller failed."""
+    import playwright.sync_api
+
+    waited = 0
+    while True:
+        try:
+            return page.wait_for_selector(selector, timeout=5_000)
+        except playwright.sync_api.TimeoutError:
+            waited += 5_000
+            assert simulated.error is None, f"the simulated caller failed: {simulated.error!r}"
+            if waited >= timeout_ms:
+                raise
 
 
 def _agent_socket_missing() -> bool:
@@ -353,21 +359,21 @@ def test_an_agent_takes_an_escalated_call_in_the_browser(request: pytest.Fixture
             _log_in(page, token)
             page.wait_for_selector('#desk-state[data-state="open"]', timeout=UI_MS)
             calling.start()
-            waiting = page.wait_for_selector("#queue li", timeout=WAIT_MS)
+            waiting = _wait_for(page, "#queue li", simulated)
             assert "已等待" in waiting.inner_text()
             waiting.query_selector("button.accept").click()
             page.wait_for_selector('#call[data-live="yes"]', timeout=UI_MS)
             assert page.locator("#call-transcript li.history").count() >= 1  # the call so far
             simulated.accepted.set()
 
-            heard = page.wait_for_selector("#call-transcript li.caller:not(.history)", timeout=WAIT_MS)
+            heard = _wait_for(page, "#call-transcript li.caller:not(.history)", simulated)
             assert cer(AFTER_ACCEPT, heard.query_selector(".text").inner_text()) < TTS_VOICE_CER, heard.inner_text()
-            page.wait_for_selector("#assist:not([hidden])", timeout=WAIT_MS)
+            _wait_for(page, "#assist:not([hidden])", simulated)
 
             page.fill("#reply", AGENT_REPLY)
             page.press("#reply", "Enter")
             simulated.agent_said.set()
-            page.wait_for_selector("#call-transcript li.agent:not(.pending)", timeout=WAIT_MS)
+            _wait_for(page, "#call-transcript li.agent:not(.pending)", simulated)
             assert simulated.heard_agent.wait(WAIT_MS / 1000), "the caller heard no audio after the agent spoke"
             page.screenshot(path=str(tmp_path / "console.png"))
             if target := os.environ.get("HOTLINE_CONSOLE_SCREENSHOT"):
