@@ -288,7 +288,7 @@ class _DeskCaller:
     def __init__(self, url: str, first: Path, second: Path) -> None:
         self.caller = Caller(url, CallOptions(files=[], fast=True))
         self.first, self.second = load_audio(first, 16000), load_audio(second, 16000)
-        self.accepted, self.agent_said, self.done = threading.Event(), threading.Event(), threading.Event()
+        self.accepted, self.done = threading.Event(), threading.Event()
         self.heard_agent = threading.Event()
         self.error: BaseException | None = None
 
@@ -312,10 +312,9 @@ class _DeskCaller:
                 if caller.trace.of_type("escalation"):
                     break
             await caller.listen_until(ws, self.accepted.is_set, wait_s)
-            finals = caller.trace.finals
-            await caller.speak(ws, self.second, wait_for_answer=False)  # the agent answers, when they choose
-            await caller.listen_until(ws, lambda: caller.trace.finals > finals, wait_s)
-            await caller.listen_until(ws, self.agent_said.is_set, wait_s)
+            await caller.listen_until(ws, lambda: bool(caller.trace.of_type("agent")), 30)  # told an agent is on
+            await caller.listen_until(ws, lambda: not caller.trace.speaking, 30)  # and let that be said
+            await caller.speak(ws, self.second)  # answered by the agent in the browser
             await caller.listen_until(ws, lambda: self.agent_audio_bytes() > 16000, wait_s)  # 0.5 s of it
             self.heard_agent.set()
             await caller.listen_until(ws, self.done.is_set, wait_s)
@@ -372,7 +371,6 @@ def test_an_agent_takes_an_escalated_call_in_the_browser(request: pytest.Fixture
 
             page.fill("#reply", AGENT_REPLY)
             page.press("#reply", "Enter")
-            simulated.agent_said.set()
             _wait_for(page, "#call-transcript li.agent:not(.pending)", simulated)
             assert simulated.heard_agent.wait(WAIT_MS / 1000), "the caller heard no audio after the agent spoke"
             page.screenshot(path=str(tmp_path / "console.png"))
