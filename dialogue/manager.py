@@ -49,6 +49,10 @@ class DialogueOptions:
     hotline: str = "10077"
     answers: AnswerOptions = AnswerOptions()
     max_asks_per_slot: int = 2
+    # A person takes over after this many turns in a row that the bot could not make out (nothing in
+    # the KB, no intent, only details), or that the recognizer heard with low confidence.
+    misunderstood_turns: int = 3
+    poorly_heard_turns: int = 3
 
 
 @dataclass
@@ -93,6 +97,8 @@ class CallState:
     ended: bool = False
     intent: Intent | None = None  # what the call is mainly about, once known
     refused: str | None = None  # why the caller's last request was refused, while they insist on it
+    misunderstood: int = 0  # turns in a row the bot could not make out
+    poorly_heard: int = 0  # utterances in a row the recognizer was unsure of (set by whoever hears the call)
     stop_model: StopSignal = field(default_factory=StopSignal, repr=False, compare=False)
 
     @property
@@ -200,6 +206,10 @@ class DialogueManager:
         if state.escalation is not None:
             yield ReplySentence(prompts.escalated_waiting())
             return
+        if state.poorly_heard >= self.options.poorly_heard_turns:
+            async for sentence in self._escalate(state, text, desk, "low_confidence"):
+                yield sentence
+            return
         guess = guess_intent(text)
         if guess.intent is Intent.ESCALATION and guess.sure:
             async for sentence in self._escalate(state, text, desk):
@@ -219,7 +229,8 @@ class DialogueManager:
             return
         intent, kind = await self._decide(state, text, guess)
         if intent is None:  # the model that should have understood it failed: say so, offer a person
-            yield ReplySentence(prompts.trouble())
+            async for sentence in self._not_understood(state, text, desk, prompts.trouble()):
+                yield sentence
             return
         opening = text
         if intent is Intent.CONSULTATION and not is_question(text) and slots.gives_details(text):
@@ -227,7 +238,8 @@ class DialogueManager:
             # as a question); take that up again rather than search the knowledge base for an address.
             earlier = _earlier_request(state)
             if earlier is None:
-                yield ReplySentence(prompts.what_for())
+                async for sentence in self._not_understood(state, text, desk, prompts.what_for()):
+                    yield sentence
                 return
             intent, opening = earlier
         if intent is Intent.ESCALATION:
@@ -235,6 +247,7 @@ class DialogueManager:
                 yield sentence
             return
         if intent in TICKET_INTENTS:
+            state.misunderstood = 0
             state.flow = self._start_flow(intent, opening, kind)
             state.note_intent(intent)
             if intent is Intent.SERVICE_REQUEST:
@@ -243,7 +256,7 @@ class DialogueManager:
             async for sentence in self._continue_flow(state, state.flow, text, guess, desk):
                 yield sentence
             return
-        async for sentence in self._answer(state, text, off_topic=intent is Intent.OTHER):
+        async for sentence in self._answer(state, text, off_topic=intent is Intent.OTHER, desk=desk):
             yield sentence
 
     async def _decide(self, state: CallState, text: str, guess: IntentGuess) -> tuple[Intent | None, str | None]:
@@ -284,10 +297,23 @@ class DialogueManager:
         flow.ticket = await desk.open_ticket(OpenTicket(flow.category, dict(flow.slots), summary))
         flow.filed_slots = frozenset(flow.slots)
 
-    async def _escalate(self, state: CallState, text: str, desk: ActionDesk) -> AsyncIterator[ReplySentence]:
+    async def _escalate(
+        self, state: CallState, text: str, desk: ActionDesk, reason: str | None = None
+    ) -> AsyncIterator[ReplySentence]:
         state.note_intent(Intent.ESCALATION)
-        state.escalation = await desk.escalate(Escalate(reason=self._escalation_reason(text)))
+        state.escalation = await desk.escalate(Escalate(reason=reason or self._escalation_reason(text)))
         yield ReplySentence(prompts.escalating())
+
+    async def _not_understood(
+        self, state: CallState, text: str, desk: ActionDesk, said: str
+    ) -> AsyncIterator[ReplySentence]:
+        """`said` (an apology, a question back), or a person once the bot has failed too often in a row."""
+        state.misunderstood += 1
+        if state.misunderstood >= self.options.misunderstood_turns:
+            async for sentence in self._escalate(state, text, desk, "not_understood"):
+                yield sentence
+            return
+        yield ReplySentence(said)
 
     @staticmethod
     def _escalation_reason(text: str) -> str:
@@ -417,8 +443,11 @@ class DialogueManager:
     # ---- questions -------------------------------------------------------------------------------
 
     async def _answer(
-        self, state: CallState, text: str, *, context: str | None = None, off_topic: bool = False
+        self, state: CallState, text: str, *, context: str | None = None, off_topic: bool = False,
+        desk: ActionDesk | None = None,
     ) -> AsyncIterator[ReplySentence]:
+        """The KB's answer; with `desk` (a question on its own, not inside a report) a question the bot
+        cannot make out counts towards handing the call to a person."""
         plan: Grounded | NotInKb = NotInKb("off_topic")
         if not off_topic:
             plan = await self._plan(text, state.last_answer, context)
@@ -432,8 +461,14 @@ class DialogueManager:
                 plan = NotInKb("off_topic")
         if isinstance(plan, NotInKb):
             state.note_intent(Intent.OTHER if plan.reason == "off_topic" else Intent.CONSULTATION)
-            yield ReplySentence(prompts.not_in_kb(plan, carrier=self.options.carrier, hotline=self.options.hotline))
+            said = prompts.not_in_kb(plan, carrier=self.options.carrier, hotline=self.options.hotline)
+            if plan.reason == "nothing_relevant" and desk is not None:
+                async for sentence in self._not_understood(state, text, desk, said):
+                    yield sentence
+            else:
+                yield ReplySentence(said)
             return
+        state.misunderstood = 0
         state.note_intent(Intent.CONSULTATION)
         repeat_title = state.last_answer is None or state.last_answer.doc_id != plan.doc_id
         state.last_answer = plan

@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from sqlalchemy.exc import SQLAlchemyError
 
-from gateway import accounts
+from gateway import accounts, events
 from gateway.live import DeskError, LiveDesk
 from gateway.protocol import CLOSE_TRY_AGAIN, CLOSE_UNAUTHORIZED
 from gateway.services import Services
@@ -80,7 +80,7 @@ def _principal(services: Services, token: str) -> accounts.Principal | None:
 
 async def _close(websocket: WebSocket, code: str, message: str, close_code: int) -> None:
     with contextlib.suppress(Exception):
-        await websocket.send_json({"type": "error", "code": code, "message": message})
+        await websocket.send_text(events.Error(code=code, message=message).to_json())
         await websocket.close(code=close_code, reason=code)
 
 
@@ -89,7 +89,7 @@ async def _handle(desk: LiveDesk, agent: str, text: str, send: Any) -> None:
         message = json.loads(text)
         kind = message.get("type")
         if kind == "accept":
-            await send(await desk.accept(agent, int(message["escalation_id"])))
+            await send((await desk.accept(agent, int(message["escalation_id"]))).as_dict())
         elif kind == "say":
             await desk.say(agent, str(message["call_id"]), _words(message.get("text")))
         elif kind == "hand_back":
@@ -100,10 +100,10 @@ async def _handle(desk: LiveDesk, agent: str, text: str, send: Any) -> None:
             raise DeskError("bad_message", f"unknown message type {kind!r}; expected accept, say, hand_back "
                             "or hang_up")
     except DeskError as exc:
-        await send({"type": "error", "code": exc.code, "message": exc.message})
+        await send(events.Error(code=exc.code, message=exc.message).as_dict())
     except (json.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
-        await send({"type": "error", "code": "bad_message",
-                    "message": f"not a desk message: {text[:80]!r}; see the README's agent socket table"})
+        await send(events.Error(code="bad_message",
+                                message=f"not a desk message: {text[:80]!r}; see the README's agent socket table").as_dict())
 
 
 def _words(text: Any) -> str:

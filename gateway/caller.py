@@ -94,6 +94,8 @@ class Caller:
         self.options = options
         self.codec = Codec(options.codec)
         self.trace = CallTrace()
+        self.arrived: list[float] = []  # when each event of the trace came (monotonic clock)
+        self.audio_started: dict[int, float] = {}  # turn -> when its first audio frame came
         self._changed = asyncio.Event()
 
     async def run(self) -> CallTrace:
@@ -145,6 +147,7 @@ class Caller:
 
     def _on_event(self, event: dict[str, Any], now: float) -> None:
         self.trace.events.append(event)
+        self.arrived.append(now)
         self._print(event)
         timing = self.trace.timings[-1] if self.trace.timings else None
         kind = event.get("type")
@@ -165,6 +168,7 @@ class Caller:
 
     def _on_audio(self, frame: bytes, now: float) -> None:
         self.trace.audio.setdefault(self.trace.current_turn, bytearray()).extend(frame)
+        self.audio_started.setdefault(self.trace.current_turn, now)
         timing = self.trace.timings[-1] if self.trace.timings else None
         if timing and timing.reply_text is not None and timing.reply_audio is None:
             timing.reply_audio = now
@@ -200,8 +204,9 @@ class Caller:
             await self._pace(started, index, always=True)
         return True
 
-    async def speak(self, ws: Any, pcm: np.ndarray) -> None:
-        """One caller turn, then listening until it is answered."""
+    async def speak(self, ws: Any, pcm: np.ndarray, *, wait_for_answer: bool = True) -> None:
+        """One caller turn, then listening until it is answered (an agent holding the call answers
+        when they choose: `wait_for_answer=False`)."""
         rate = self.options.rate
         finals_before, ends_before = self.trace.finals, len(self.trace.reply_ends)
         frame = rate * FRAME_MS // 1000
@@ -210,6 +215,8 @@ class Caller:
             await ws.send(encode(pcm[offset : offset + frame], self.codec))
             await self._pace(started, index + 1)
         self.trace.timings.append(TurnTiming(speech_end=time.monotonic() - _speech_tail(pcm, rate)))
+        if not wait_for_answer:
+            return
 
         def answered() -> bool:
             heard = self.trace.finals > finals_before

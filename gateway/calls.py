@@ -1,9 +1,10 @@
 """The WebSocket call endpoint: one CallSession per caller, from `start` to `end`.
 
-Three tasks per call, all owned by the session: the reader turns socket messages into audio
+Three tasks per call, all owned by the session: the reader turns the line's messages into audio
 chunks, the listener runs the recognizer over them, and the responder answers each final
 transcript in turn, speaking it back paced at real time so that a barge-in stops it where
-the caller actually stopped listening.
+the caller actually stopped listening. The line is a `CallTransport` (gateway/transport.py): the
+WebSocket here, another carrier (a SIP/RTP bridge) without changing the call.
 
 Whoever holds the call produces its replies: the bot, or, once an escalated call is taken from the
 live desk (gateway/live.py), an agent, whose typed lines come into the same inbox as the caller's
@@ -32,6 +33,7 @@ from dialogue import prompts
 from dialogue.base import ReplySentence
 from dialogue.manager import CallState
 from dialogue.safety import mask_pii
+from gateway import events
 from gateway.auth import call_refusal
 from gateway.desk import StoreDesk
 from gateway.logs import current_call
@@ -45,6 +47,7 @@ from gateway.protocol import (
     parse_start,
 )
 from gateway.services import Services
+from gateway.transport import CallTransport, LineGone, WebSocketTransport
 from ticketing import CallAlreadyEnded, CallAlreadyExists, store
 
 log = logging.getLogger("hotline.calls")
@@ -80,7 +83,7 @@ async def call_endpoint(websocket: WebSocket) -> None:
         return
     except WebSocketDisconnect:
         return
-    session = CallSession(websocket, services, start, audio_format)
+    session = CallSession(WebSocketTransport(websocket), services, start, audio_format)
     current_call.set(session.call_id)  # every log line of this call says so (its tasks inherit it)
     services.active_calls += 1
     try:
@@ -102,7 +105,7 @@ async def _receive_start(websocket: WebSocket) -> StartMessage:
 async def _refuse(websocket: WebSocket, exc: ProtocolError, services: Services) -> None:
     services.metrics.errors.labels(exc.code).inc()
     with contextlib.suppress(Exception):
-        await websocket.send_json({"type": "error", "code": exc.code, "message": exc.message})
+        await websocket.send_text(events.Error(code=exc.code, message=exc.message).to_json())
         await websocket.close(code=exc.close_code, reason=exc.code)
 
 
@@ -139,8 +142,8 @@ class _Thinking:
 
 
 class CallSession:
-    def __init__(self, websocket: WebSocket, services: Services, start: StartMessage, fmt: AudioFormat) -> None:
-        self.ws = websocket
+    def __init__(self, line: CallTransport, services: Services, start: StartMessage, fmt: AudioFormat) -> None:
+        self.line = line
         self.services = services
         self.start = start
         self.format = fmt
@@ -155,7 +158,7 @@ class CallSession:
         self.last_audio = self.opened
         self.holding_audio = False  # the reader waits on purpose (pace, a full queue): the line is not idle
         self.warned_fast = False
-        self.socket_open = True
+        self.line_open = True
         self.end_reason = "caller_hangup"
         self.turns = 0
         self.reply: _Reply | None = None
@@ -169,7 +172,8 @@ class CallSession:
         self.journal = services.journals.open(self.call_id)
         self.turn_seq = 0  # turns are numbered here, so a retried write cannot store one twice
         self.desk = StoreDesk(services.sessions, services.clock, self.state, dialect=start.dialect, notify=self.send,
-                              journal=self.journal, gateway=services.settings.gateway_name)
+                              journal=self.journal, gateway=services.settings.gateway_name,
+                              on_escalated=self._wait_for_agent)
         self.agent: str | None = None  # the agent holding the call; None: the bot
         self.queued_escalation: int | None = None  # in the live queue, or held by an agent
         self.on_hold: asyncio.Task[None] | None = None
@@ -187,8 +191,8 @@ class CallSession:
             dialect=self.start.dialect,
             now=self.services.clock.now(),
         )
-        await self.send({"type": "ready", "call_id": self.call_id, "codec": self.format.codec.value,
-                         "sample_rate": self.format.sample_rate})
+        await self.send(events.Ready(call_id=self.call_id, codec=self.format.codec.value,
+                                     sample_rate=self.format.sample_rate))
         self.reader = reader = asyncio.create_task(self._read(), name=f"read-{self.call_id}")
         listener = asyncio.create_task(self._listen(), name=f"listen-{self.call_id}")
         responder = asyncio.create_task(self._respond(), name=f"respond-{self.call_id}")
@@ -203,7 +207,7 @@ class CallSession:
         except Exception:
             log.exception("call %s failed", self.call_id)
             self.end_reason = "error"
-            await self.send({"type": "error", "code": "internal", "message": "the call failed inside the hotline"})
+            await self.send(events.Error(code="internal", message="the call failed inside the hotline"))
         finally:
             for task in [*tasks, self.on_hold]:
                 if task is not None:
@@ -226,42 +230,42 @@ class CallSession:
         self.journal.submit(store.end_call, already=CallAlreadyEnded, call_id=self.call_id, outcome=outcome,
                             now=self.services.clock.now())
         self.journal.close()
-        await self.send({"type": "end", "call_id": self.call_id, "reason": self.end_reason})
-        if self.socket_open:
-            self.socket_open = False
+        await self.send(events.End(call_id=self.call_id, reason=self.end_reason))
+        if self.line_open:
+            self.line_open = False
             with contextlib.suppress(Exception):
-                await self.ws.close(code=CLOSE_NORMAL)
+                await self.line.close(CLOSE_NORMAL)
 
-    async def send(self, event: dict[str, Any]) -> None:
+    async def send(self, event: events.ServerEvent) -> None:
         self._count(event)
-        await self._send(json.dumps(event, ensure_ascii=False))
+        await self._send(event.to_json())
 
-    def _count(self, event: dict[str, Any]) -> None:
+    def _count(self, event: events.ServerEvent) -> None:
         metrics = self.services.metrics
-        if event.get("type") == "error":
-            metrics.errors.labels(str(event.get("code"))).inc()
-        elif event.get("type") == "ticket" and "updated" not in event and not event.get("was_pending"):
-            metrics.tickets_opened.labels(str(event.get("category"))).inc()
+        if isinstance(event, events.Error):
+            metrics.errors.labels(event.code).inc()
+        elif isinstance(event, events.Ticket) and event.updated is None and not event.was_pending:
+            metrics.tickets_opened.labels(event.category).inc()
 
     async def _send(self, message: str | bytes) -> None:
-        if not self.socket_open:
+        if not self.line_open:
             return
         try:
             # A client that stops reading fills the socket's buffers and the send waits: give up on it.
             async with asyncio.timeout(SEND_TIMEOUT_S):
                 if isinstance(message, bytes):
-                    await self.ws.send_bytes(message)
+                    await self.line.send_audio(message)
                 else:
-                    await self.ws.send_text(message)
+                    await self.line.send_text(message)
         except TimeoutError:
             log.warning("call %s: the client has stopped reading; dropping the line", self.call_id)
             self._dropped()
-        except (WebSocketDisconnect, RuntimeError, OSError):
+        except LineGone:
             self._dropped()
 
     def _dropped(self) -> None:
-        if self.socket_open:
-            self.socket_open = False
+        if self.line_open:
+            self.line_open = False
             self.end_reason = "dropped"
             if self.reader is not None and self.reader is not asyncio.current_task():
                 self.reader.cancel()  # whatever the client still sends is no longer heard
@@ -300,15 +304,12 @@ class CallSession:
     async def _read(self) -> None:
         try:
             while True:  # cancelled by run() once the call is over
-                message = await self.ws.receive()
-                if message["type"] == "websocket.disconnect":
-                    self._dropped()
+                message = await self.line.receive()
+                if isinstance(message, bytes):
+                    await self._on_audio(message)
+                elif await self._on_text(message):
                     break
-                if message.get("bytes") is not None:
-                    await self._on_audio(message["bytes"])
-                elif message.get("text") is not None and await self._on_text(message["text"]):
-                    break
-        except (WebSocketDisconnect, RuntimeError):
+        except LineGone:
             self._dropped()
         finally:
             self.state.stop_model.set()  # nobody is listening: the model stops; queued turns go by the rules
@@ -321,13 +322,13 @@ class CallSession:
 
     async def _on_audio(self, payload: bytes) -> None:
         if len(payload) > MAX_FRAME_BYTES:
-            await self.send({"type": "error", "code": "bad_audio",
-                             "message": f"audio frame of {len(payload)} bytes is over {MAX_FRAME_BYTES}; frame dropped"})
+            await self.send(events.Error(
+                code="bad_audio", message=f"audio frame of {len(payload)} bytes is over {MAX_FRAME_BYTES}; frame dropped"))
             return
         try:
             pcm = decode(payload, self.format.codec)
         except AudioFormatError as exc:
-            await self.send({"type": "error", "code": "bad_audio", "message": f"{exc}; frame dropped"})
+            await self.send(events.Error(code="bad_audio", message=f"{exc}; frame dropped"))
             return
         self.last_audio = self.services.clock.monotonic()
         self.audio_received_s += len(pcm) / self.format.sample_rate
@@ -349,9 +350,9 @@ class CallSession:
             return
         if not self.warned_fast:
             self.warned_fast = True
-            await self.send({"type": "error", "code": "audio_too_fast",
-                             "message": f"audio is arriving faster than real time (over "
-                                        f"{self.limits.max_audio_lead_s:g} s ahead); it is read at real-time pace"})
+            await self.send(events.Error(
+                code="audio_too_fast", message=f"audio is arriving faster than real time (over "
+                f"{self.limits.max_audio_lead_s:g} s ahead); it is read at real-time pace"))
         await asyncio.sleep(ahead)
 
     async def _on_text(self, text: str) -> bool:
@@ -363,8 +364,8 @@ class CallSession:
         if kind == "stop":
             self.end_reason = "caller_stop"
             return True
-        await self.send({"type": "error", "code": "bad_message",
-                         "message": f"unknown control message {text[:80]!r}; expected {{\"type\": \"stop\"}}"})
+        await self.send(events.Error(
+            code="bad_message", message=f"unknown control message {text[:80]!r}; expected {{\"type\": \"stop\"}}"))
         return False
 
     async def _audio_stream(self) -> AsyncIterator[AudioChunk]:
@@ -382,8 +383,8 @@ class CallSession:
                 if isinstance(event, SpeechStarted):
                     await self._barge_in()
                 elif isinstance(event, PartialTranscript):
-                    await self.send({"type": "partial", "text": event.text, "dialect": event.dialect})
-                    await self._tell_agent({"type": "partial", "call_id": self.call_id, "text": event.text})
+                    await self.send(events.Partial(text=event.text, dialect=event.dialect))
+                    await self._tell_agent(events.CallerPartial(call_id=self.call_id, text=event.text))
                 elif isinstance(event, FinalTranscript):
                     await self._on_final(event)
         finally:
@@ -400,12 +401,14 @@ class CallSession:
     async def _on_final(self, event: FinalTranscript) -> None:
         if (speech_end := self._arrival_of(event.ended_at)) is not None:
             self.services.metrics.latency("final", self.services.clock.monotonic() - speech_end)
-        await self.send({"type": "final", "text": event.text, "normalized": event.normalized or event.text,
-                         "dialect": event.dialect, "confidence": round(event.confidence, 3),
-                         "start": round(event.started_at, 3), "end": round(event.ended_at, 3)})
+        await self.send(events.Final(text=event.text, normalized=event.normalized or event.text,
+                                     dialect=event.dialect, confidence=round(event.confidence, 3),
+                                     start=round(event.started_at, 3), end=round(event.ended_at, 3)))
         self.record_turn("caller", event.text, dialect=event.dialect)
-        await self._tell_agent({"type": "final", "call_id": self.call_id, "text": event.text,
-                                "normalized": event.normalized or event.text})
+        poorly_heard = event.confidence < self.services.settings.dialogue.low_confidence
+        self.state.poorly_heard = self.state.poorly_heard + 1 if poorly_heard else 0
+        await self._tell_agent(events.CallerFinal(call_id=self.call_id, text=event.text,
+                                                  normalized=event.normalized or event.text))
         event = await self._supersede(event)
         if speech_end is not None:
             self.speech_ends[event] = speech_end
@@ -437,7 +440,7 @@ class CallSession:
         with contextlib.suppress(asyncio.CancelledError):
             await self.speaking
         if announce:
-            await self.send({"type": "interrupted", "turn": self.reply.turn})
+            await self.send(events.Interrupted(turn=self.reply.turn))
 
     # ---- responder: transcripts -> replies -------------------------------------------------------
 
@@ -465,8 +468,6 @@ class CallSession:
             if self.state.ended:
                 self.end_reason = "bot_end"
                 break
-            if self.state.escalation is not None and self.queued_escalation is None:
-                await self._wait_for_agent(self.state.escalation.id)
         # the caller hung up: answer what is still queued so tickets are not lost, without audio
         while not self.inbox.empty():
             final = self.inbox.get_nowait()
@@ -493,23 +494,23 @@ class CallSession:
                 await self._say(reply, sentence.text, sentence.citations)
         except Exception:
             log.exception("turn %d of call %s failed", reply.turn, self.call_id)
-            await self.send({"type": "error", "code": "turn_failed",
-                             "message": "this turn could not be answered; the caller is offered a human"})
+            await self.send(events.Error(code="turn_failed",
+                                         message="this turn could not be answered; the caller is offered a human"))
             await self._say(reply, prompts.trouble())
         finally:
             await sentences.aclose()
         heard = "".join(reply.spoken)
         self.state.remember_reply(heard)
-        await self.send({"type": "reply_end", "turn": reply.turn, "text": heard, "interrupted": reply.interrupted})
+        await self.send(events.ReplyEnd(turn=reply.turn, text=heard, interrupted=reply.interrupted))
         if heard:
             self.record_turn("bot", heard, interrupted=reply.interrupted)
 
     async def _say(self, reply: _Reply, text: str, citations: tuple[str, ...] = (), by: str = "bot") -> None:
-        await self.send({"type": "reply", "turn": reply.turn, "text": text, "citations": list(citations), "by": by})
+        await self.send(events.Reply(turn=reply.turn, text=text, citations=citations, by=by))
         if not reply.text_sent:
             reply.text_sent = True
             self._measure(reply, "reply_text")
-        if self.socket_open and not self.audio_closed:  # after a hang-up the turn still runs (tickets), silently
+        if self.line_open and not self.audio_closed:  # after a hang-up the turn still runs (tickets), silently
             self.speaking = asyncio.create_task(self._speak(text))
             with contextlib.suppress(asyncio.CancelledError):
                 await self.speaking
@@ -529,16 +530,16 @@ class CallSession:
                 reply.audio_sent = True
                 self._measure(reply, "reply_audio")
             sent += len(frame) / (self.format.bytes_per_sample * self.format.sample_rate)
-            if not self.socket_open:
+            if not self.line_open:
                 return
 
 
     # ---- the live desk: waiting for an agent, and the agent's turns --------------------------------
 
     async def _wait_for_agent(self, escalation_id: int) -> None:
-        """The escalation is in the store: the call joins the live queue and the caller hears where."""
-        if escalation_id <= 0:  # kept in the journal while the store is away: an agent calls back
-            return
+        """The escalation is in the store: the call joins the live queue and, once the bot's reply is
+        said, the caller hears their place in it. (One kept in the journal while the store is away is
+        not queued: an agent calls back.)"""
         self.queued_escalation = escalation_id
         ahead = await self.services.desk.enqueue(self.call_id, escalation_id, self)
         await self.inbox.put(_Line(prompts.queue_position(ahead, self._expected_minutes(ahead)), "desk"))
@@ -568,11 +569,12 @@ class CallSession:
         await self._say(reply, line.text, by=line.by)
         heard = "".join(reply.spoken)
         self.state.remember_reply(heard)
-        await self.send({"type": "reply_end", "turn": reply.turn, "text": heard, "interrupted": reply.interrupted})
+        await self.send(events.ReplyEnd(turn=reply.turn, text=heard, interrupted=reply.interrupted))
         if heard:
             self.record_turn("agent" if line.by == "agent" else "bot", heard, interrupted=reply.interrupted)
-        await self._tell_agent({"type": "spoken", "call_id": self.call_id, "text": heard or line.text,
-                                "by": "agent" if line.by == "agent" else "bot", "interrupted": reply.interrupted})
+        await self._tell_agent(events.Spoken(call_id=self.call_id, text=heard or line.text,
+                                             by="agent" if line.by == "agent" else "bot",
+                                             interrupted=reply.interrupted))
 
     async def _assist(self, final: FinalTranscript) -> None:
         text = final.normalized or final.text
@@ -582,14 +584,13 @@ class CallSession:
         except Exception:
             log.exception("call %s: no suggestion for the agent", self.call_id)
             return
-        await self._tell_agent({
-            "type": "assist", "call_id": self.call_id, "question": text, "suggestion": suggestion.text,
-            "citations": list(suggestion.citations),
-            "passages": [{"doc_id": p.doc_id, "title": p.title, "text": p.text, "score": round(p.score, 3)}
-                         for p in suggestion.passages],
-        })
+        await self._tell_agent(events.Assist(
+            call_id=self.call_id, question=text, suggestion=suggestion.text, citations=suggestion.citations,
+            passages=tuple({"doc_id": p.doc_id, "title": p.title, "text": p.text, "score": round(p.score, 3)}
+                           for p in suggestion.passages),
+        ))
 
-    async def _tell_agent(self, event: dict[str, Any]) -> None:
+    async def _tell_agent(self, event: events.ServerEvent) -> None:
         if self.agent is not None:
             await self.services.desk.tell_agent(self.agent, event)
 
@@ -598,7 +599,7 @@ class CallSession:
     async def agent_joined(self, agent: str) -> None:
         self.agent = agent
         self._stop_hold()
-        await self.send({"type": "agent", "state": "joined"})
+        await self.send(events.Agent(state="joined"))
         await self._barge_in(announce=False)  # a hold announcement gives way to the agent
         await self.inbox.put(_Line(prompts.agent_joined(), "desk"))
 
@@ -607,7 +608,7 @@ class CallSession:
 
     async def agent_left(self) -> None:
         self.agent = None
-        await self.send({"type": "agent", "state": "left"})
+        await self.send(events.Agent(state="left"))
         await self.inbox.put(_Line(prompts.agent_left(), "desk"))
         self.on_hold = asyncio.create_task(self._hold(), name=f"hold-{self.call_id}")
 
@@ -616,7 +617,7 @@ class CallSession:
         self.queued_escalation = None
         self.state.escalation = None  # the bot answers again, with the whole call behind it
         self._stop_hold()
-        await self.send({"type": "agent", "state": "handed_back"})
+        await self.send(events.Agent(state="handed_back"))
         await self.inbox.put(_Line(prompts.handed_back(), "desk"))
 
     async def agent_hung_up(self) -> None:

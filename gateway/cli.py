@@ -90,6 +90,13 @@ def main(argv: list[str] | None = None) -> int:
     calls_bench.add_argument("--token", default=os.environ.get("HOTLINE_ADMIN_TOKEN"),
                              help="token for the REST reads that check nothing was lost (default: HOTLINE_ADMIN_TOKEN)")
 
+    desk_bench = benches.add_parser(
+        "desk", help="a caller asks for a person and an agent takes the call: escalation → console, reply → audio")
+    desk_bench.add_argument("--rounds", type=int, default=5, help="takeovers, one after another")
+    desk_bench.add_argument("--url", help="ws://HOST:PORT/v1/calls of a running hotline; default: run one in-process")
+    desk_bench.add_argument("--token", default=os.environ.get("HOTLINE_ADMIN_TOKEN"),
+                            help="admin token, to add the bench agent (default: HOTLINE_ADMIN_TOKEN)")
+
     kb = commands.add_parser("kb", help="administer the knowledge base in the configured store")
     kb_commands = kb.add_subparsers(dest="action", required=True)
     kb_import = kb_commands.add_parser(
@@ -129,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
         call_token = settings.call_token.get_secret_value() if settings.call_token is not None else None
         return bench_calls(BenchOptions(args.concurrency, args.duration, args.url, args.audio, args.token,
                                         call_token=call_token), settings)
+    if args.command == "bench" and args.target == "desk":
+        from gateway.bench_desk import main as bench_desk
+
+        return bench_desk(max(1, args.rounds), args.url, args.token, settings)
     if args.command == "kb":
         return kb_command(args, settings)
     if args.command in ("token", "agent"):

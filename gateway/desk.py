@@ -19,16 +19,17 @@ from core.clock import Clock
 from dialogue.base import EndCall, Escalate, EscalationReceipt, OpenTicket, TicketReceipt, UpdateTicket
 from dialogue.manager import CallState
 from dialogue.safety import mask_pii
+from gateway import events
 from gateway.journal import CallJournal
 from ticketing import TicketCategory, TicketPublic, store
 from ticketing.sla import DEFAULT_SLA
 
-Notify = Callable[[dict[str, Any]], Awaitable[None]]
+Notify = Callable[[events.ServerEvent], Awaitable[None]]
 SUMMARY_UTTERANCES = 3  # the caller's last words, as the agent's first look at the call
 STORE_WAIT_S = 3.0  # how long a turn waits for its ticket's number before going on without it
 
 
-async def _nobody(_event: dict[str, Any]) -> None:
+async def _nobody(_event: events.ServerEvent) -> None:
     return None
 
 
@@ -53,6 +54,7 @@ class StoreDesk:
         notify: Notify = _nobody,
         journal: CallJournal | None = None,
         gateway: str | None = None,
+        on_escalated: Callable[[int], Awaitable[None]] | None = None,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
@@ -61,6 +63,7 @@ class StoreDesk:
         self._notify = notify
         self._journal = journal
         self._gateway = gateway
+        self._on_escalated = on_escalated  # the call joins the live queue as soon as the store has it
         self._kept_tickets: dict[int, str] = {}  # provisional (negative) ticket id -> request key
         self.end_reason: str | None = None
         self.actions = 0  # counted as each begins: a turn that has acted can no longer be taken back
@@ -89,15 +92,14 @@ class StoreDesk:
                                          request_key=key)
         if kept is not None:
             return await self._ticket_kept(action, key, now, kept)
-        await self._notify({"type": "ticket", "id": ticket.id, "number": ticket.number, "category": ticket.category})
+        await self._notify(events.Ticket(id=ticket.id, number=ticket.number, category=ticket.category))
         return TicketReceipt(ticket.id, ticket.number, ticket.category, _sla_hours(ticket.created_at, ticket.due_at))
 
     async def _ticket_kept(self, action: OpenTicket, key: str, now: datetime, kept: asyncio.Future[Any]) -> TicketReceipt:
         provisional = -(len(self._kept_tickets) + 1)
         self._kept_tickets[provisional] = key
         kept.add_done_callback(lambda f: self._ticket_stored(provisional, f))
-        await self._notify({"type": "ticket", "id": None, "number": None, "category": action.category,
-                            "pending": True})
+        await self._notify(events.Ticket(id=None, number=None, category=action.category, pending=True))
         due = DEFAULT_SLA.due_at(TicketCategory(action.category), now)
         return TicketReceipt(provisional, None, action.category, _sla_hours(now, due))
 
@@ -108,8 +110,8 @@ class StoreDesk:
         flow = self._state.flow
         if flow is not None and flow.ticket is not None and flow.ticket.id == provisional:
             flow.ticket = TicketReceipt(ticket.id, ticket.number, ticket.category, flow.ticket.sla_hours)
-        asyncio.ensure_future(self._notify({"type": "ticket", "id": ticket.id, "number": ticket.number,
-                                            "category": ticket.category, "was_pending": True}))
+        asyncio.ensure_future(self._notify(events.Ticket(id=ticket.id, number=ticket.number, category=ticket.category,
+                                                         was_pending=True)))
 
     async def update_ticket(self, action: UpdateTicket) -> None:
         self.actions += 1
@@ -121,8 +123,8 @@ class StoreDesk:
             ticket, _ = await self._write(store.update_ticket_slots, ticket_id=action.ticket_id,
                                           slots=action.slots, now=now)
         if ticket is not None:
-            await self._notify({"type": "ticket", "id": ticket.id, "number": ticket.number,
-                                "category": ticket.category, "updated": sorted(action.slots)})
+            await self._notify(events.Ticket(id=ticket.id, number=ticket.number, category=ticket.category,
+                                             updated=tuple(sorted(action.slots))))
 
     async def escalate(self, action: Escalate) -> EscalationReceipt:
         self.actions += 1
@@ -136,9 +138,11 @@ class StoreDesk:
                                              context=context, now=self._clock.now(),
                                              request_key=uuid.uuid4().hex, gateway=self._gateway)
         if kept is not None:
-            await self._notify({"type": "escalation", "id": None, "reason": action.reason, "pending": True})
+            await self._notify(events.Escalation(id=None, reason=action.reason, pending=True))
             return EscalationReceipt(-1, action.reason)
-        await self._notify({"type": "escalation", "id": escalation.id, "reason": escalation.reason})
+        await self._notify(events.Escalation(id=escalation.id, reason=escalation.reason))
+        if self._on_escalated is not None:
+            await self._on_escalated(escalation.id)
         return EscalationReceipt(escalation.id, escalation.reason)
 
     async def end_call(self, action: EndCall) -> None:

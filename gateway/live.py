@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.clock import Clock
+from gateway import events
 from gateway.bus import Bus
 from ticketing import EscalationStatus, EscalationTaken, NotFoundError, TicketingError, store
 
@@ -106,11 +107,11 @@ class LiveDesk:
         except TicketingError as exc:  # handed back or closed meanwhile: nothing to record
             log.info("escalation %s of call %s stays as it is: %s", escalation_id, call_id, exc)
         if holder:
-            await self.tell_agent(holder, {"type": "released", "call_id": call_id, "reason": "caller_hangup"})
+            await self.tell_agent(holder, events.Released(call_id=call_id, reason="caller_hangup"))
         await self.queue_changed()
 
-    async def tell_agent(self, agent: str, event: dict[str, Any]) -> None:
-        await self.bus.publish("agents", {"agent": agent, "event": event})
+    async def tell_agent(self, agent: str, event: events.ServerEvent) -> None:
+        await self.bus.publish("agents", {"agent": agent, "event": event.as_dict()})
 
     async def queue_changed(self) -> None:
         await self.bus.publish("queue", {})
@@ -140,8 +141,8 @@ class LiveDesk:
     async def sit(self, agent: str, send: Send) -> Seat:
         seat = Seat(agent, send)
         self._seats[seat.id] = seat
-        await seat.send({"type": "hello", "agent": agent})
-        await seat.send({"type": "queue", "waiting": await self.queue()})
+        await seat.send(events.Hello(agent=agent).as_dict())
+        await seat.send(events.Queue(waiting=tuple(await self.queue())).as_dict())
         return seat
 
     async def stand(self, seat: Seat) -> None:
@@ -162,7 +163,7 @@ class LiveDesk:
             await self.bus.publish("calls", {"call_id": escalation.call_id, "do": "left"})
         await self.queue_changed()
 
-    async def accept(self, agent: str, escalation_id: int) -> dict[str, Any]:
+    async def accept(self, agent: str, escalation_id: int) -> events.Accepted:
         """The agent takes a waiting call; the `accepted` event (with the call so far) is returned."""
         try:
             escalation = await self._db(store.update_escalation_status, escalation_id=escalation_id,
@@ -176,7 +177,7 @@ class LiveDesk:
         item = await self._db(_queue_item, escalation=escalation, now=self._clock.now())
         await self.bus.publish("calls", {"call_id": escalation.call_id, "do": "join", "agent": agent})
         await self.queue_changed()
-        return {"type": "accepted", **item}
+        return events.Accepted(**item)
 
     async def say(self, agent: str, call_id: str, text: str) -> None:
         await self._held_by(agent, call_id)
@@ -188,6 +189,24 @@ class LiveDesk:
     async def hang_up(self, agent: str, call_id: str) -> None:
         await self._release(agent, call_id, EscalationStatus.CLOSED, "hang_up")
 
+    async def close(self, agent: str, escalation_id: int) -> None:
+        """Ends an escalation for the records (a caller to be called back, a call already over); a call
+        still waiting goes back to the bot. One an agent holds is closed only by that agent."""
+        try:
+            escalation = await self._db(store.get_escalation, escalation_id=escalation_id)
+        except NotFoundError as exc:
+            raise DeskError("unknown_escalation", str(exc)) from None
+        if escalation.status is EscalationStatus.ACCEPTED and escalation.agent != agent:
+            raise DeskError("not_yours", f"escalation {escalation_id} is held by {escalation.agent}")
+        try:
+            await self._db(store.update_escalation_status, escalation_id=escalation_id,
+                           status=EscalationStatus.CLOSED, now=self._clock.now())
+        except TicketingError as exc:
+            raise DeskError("not_open", str(exc)) from None
+        if escalation.call_id is not None and escalation.status is not EscalationStatus.HANDED_BACK:
+            await self.bus.publish("calls", {"call_id": escalation.call_id, "do": "hand_back"})
+        await self.queue_changed()
+
     async def _release(self, agent: str, call_id: str, status: EscalationStatus, do: str) -> None:
         escalation = await self._held_by(agent, call_id)
         try:
@@ -197,7 +216,7 @@ class LiveDesk:
             raise DeskError("not_yours", str(exc)) from None
         await self.bus.publish("calls", {"call_id": call_id, "do": do})
         reason = "handed_back" if do == "hand_back" else "ended_by_agent"
-        await self.tell_agent(agent, {"type": "released", "call_id": call_id, "reason": reason})
+        await self.tell_agent(agent, events.Released(call_id=call_id, reason=reason))
 
     async def _held_by(self, agent: str, call_id: str) -> Any:
         held = await self._db(store.list_escalations, status=EscalationStatus.ACCEPTED, limit=500)
@@ -217,7 +236,7 @@ class LiveDesk:
     async def _on_queue_changed(self, _message: dict[str, Any]) -> None:
         if not self._seats:
             return
-        event = {"type": "queue", "waiting": await self.queue()}
+        event = events.Queue(waiting=tuple(await self.queue())).as_dict()
         for seat in list(self._seats.values()):
             await seat.send(event)
 

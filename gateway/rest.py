@@ -6,9 +6,10 @@ probes (/healthz, /readyz, /metrics) are open.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 from gateway import accounts, db
 from gateway.accounts import AccountCreate, AccountCreated, AccountPublic
 from gateway.auth import AdminDep, AgentDep
+from gateway.live import DeskError
 from gateway.metrics import CONTENT_TYPE_LATEST
 from gateway.services import Services
 from ticketing import store
@@ -114,6 +116,53 @@ def list_escalations(who: AgentDep, session: SessionDep, status: str | None = No
         return store.list_escalations(session, status=status, limit=limit)
     except InvalidInputError as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from None
+
+
+_DESK_STATUS = {"unknown_escalation": 404, "taken": 409, "not_waiting": 409, "not_yours": 409, "not_open": 409}
+
+
+async def _on_desk(services: Services, escalation_id: int, act: Callable[[], Awaitable[Any]]) -> EscalationPublic:
+    try:
+        await act()
+    except DeskError as exc:
+        raise HTTPException(status_code=_DESK_STATUS.get(exc.code, 409), detail=exc.message) from None
+    return await asyncio.to_thread(_escalation, services, escalation_id)
+
+
+def _escalation(services: Services, escalation_id: int) -> EscalationPublic:
+    with services.sessions() as session:
+        return store.get_escalation(session, escalation_id=escalation_id)
+
+
+def _call_of(services: Services, escalation_id: int) -> str:
+    with services.sessions() as session:
+        try:
+            call_id = store.get_escalation(session, escalation_id=escalation_id).call_id
+        except NotFoundError as exc:
+            raise _not_found(exc) from None
+    if call_id is None:
+        raise HTTPException(status_code=409, detail=f"escalation {escalation_id} belongs to no call")
+    return call_id
+
+
+@router.post("/v1/escalations/{escalation_id}/accept", response_model=EscalationPublic)
+async def accept_escalation(who: AgentDep, escalation_id: RowId, services: ServicesDep) -> EscalationPublic:
+    """Take a waiting call (one agent only; 409 names who has it). The console does this over /v1/agent,
+    where the call's words then arrive."""
+    return await _on_desk(services, escalation_id, lambda: services.desk.accept(who.name, escalation_id))
+
+
+@router.post("/v1/escalations/{escalation_id}/hand-back", response_model=EscalationPublic)
+async def hand_back_escalation(who: AgentDep, escalation_id: RowId, services: ServicesDep) -> EscalationPublic:
+    """The bot takes the call again (only the agent holding it may)."""
+    call_id = await asyncio.to_thread(_call_of, services, escalation_id)
+    return await _on_desk(services, escalation_id, lambda: services.desk.hand_back(who.name, call_id))
+
+
+@router.post("/v1/escalations/{escalation_id}/close", response_model=EscalationPublic)
+async def close_escalation(who: AgentDep, escalation_id: RowId, services: ServicesDep) -> EscalationPublic:
+    """Done with it: a waiting call goes back to the bot; a held one is closed by its agent."""
+    return await _on_desk(services, escalation_id, lambda: services.desk.close(who.name, escalation_id))
 
 
 @router.get("/v1/calls", response_model=list[CallSummaryPublic])

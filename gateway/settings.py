@@ -57,6 +57,8 @@ class DialogueSettings(BaseModel):
     carrier: str = "云帆通信"
     hotline: str = "10077"
     greeting: bool = True
+    # A final under this confidence is poorly heard; three in a row hand the call to a person.
+    low_confidence: float = Field(default=0.35, ge=0, le=1)
 
 
 class CallSettings(BaseModel):

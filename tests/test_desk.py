@@ -6,11 +6,6 @@ PostgreSQL); the call side is a recorder of what the desk asks of a call, as a C
 from __future__ import annotations
 
 import asyncio
-import shutil
-import socket
-import subprocess
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,12 +13,11 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.clock import SystemClock
+from gateway import events
 from gateway.bus import LocalBus, RedisBus
 from gateway.db import session_factory
 from gateway.live import DeskError, LiveDesk
 from ticketing import store
-
-REDIS_SERVER = shutil.which("redis-server")
 
 
 class RecordedCall:
@@ -105,7 +99,7 @@ async def test_an_agent_takes_a_waiting_call_speaks_in_it_and_hands_it_back(sess
     assert item["transcript"] == [{"role": "caller", "text": "我要转人工"}]
 
     accepted = await desk.accept("li", escalation_id)
-    assert accepted["type"] == "accepted" and accepted["call_id"] == call_id
+    assert accepted.call_id == call_id and accepted.transcript
     assert call.done == [("joined", "li")]
     assert li.of_type("queue")[-1]["waiting"] == []
     with pytest.raises(DeskError) as taken:
@@ -116,7 +110,7 @@ async def test_an_agent_takes_a_waiting_call_speaks_in_it_and_hands_it_back(sess
     assert not_yours.value.code == "not_yours"
 
     await desk.say("li", call_id, "您好，我是客服小李")
-    await desk.tell_agent("li", {"type": "final", "call_id": call_id, "text": "宽带断了"})
+    await desk.tell_agent("li", events.CallerFinal(call_id=call_id, text="宽带断了", normalized="宽带断了"))
     assert li.of_type("final")[-1]["text"] == "宽带断了"
     await desk.hand_back("li", call_id)
     assert call.done[1:] == [("says", "您好，我是客服小李"), ("handed_back",)]
@@ -166,31 +160,6 @@ async def test_a_caller_who_hangs_up_while_waiting_leaves_an_abandoned_record(se
 # --- two gateways, one Redis -------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    if REDIS_SERVER is None:
-        pytest.skip("no redis-server on PATH (apt-get install redis-server)")
-    port = _free_port()
-    server = subprocess.Popen([REDIS_SERVER, "--port", str(port), "--save", "", "--appendonly", "no"],
-                              stdout=subprocess.DEVNULL)
-    try:
-        for _ in range(100):
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        server.terminate()
-        server.wait(10)
-
-
 async def test_an_agent_on_one_gateway_takes_a_call_held_by_another(sessions: sessionmaker[Session],
                                                                      redis_url: str):
     gateway_a = LiveDesk(RedisBus(redis_url), sessions, SystemClock(), "gw-a")  # holds the call
@@ -207,7 +176,7 @@ async def test_an_agent_on_one_gateway_takes_a_call_held_by_another(sessions: se
         await _until(lambda: ("joined", "li") in call.done, call.changed)
         await gateway_b.say("li", call_id, "您好")
         await _until(lambda: ("says", "您好") in call.done, call.changed)
-        await gateway_a.tell_agent("li", {"type": "final", "call_id": call_id, "text": "我家宽带断了"})
+        await gateway_a.tell_agent("li", events.CallerFinal(call_id=call_id, text="我家宽带断了", normalized="我家宽带断了"))
         await _until(lambda: bool(li.of_type("final")), li.changed)
         await gateway_b.stand(seat)  # the console on B goes away: A's call waits again
         await _until(lambda: ("left",) in call.done, call.changed)
@@ -238,3 +207,33 @@ def test_the_agent_socket_needs_an_agents_token(tmp_path: Any):
             assert ws.receive_json()["code"] == "bad_message"
             ws.send_json({"type": "accept", "escalation_id": 999})
             assert ws.receive_json()["code"] == "unknown_escalation"
+
+
+def test_escalations_over_rest_one_agent_at_a_time(tmp_path: Any):
+    from fastapi.testclient import TestClient
+
+    from gateway.app import create_app
+    from gateway.settings import Settings
+
+    admin = {"Authorization": "Bearer admin-token-of-the-desk-tests-0123456789"}
+    settings = Settings(data_dir=tmp_path, admin_token="admin-token-of-the-desk-tests-0123456789")
+    with TestClient(create_app(settings, models=())) as client:
+        tokens = {name: client.post("/v1/accounts", json={"name": name}, headers=admin).json()["token"]
+                  for name in ("li", "wang")}
+        li, wang = ({"Authorization": f"Bearer {tokens[name]}"} for name in ("li", "wang"))
+        _, escalation_id = _escalated_call(client.app.state.services.sessions)
+        path = f"/v1/escalations/{escalation_id}"
+
+        taken = client.post(f"{path}/accept", headers=li)
+        assert taken.status_code == 200 and taken.json()["agent"] == "li" and taken.json()["status"] == "accepted"
+        refused = client.post(f"{path}/accept", headers=wang)
+        assert refused.status_code == 409 and "taken by li" in refused.json()["detail"]
+        assert client.post(f"{path}/hand-back", headers=wang).status_code == 409
+        assert client.post(f"{path}/close", headers=wang).status_code == 409
+        back = client.post(f"{path}/hand-back", headers=li)
+        assert back.status_code == 200 and back.json()["status"] == "handed_back"
+        closed = client.post(f"{path}/close", headers=li)
+        assert closed.status_code == 200 and closed.json()["status"] == "closed"
+        assert client.post(f"{path}/close", headers=li).status_code == 409
+        assert client.post("/v1/escalations/999/accept", headers=li).status_code == 404
+        assert client.post(f"{path}/accept").status_code == 401

@@ -361,6 +361,24 @@ async def test_escalation_and_goodbye(demo_kb, pools):
 
 
 @pytestmark_kb
+async def test_a_person_takes_over_when_the_bot_keeps_failing(demo_kb, pools):
+    manager = _manager(demo_kb, pools, None)  # the judge is down: every unsure utterance fails
+    said = ["家里的机顶盒没动静了", "那个东西一直闪", "就是不亮"]
+    _, desk, replies, _ = await _conversation(manager, said)
+    assert [e.reason for e in desk.escalations] == ["not_understood"]
+    assert "抱歉" in replies[0] and "人工" in replies[-1]
+
+
+@pytestmark_kb
+async def test_a_caller_the_recognizer_hears_poorly_gets_a_person(demo_kb, pools):
+    manager = _manager(demo_kb, pools)
+    state, desk = CallState("call-1"), RecordingDesk()
+    state.poorly_heard = 3  # the call's last three finals were under the confidence bound
+    replies = [s.text async for s in manager.turn(state, "宽带安装费多少", desk)]
+    assert [e.reason for e in desk.escalations] == ["low_confidence"] and "人工" in "".join(replies)
+
+
+@pytestmark_kb
 async def test_the_judge_decides_when_the_rules_are_unsure(demo_kb, pools):
     manager = _manager(demo_kb, pools, '{"intent": "fault_report", "kind": "no_connection"}')
     state, desk, replies, _ = await _conversation(manager, ["家里的机顶盒没动静了", "东城区 文昌路 八号", "13800001111"])
