@@ -17,17 +17,17 @@ async function loadDashboard() {
 
 function renderDashboard(data) {
   const D = API.dashboardFields;
-  const share = data[D.resolvedWithoutAgent];
-  const longest = data[D.longestWait];
+  const share = field(data, D.resolvedWithoutAgent);
+  const longest = field(data, D.longestWait);
   $("tiles").replaceChildren(
-    tile("calls-today", "今日来电", data[D.callsToday]),
+    tile("calls-today", "今日来电", field(data, D.callsToday)),
     tile("resolved-share", "机器人独立解决", typeof share === "number" ? `${Math.round(share * 100)}%` : "—"),
-    tile("escalations-waiting", "等待人工", data[D.escalationsWaiting]),
+    tile("escalations-waiting", "等待人工", field(data, D.escalationsWaiting)),
     tile("longest-wait", "最长等待", longest === null || longest === undefined ? "—" : formatSeconds(longest)),
-    tile("sla-breaches", "超时工单", data[D.slaBreaches], data[D.slaBreaches] > 0 ? "alert" : ""));
-  renderCounts($("by-category"), "category", data[D.byCategory] || {});
-  renderCounts($("by-status"), "status", data[D.byStatus] || {});
-  drawHourly($("hourly-chart"), data[D.hourly] || []);
+    tile("sla-breaches", "超时工单", field(data, D.slaBreaches), field(data, D.slaBreaches) > 0 ? "alert" : ""));
+  renderCounts($("by-category"), "category", field(data, D.byCategory) || {});
+  renderCounts($("by-status"), "status", field(data, D.byStatus) || {});
+  drawHourly($("hourly-chart"), field(data, D.hourly) || []);
 }
 
 function tile(key, title, value, extra = "") {

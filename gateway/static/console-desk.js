@@ -258,17 +258,24 @@ function openTicketForm() {
   $("new-ticket").hidden = false;
 }
 
-async function submitTicket(event) {
-  event.preventDefault();
-  const call = desk.call;
-  const slots = { ...((call && call.slots) || {}) };
-  delete slots.category;
-  for (const [name, id] of [["phone", "new-ticket-phone"], ["address", "new-ticket-address"]]) {
-    const value = $(id).value.trim();
-    if (value) slots[name] = value; else delete slots[name];
+// The ticket to open: the call's slots (text values), the phone and address as the agent left them.
+function ticketFromForm(call) {
+  const slots = {};
+  for (const [name, value] of Object.entries((call && call.slots) || {})) {
+    if (typeof value === "string" && name !== "category") slots[name] = value;
   }
   const body = { category: $("new-ticket-category").value, summary: $("new-ticket-summary").value.trim(), slots,
     call_id: call ? call.call_id : null };
+  const phone = $("new-ticket-phone").value.replace(/[\s-]/g, "");
+  const address = $("new-ticket-address").value.trim();
+  if (/^\+?[0-9]{3,20}$/.test(phone)) body.phone = phone; // a masked number (138****5678) stays in the slots only
+  if (address) body.address = address;
+  return body;
+}
+
+async function submitTicket(event) {
+  event.preventDefault();
+  const body = ticketFromForm(desk.call);
   $("new-ticket-submit").disabled = true;
   try {
     const ticket = await api(API.tickets, { method: "POST", body });

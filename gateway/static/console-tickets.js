@@ -119,18 +119,23 @@ function renderEvents(events) {
       el("span", { class: "when", textContent: formatTime(event[E.at]) }),
       el("strong", { textContent: label("eventKind", event[E.kind]) }),
       el("span", { class: "actor", textContent: event[E.actor] || "热线机器人" }),
-      el("span", { class: "detail", textContent: eventDetail(event[E.detail]) }))));
+      el("span", { class: "detail", textContent: eventDetail(event[E.kind], event[E.detail]) }))));
 }
 
-function eventDetail(detail) {
+// An event's detail in words: a note's text, "from → to" for a change (in the labels of what changed).
+const CHANGE_LABELS = { status_changed: "status", priority_changed: "priority", created: "category" };
+
+function eventDetail(kind, detail) {
   if (!detail || typeof detail !== "object") return detail ? String(detail) : "";
-  if (detail.text) return detail.text;
-  if (detail.note) return detail.note;
+  const group = CHANGE_LABELS[kind];
   const parts = [];
-  if ("from" in detail || "to" in detail) parts.push(`${label("status", detail.from)} → ${label("status", detail.to)}`);
+  if (detail.text) parts.push(detail.text);
+  if ("from" in detail || "to" in detail) parts.push(`${label(group, detail.from)} → ${label(group, detail.to)}`);
+  if (detail.note) parts.push(detail.note);
   for (const [key, value] of Object.entries(detail)) {
-    if (key === "from" || key === "to") continue;
-    parts.push(`${key}：${typeof value === "object" ? JSON.stringify(value) : value}`);
+    if (["text", "from", "to", "note", "slots"].includes(key)) continue;
+    const shown = typeof value === "object" && value !== null ? JSON.stringify(value) : label(key, value);
+    parts.push(`${label("slot", key)}：${shown}`);
   }
   return parts.join("；");
 }

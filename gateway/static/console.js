@@ -25,10 +25,11 @@ const API = {
   eventFields: { kind: "kind", at: "at", detail: "detail", actor: "actor" },
   // a call record: GET /v1/calls/{id}
   callFields: { turns: "turns", speaker: "speaker", text: "text", at: "at" },
-  // the dashboard
-  dashboardFields: { callsToday: "calls_today", resolvedWithoutAgent: "resolved_without_agent_share",
+  // the dashboard; where a list names several fields, the first one present is read
+  dashboardFields: { callsToday: "calls_today",
+    resolvedWithoutAgent: ["resolved_without_agent_share", "resolved_without_person"],
     escalationsWaiting: "escalations_waiting", longestWait: "longest_wait_s", byCategory: "tickets_by_category",
-    byStatus: "tickets_by_status", slaBreaches: "sla_breaches", hourly: "hourly" },
+    byStatus: "tickets_by_status", slaBreaches: "sla_breaches", hourly: ["hourly", "hours"] },
   hourFields: { hour: "hour", calls: "calls", escalations: "escalations" },
 };
 
@@ -47,13 +48,19 @@ const LABELS = {
   slot: { phone: "电话", address: "地址", fault: "故障现象", product: "产品", plan: "套餐", name: "姓名",
     complaint: "投诉内容", request_type: "办理事项" },
   eventKind: { created: "创建", status_changed: "状态变更", note: "备注", assigned: "分派", owner_changed: "处理人变更",
-    priority_changed: "优先级变更", updated: "更新", sla_breached: "超时" },
+    priority_changed: "优先级变更", slots_updated: "资料更新" },
 };
 
 const TOKEN_KEY = "hotline.console.token";
 const $ = (id) => document.getElementById(id);
 const views = {}; // name -> {show(), hide()}, filled by the view files
 const session = { token: null, me: null, view: null };
+
+// data[name], or the first of several names that data has (see API)
+function field(data, names) {
+  for (const name of [].concat(names)) if (data && data[name] !== undefined) return data[name];
+  return undefined;
+}
 
 function label(group, value) {
   if (value === null || value === undefined || value === "") return "—";
