@@ -377,6 +377,9 @@ def test_an_agent_takes_an_escalated_call_in_the_browser(request: pytest.Fixture
             if target := os.environ.get("HOTLINE_CONSOLE_SCREENSHOT"):
                 shutil.copy(tmp_path / "console.png", target)
 
+            if _has_route(live.server.config.app, "POST", "/v1/tickets"):  # the ticket REST is served
+                _open_ticket_from_the_call(page, live)
+
             page.click("#hand-back")
             released = page.wait_for_selector("#call-notices .released", timeout=UI_MS)
             assert "交还机器人" in released.inner_text()
@@ -387,3 +390,19 @@ def test_an_agent_takes_an_escalated_call_in_the_browser(request: pytest.Fixture
         finally:
             simulated.done.set()
             browser.close()
+
+
+def _open_ticket_from_the_call(page: Any, live: Any) -> None:
+    """建工单: the form comes filled from the call; the ticket it opens carries the call's id."""
+    call_id = page.evaluate("desk.call.call_id")
+    page.click("#open-ticket")
+    page.wait_for_selector("#new-ticket:not([hidden])", timeout=UI_MS)
+    assert page.input_value("#new-ticket-summary") is not None
+    page.select_option("#new-ticket-category", "broadband")
+    if not page.input_value("#new-ticket-phone"):
+        page.fill("#new-ticket-phone", "13812345678")
+    page.click("#new-ticket-submit")
+    notice = page.wait_for_selector("#call-notices .ticket, #call-notices .error", timeout=UI_MS).inner_text()
+    assert notice.startswith("已建工单"), notice
+    found = httpx.get(f"{live.base}/v1/tickets", params={"call_id": call_id}, headers=live.headers).json()
+    assert [t["category"] for t in found["items"]] == ["broadband"], found
