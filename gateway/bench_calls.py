@@ -53,13 +53,6 @@ class Tally:
     traces: list[CallTrace] = field(default_factory=list)
 
 
-class QuietCaller(Caller):
-    """A Caller that keeps what it sees to itself (many talk at once)."""
-
-    def _print(self, event: dict[str, Any]) -> None:
-        return None
-
-
 def scripts(options: BenchOptions, settings: Settings, folder: Path) -> list[list[Path]]:
     """The callers' turns: the WAV files of --audio in name order, or two scripts in the hotline's voice."""
     if options.audio_dir is not None:
@@ -83,7 +76,7 @@ def scripts(options: BenchOptions, settings: Settings, folder: Path) -> list[lis
 
 async def _one_caller(url: str, turns: list[Path], deadline: float, options: BenchOptions, tally: Tally) -> None:
     while time.monotonic() < deadline:
-        caller = QuietCaller(url, CallOptions(files=turns, rate=options.rate, token=options.call_token))
+        caller = Caller(url, CallOptions(files=turns, rate=options.rate, token=options.call_token, quiet=True))
         try:
             trace = await caller.run()
         except Exception:  # the connection failed or broke: the call was dropped

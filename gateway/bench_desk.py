@@ -29,6 +29,11 @@ from gateway.settings import Settings
 HUMAN = "我要转人工客服。"
 QUESTION = "请问宽带安装费是多少？"
 AGENT_LINE = "您好，我是客服小李，宽带安装免费。"
+# Agents type something new each time: short fixed phrases are synthesized once and kept, so the bench's
+# replies differ from round to round to time the voice, not the cache.
+BENCH_LINES = ("您的宽带工单已经加急处理，请保持电话畅通。", "本月账单已经为您核对，没有多收的费用。",
+               "您的号码已经开通国际漫游，出国前请重启手机。", "光猫重启后如果仍然不亮，我们会派师傅上门。",
+               "新套餐下个月一号生效，本月仍按原套餐计费。")
 WAIT_S = 240.0
 
 
@@ -75,11 +80,11 @@ class Takeover:
 
 
 async def takeover(call_url: str, desk_base: str, agent_token: str, human: np.ndarray, question: np.ndarray,
-                   agent_line: str = AGENT_LINE) -> Takeover:
+                   agent_line: str = AGENT_LINE, quiet: bool = False) -> Takeover:
     """A caller on `call_url` asks for a person; an agent whose console is on the gateway `desk_base` takes
     the call, sees the caller's next words, answers by typing, and hands the call back."""
     agent_url = desk_base.replace("http://", "ws://").replace("https://", "wss://") + f"/v1/agent?token={agent_token}"
-    caller = Caller(call_url, CallOptions(files=[], fast=True))
+    caller = Caller(call_url, CallOptions(files=[], fast=True, quiet=quiet))
     trace = caller.trace
     async with websockets.connect(agent_url) as agent_ws, caller.line() as line:
         if line is None:
@@ -151,7 +156,8 @@ def _voice(settings: Settings, folder: Path) -> tuple[np.ndarray, np.ndarray]:
     return clips[0], clips[1]
 
 
-def run(rounds: int, url: str | None, admin_token: str | None, settings: Settings) -> dict[str, Any]:
+def run(rounds: int, url: str | None, admin_token: str | None, settings: Settings,
+        desk_url: str | None = None) -> dict[str, Any]:
     server = None
     if url is None:
         admin_token = admin_token or secrets.token_urlsafe(24)
@@ -159,21 +165,23 @@ def run(rounds: int, url: str | None, admin_token: str | None, settings: Setting
         url, server = start_in_process(settings)
     if admin_token is None:
         raise SystemExit("hotline bench desk: --token (or HOTLINE_ADMIN_TOKEN) is needed to add the bench agent")
-    base = url.replace("ws://", "http://").replace("wss://", "https://").removesuffix("/v1/calls")
+    base = desk_url or url.replace("ws://", "http://").replace("wss://", "https://").removesuffix("/v1/calls")
     to_console, to_audio = [], []
     try:
         agent_token = add_agent(base, admin_token, f"bench-{secrets.token_hex(3)}")
         with tempfile.TemporaryDirectory(prefix="hotline-desk-") as folder:
             human, question = _voice(settings, Path(folder))
-        for _ in range(rounds):
-            result = asyncio.run(takeover(url, base, agent_token, human, question))
+        for index in range(rounds):
+            line = BENCH_LINES[index % len(BENCH_LINES)]
+            line = line if index < len(BENCH_LINES) else f"第{index + 1}次：{line}"
+            result = asyncio.run(takeover(url, base, agent_token, human, question, line, quiet=True))
             to_console.append(result.escalation_to_console_s * 1000)
             if result.reply_to_audio_s is not None:
                 to_audio.append(result.reply_to_audio_s * 1000)
     finally:
         if server is not None:
             server.should_exit = True
-    return {"rounds": rounds, "escalation_to_console_ms": _percentiles(to_console),
+    return {"rounds": rounds, "desk": base, "escalation_to_console_ms": _percentiles(to_console),
             "agent_reply_to_caller_audio_ms": _percentiles(to_audio)}
 
 
@@ -185,8 +193,8 @@ def _percentiles(values: list[float]) -> dict[str, float | None]:
             "max": round(float(array.max()))}
 
 
-def main(rounds: int, url: str | None, admin_token: str | None, settings: Settings) -> int:
-    summary = run(rounds, url, admin_token, settings)
+def main(rounds: int, url: str | None, admin_token: str | None, settings: Settings, desk_url: str | None = None) -> int:
+    summary = run(rounds, url, admin_token, settings, desk_url)
     print(f"hotline bench desk: {rounds} takeovers", file=sys.stderr, flush=True)
     print(json.dumps(summary), flush=True)
     return 0

@@ -38,6 +38,7 @@ class CallOptions:
     json_lines: bool = False
     fast: bool = False
     token: str | None = None  # the hotline's call token, when it requires one
+    quiet: bool = False  # print nothing of what the call brings (benches: many callers at once)
 
 
 @dataclass
@@ -234,6 +235,8 @@ class Caller:
             await asyncio.sleep(ahead)
 
     def _print(self, event: dict[str, Any]) -> None:
+        if self.options.quiet:
+            return
         if self.options.json_lines:
             print(json.dumps(event, ensure_ascii=False), flush=True)
             return

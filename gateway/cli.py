@@ -94,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         "desk", help="a caller asks for a person and an agent takes the call: escalation → console, reply → audio")
     desk_bench.add_argument("--rounds", type=int, default=5, help="takeovers, one after another")
     desk_bench.add_argument("--url", help="ws://HOST:PORT/v1/calls of a running hotline; default: run one in-process")
+    desk_bench.add_argument("--desk-url", help="http://HOST:PORT of the gateway the agent's console connects to "
+                                               "(another gateway sharing the store and Redis); default: the --url one")
     desk_bench.add_argument("--token", default=os.environ.get("HOTLINE_ADMIN_TOKEN"),
                             help="admin token, to add the bench agent (default: HOTLINE_ADMIN_TOKEN)")
 
@@ -139,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "bench" and args.target == "desk":
         from gateway.bench_desk import main as bench_desk
 
-        return bench_desk(max(1, args.rounds), args.url, args.token, settings)
+        return bench_desk(max(1, args.rounds), args.url, args.token, settings, args.desk_url)
     if args.command == "kb":
         return kb_command(args, settings)
     if args.command in ("token", "agent"):
