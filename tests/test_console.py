@@ -286,7 +286,7 @@ class _DeskCaller:
     line until an agent has taken the call, says one more thing, and listens for the agent's spoken reply."""
 
     def __init__(self, url: str, first: Path, second: Path) -> None:
-        self.caller = Caller(url, CallOptions(files=[], fast=True))
+        self.caller = Caller(url, CallOptions(files=[], fast=True, quiet=True))
         self.first, self.second = load_audio(first, 16000), load_audio(second, 16000)
         self.accepted, self.done = threading.Event(), threading.Event()
         self.heard_agent = threading.Event()
