@@ -181,6 +181,12 @@ def test_logging_in_and_out_in_a_real_browser(rest_gateway: str):
             _log_in(page, token)
             assert (page.inner_text("#who-name"), page.inner_text("#who-role")) == ("liming", "坐席")
             assert page.is_visible("#view-desk") and page.get_attribute("#desk-state", "data-state")
+            if not _agent_socket_missing():
+                page.wait_for_selector('#desk-state[data-state="open"]', timeout=UI_MS)
+                page.evaluate("desk.ws.close(4000)")  # the line drops: the page says so and connects again
+                page.wait_for_selector('#desk-state[data-state="reconnecting"]', timeout=UI_MS)
+                assert "秒后重连" in page.inner_text("#desk-state")
+                page.wait_for_selector('#desk-state[data-state="open"]', timeout=UI_MS)
             page.reload()  # the tab keeps the token
             page.wait_for_selector("#who:not([hidden])", timeout=UI_MS)
             assert page.inner_text("#who-name") == "liming"
