@@ -44,7 +44,7 @@ function connect() {
   setDeskState(desk.attempt ? "正在重新连接…" : "正在连接…", "connecting");
   const ws = new WebSocket(socketUrl());
   desk.ws = ws;
-  ws.onopen = () => { desk.attempt = 0; setDeskState("已连接", "open"); };
+  ws.onopen = () => setDeskState("已连接", "open");
   ws.onmessage = (message) => onDeskEvent(JSON.parse(message.data));
   ws.onclose = (close) => onSocketClosed(ws, close);
 }
@@ -73,7 +73,7 @@ function disconnect() {
 // ---------------------------------------------------------------- events from the server
 
 const deskHandlers = {
-  hello: () => setDeskState("已连接", "open"),
+  hello: () => { desk.attempt = 0; setDeskState("已连接", "open"); }, // the backoff starts over once let in
   queue: (e) => renderQueue(e.waiting || []),
   accepted: (e) => startCall(e),
   partial: (e) => ifCurrent(e, () => { $("call-partial").textContent = e.text; }),
