@@ -392,6 +392,9 @@ class DialogueManager:
             return
         await self._file(state, flow, desk)
         assert flow.ticket is not None
+        if flow.ticket.existing_status is not None:
+            yield ReplySentence(prompts.ticket_existing(flow.category, flow.ticket.number, flow.ticket.existing_status))
+            return
         yield ReplySentence(prompts.ticket_opened(flow.category, flow.ticket.number, flow.slots, flow.ticket.sla_hours,
                                                   own_number=flow.own_number))
 
