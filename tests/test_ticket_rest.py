@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from conftest import CLOCK_START, ManualClock
 from fastapi.testclient import TestClient
 
 from gateway.app import create_app
@@ -16,24 +16,10 @@ from ticketing import store
 
 ADMIN_TOKEN = "admin-token-for-the-ticket-tests-0123"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-NOW = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)  # 11:00 in China; the local day began at 16:00 UTC the day before
+NOW = CLOCK_START
 PHONE = "13812345678"
 
 
-@dataclass
-class ManualClock:
-    current: datetime = field(default_factory=lambda: NOW)
-
-    def now(self) -> datetime:
-        return self.current
-
-    def monotonic(self) -> float:
-        return self.current.timestamp()
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
 
 
 @pytest.fixture

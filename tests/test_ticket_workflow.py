@@ -4,11 +4,10 @@ owners, priorities, SLA due times and the overdue flag, events with actors, list
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
+from conftest import CLOCK_START, ManualClock
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -23,38 +22,11 @@ from ticketing.errors import ConcurrentUpdateError, InvalidInputError, InvalidSt
 from ticketing.models import TicketStatus
 from ticketing.store import TICKET_TRANSITIONS, TicketQuery
 
-START = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)  # 11:00 in China
+START = CLOCK_START
 
 
-@dataclass
-class ManualClock:
-    current: datetime = field(default_factory=lambda: START)
-
-    def now(self) -> datetime:
-        return self.current
-
-    def monotonic(self) -> float:
-        return self.current.timestamp()
-
-    def advance(self, **delta: float) -> datetime:
-        self.current += timedelta(**delta)
-        return self.current
 
 
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def sessions(migrated_engine: Engine) -> sessionmaker[Session]:
-    return session_factory(migrated_engine)
-
-
-@pytest.fixture
-def session(sessions: sessionmaker[Session]) -> Iterator[Session]:
-    with sessions() as session:
-        yield session
 
 
 def _open(session: Session, clock: ManualClock, category: str = "broadband", phone: str = "13812345678", **kw):

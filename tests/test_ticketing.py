@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from conftest import ManualClock
 from pydantic import ValidationError
 from sqlalchemy import Engine, event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.db import session_factory
 from ticketing import store
 from ticketing.errors import (
     CallAlreadyEnded,
@@ -28,39 +26,6 @@ from ticketing.errors import (
 from ticketing.models import Ticket, TicketEvent, TicketNumberCounter
 from ticketing.schemas import TicketCreate
 from ticketing.sla import SlaPolicy
-
-
-@dataclass
-class ManualClock:
-    """A clock that moves only when told to."""
-
-    current: datetime = field(default_factory=lambda: datetime(2026, 11, 22, 3, 0, tzinfo=UTC))
-
-    def now(self) -> datetime:
-        return self.current
-
-    def monotonic(self) -> float:
-        return self.current.timestamp()
-
-    def advance(self, **delta: float) -> datetime:
-        self.current += timedelta(**delta)
-        return self.current
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def sessions(migrated_engine: Engine) -> sessionmaker[Session]:
-    return session_factory(migrated_engine)
-
-
-@pytest.fixture
-def session(sessions: sessionmaker[Session]) -> Iterator[Session]:
-    with sessions() as session:
-        yield session
 
 
 def _start_call(session: Session, clock: ManualClock, caller: str | None = "13812345678") -> str:
