@@ -354,7 +354,8 @@ class DialogueManager:
         )
         if flow.intent is Intent.FAULT_REPORT:
             found["since"] = slots.extract_since(text)
-            if not flow.category_named and flow.ticket is None and (named := _fault_category(text)):
+            gives_contact = found["phone"] is not None or "own_number" in changed  # "我的电话是…" names no service
+            if not (flow.category_named or flow.ticket or gives_contact) and (named := _fault_category(text)):
                 flow.category, flow.category_named = named, True  # "网老断" then "手机上网"
             if flow.category == "broadband" and found["fault_type"] == "call_drop":
                 found["fault_type"] = "intermittent"  # a line that drops is unstable; calls are a phone's

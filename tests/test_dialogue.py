@@ -275,6 +275,13 @@ async def test_fault_report_asks_for_what_is_missing_then_opens_one_ticket(demo_
 
 
 @pytestmark_kb
+async def test_a_contact_number_does_not_name_the_faulty_service(demo_kb, pools):
+    said = ["家里从昨天晚上开始就上不了网了", "东城区人民路十八号", "我的电话是13800123456"]
+    _, desk, _, _ = await _conversation(_manager(demo_kb, pools), said)
+    assert [t.category for t in desk.tickets] == ["broadband"]
+
+
+@pytestmark_kb
 async def test_a_corrected_phone_updates_the_open_ticket(demo_kb, pools):
     _, desk, replies, _ = await _conversation(
         _manager(demo_kb, pools), ["手机打电话老掉线 我在东城区文昌路", "号码 15611112222", "不对 是15611112233"]
