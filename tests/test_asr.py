@@ -301,7 +301,9 @@ async def test_partials_are_skipped_while_one_is_running(pool: InferencePool) ->
         gate.set()
 
     events = await collect(asr, call())
-    assert len(transcriber.drafts) == 1 and len(transcriber.requests) == 1  # the other 9 partials skipped
+    # The other 9 partials due while the first ran were skipped. One more may start in the instant between
+    # the gate opening (the first partial ends) and the end of the audio being read: which comes first is a race.
+    assert len(transcriber.drafts) <= 2 and len(transcriber.requests) == 1
     assert onsets_and_finals(events) == [SpeechStarted, FinalTranscript]
 
 
