@@ -430,13 +430,13 @@ class CallSession:
                                      start=round(event.started_at, 3), end=round(event.ended_at, 3)))
         self.record_turn("caller", event.text, dialect=event.dialect)
         # over the bot, a backchannel, a short sound or the bot's own echo is kept in the record, not answered
-        not_a_turn = overlap is not None and not (overlap.lasting and self.cut_in.meant(event.text, self._bot_said()))
-        if not not_a_turn:
+        a_turn = overlap is None or (overlap.lasting and self.cut_in.meant(event.text, self._bot_said()))
+        if a_turn:
             poorly_heard = event.confidence < self.services.settings.dialogue.low_confidence
             self.state.poorly_heard = self.state.poorly_heard + 1 if poorly_heard else 0
         await self._tell_agent(events.CallerFinal(call_id=self.call_id, text=event.text,
                                                   normalized=event.normalized or event.text))
-        if not_a_turn:
+        if not a_turn:
             log.info("call %s: words said over the bot are not a turn (backchannel, too short, or its echo)",
                      self.call_id)
             return
