@@ -3,13 +3,16 @@
 The other half is the recognizer's (SpeechLasting: the caller has spoken long enough to be more than
 a cough). Words do not cut in when they are a backchannel ("嗯", "对", "好的好的": the caller follows)
 or the bot's own voice coming back through a speakerphone, whose transcript is mostly made of what
-the bot is saying.
+the bot is saying: compared by sound (toneless pinyin), since Whisper writes a muffled echo of
+"欢迎致电云帆通信" as "在营治殿允翻通行". (The session also compares the audio itself: core.echo.)
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+
+from pypinyin import lazy_pinyin
 
 from asr.cer import normalize_for_cer
 from tts.text_norm import normalize_for_speech
@@ -32,21 +35,22 @@ class CutInRules:
 
     def is_echo(self, heard: str, bot_said: str) -> bool:
         """Most of what was heard is in what the bot is saying (numbers compared as they are spoken)."""
-        said = _folded(bot_said)
-        ours = {*_pieces(said), *said}
-        theirs = _pieces(_folded(heard))
+        said = _syllables(bot_said)
+        ours = {*_pieces(said), *((syllable,) for syllable in said)}
+        theirs = _pieces(_syllables(heard))
         if not theirs or not ours:
             return False
         return sum(piece in ours for piece in theirs) / len(theirs) >= self.echo_share
 
 
-def _folded(text: str) -> str:
-    return normalize_for_cer(normalize_for_speech(text)) if text else ""
+def _syllables(text: str) -> list[str]:
+    folded = normalize_for_cer(normalize_for_speech(text)) if text else ""
+    return lazy_pinyin(folded) if folded else []
 
 
-def _pieces(folded: str) -> list[str]:
-    """Character pairs (a single character when that is all there is): whisper gets some characters
-    of an echo wrong, but most pairs survive, and a caller's own sentence shares few with the bot's."""
-    if len(folded) < 2:
-        return [folded] if folded else []
-    return [folded[i : i + 2] for i in range(len(folded) - 1)]
+def _pieces(syllables: list[str]) -> list[tuple[str, ...]]:
+    """Pairs of syllables (a single one when that is all there is): Whisper gets some syllables of an
+    echo wrong, but most pairs survive, and a caller's own sentence shares few with the bot's."""
+    if len(syllables) < 2:
+        return [tuple(syllables)] if syllables else []
+    return [tuple(syllables[i : i + 2]) for i in range(len(syllables) - 1)]

@@ -25,9 +25,11 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from core.audio import AudioChunk, AudioFormat, AudioFormatError, decode
+from core.echo import echo_likeness
 from core.events import FinalTranscript, PartialTranscript, SpeechLasting, SpeechStarted
 from dialogue import prompts
 from dialogue.base import ReplySentence
@@ -62,6 +64,8 @@ WATCH_INTERVAL_S = 1.0
 SEND_TIMEOUT_S = 10.0  # replies are paced at real time, so a reading client never makes a send wait this long
 ARRIVALS_KEPT = 6000  # audio frames whose arrival is remembered (two minutes of 20 ms frames)
 ECHO_TAIL_S = 0.5  # after the bot's audio has played, its echo may still be coming back this long
+ECHO_WINDOW_S = 0.5  # the caller's latest audio compared with what the bot sent
+PLAYED_KEPT_FRAMES = 150  # the bot's latest frames (3 s of 20 ms): its echo comes back from within them
 
 
 @router.websocket("/v1/calls")
@@ -132,6 +136,7 @@ class _Overlap:
 
     lasting: bool = False
     words: str = ""
+    echo: bool = False  # the latest check found the caller's audio to be a copy of the bot's
     cut: bool = False
 
 
@@ -180,6 +185,8 @@ class CallSession:
         self.speaking: asyncio.Task[None] | None = None
         self.recent_replies: deque[_Reply] = deque(maxlen=2)  # what an echo of the bot may be saying
         self.overlap: _Overlap | None = None
+        self.played: deque[bytes] = deque(maxlen=PLAYED_KEPT_FRAMES)
+        self.heard: deque[np.ndarray] = deque(maxlen=100)  # the caller's latest audio chunks
         self.cut_in = CutInRules(self.limits.backchannels, self.limits.echo_share)
         self.reader: asyncio.Task[None] | None = None
         # (seconds of call audio received, when they had arrived): maps a final's end of speech to a time
@@ -349,6 +356,7 @@ class CallSession:
             await self.send(events.Error(code="bad_audio", message=f"{exc}; frame dropped"))
             return
         self.last_audio = self.services.clock.monotonic()
+        self.heard.append(pcm)
         self.audio_received_s += len(pcm) / self.format.sample_rate
         self.arrivals.append((self.audio_received_s, self.last_audio))
         self.holding_audio = True
@@ -430,7 +438,8 @@ class CallSession:
                                      start=round(event.started_at, 3), end=round(event.ended_at, 3)))
         self.record_turn("caller", event.text, dialect=event.dialect)
         # over the bot, a backchannel, a short sound or the bot's own echo is kept in the record, not answered
-        a_turn = overlap is None or (overlap.lasting and self.cut_in.meant(event.text, self._bot_said()))
+        a_turn = overlap is None or (overlap.lasting and not overlap.echo
+                                     and self.cut_in.meant(event.text, self._bot_said()))
         if a_turn:
             poorly_heard = event.confidence < self.services.settings.dialogue.low_confidence
             self.state.poorly_heard = self.state.poorly_heard + 1 if poorly_heard else 0
@@ -480,11 +489,15 @@ class CallSession:
             self.overlap = _Overlap()  # the bot began to speak while the caller was speaking
         if self.overlap is not None:
             self.overlap.lasting = True
+            self.overlap.words = ""  # words decoded before it lasted judge too little of it; new ones follow
             await self._cut_in_if_meant()
 
     async def _cut_in_if_meant(self) -> None:
         overlap, reply = self.overlap, self.reply
         if overlap is None or overlap.cut or not overlap.lasting or reply is None or reply.ended:
+            return
+        overlap.echo = self._sounds_like_the_bot()
+        if overlap.echo:
             return
         if self.limits.barge_in_check_words and not self.cut_in.meant(overlap.words, self._bot_said()):
             return
@@ -494,6 +507,14 @@ class CallSession:
         elif reply.text_sent and not reply.interrupted:  # between two sentences: the next is not said
             reply.interrupted = True
             await self.send(events.Interrupted(turn=reply.turn))
+
+    def _sounds_like_the_bot(self) -> bool:
+        """The caller's latest audio is a copy of what the bot has just sent: its echo."""
+        if not self.heard or not self.played:
+            return False
+        heard = np.concatenate(self.heard)[-round(ECHO_WINDOW_S * self.format.sample_rate):]
+        played = decode(b"".join(self.played), self.format.codec)
+        return echo_likeness(heard, played) >= self.limits.echo_likeness
 
     async def _barge_in(self, announce: bool = True) -> None:
         if self.speaking is None or self.speaking.done() or self.reply is None:
@@ -591,6 +612,7 @@ class CallSession:
             if ahead > 0:
                 await asyncio.sleep(ahead)
             await self._send(frame)
+            self.played.append(frame)
             sent += len(frame) / (self.format.bytes_per_sample * self.format.sample_rate)
             if (reply := self.reply) is not None:
                 reply.played_until = started + sent

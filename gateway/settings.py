@@ -84,8 +84,10 @@ class CallSettings(BaseModel):
     # bot's own voice coming back (a speakerphone); off: stop on speech alone (lines with echo cancellation).
     barge_in_check_words: bool = True
     backchannels: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(BACKCHANNELS))
-    # share of what is heard over the bot that is in what the bot is saying, above which it is its echo
+    # Heard over the bot, its own echo: words whose syllable pairs are this much in what it is saying, or
+    # audio this alike (normalized cross-correlation) to what it has just sent.
     echo_share: float = Field(default=0.5, gt=0, le=1)
+    echo_likeness: float = Field(default=0.5, gt=0, le=1)
 
     @field_validator("backchannels", mode="before")
     @classmethod

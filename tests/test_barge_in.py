@@ -164,7 +164,9 @@ def _record(base: str, call_id: str) -> dict[str, Any]:
 
 
 def _assert_not_cut_off_nor_answered(line: Line, base: str) -> None:
-    assert not line.events("interrupted"), line.events("interrupted")
+    said = [item for tag, item in line.timeline if tag == "event" and item["type"] in ("partial", "final", "reply",
+                                                                                      "interrupted")]
+    assert not line.events("interrupted"), json.dumps(said, ensure_ascii=False)
     greeting = line.events("reply")[0]["text"]
     assert line.events("reply_end")[0] == {"type": "reply_end", "turn": 1, "text": greeting, "interrupted": False}
     assert not [e for e in line.events("reply") if e["turn"] > 1], line.events("final")
