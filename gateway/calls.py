@@ -66,6 +66,7 @@ ARRIVALS_KEPT = 6000  # audio frames whose arrival is remembered (two minutes of
 ECHO_TAIL_S = 0.5  # after the bot's audio has played, its echo may still be coming back this long
 ECHO_WINDOW_S = 0.5  # the caller's latest audio compared with what the bot sent
 PLAYED_KEPT_FRAMES = 150  # the bot's latest frames (3 s of 20 ms): its echo comes back from within them
+HEARD_KEPT_CHUNKS = 100  # the caller's latest audio chunks (at least the echo window of any client's frames)
 
 
 @router.websocket("/v1/calls")
@@ -131,8 +132,9 @@ class _Reply:
 
 @dataclass
 class _Overlap:
-    """The caller's utterance heard while the bot speaks: it stops the bot once it has lasted and, unless
-    the words are not waited for, what it says is neither a backchannel nor the bot's own echo."""
+    """The caller's utterance heard while the bot speaks. It stops the bot once it has lasted, does not
+    sound like the bot's own echo, and (with `barge_in_check_words`) says words that are neither a
+    backchannel nor the bot's."""
 
     lasting: bool = False
     words: str = ""
@@ -186,7 +188,7 @@ class CallSession:
         self.recent_replies: deque[_Reply] = deque(maxlen=2)  # what an echo of the bot may be saying
         self.overlap: _Overlap | None = None
         self.played: deque[bytes] = deque(maxlen=PLAYED_KEPT_FRAMES)
-        self.heard: deque[np.ndarray] = deque(maxlen=100)  # the caller's latest audio chunks
+        self.heard: deque[np.ndarray] = deque(maxlen=HEARD_KEPT_CHUNKS)
         self.cut_in = CutInRules(self.limits.backchannels, self.limits.echo_share)
         self.reader: asyncio.Task[None] | None = None
         # (seconds of call audio received, when they had arrived): maps a final's end of speech to a time
@@ -563,7 +565,7 @@ class CallSession:
         return _Reply(self.turns, [])
 
     async def _answer(self, final: FinalTranscript, reply: _Reply) -> None:
-        self._on_air(reply)
+        self._begin_reply(reply)
         reply.speech_end = self.speech_ends.pop(final, None)
         sentences: AsyncGenerator[ReplySentence, None]
         if final is _GREETING:
@@ -654,7 +656,7 @@ class CallSession:
 
     async def _speak_line(self, line: _Line) -> None:
         reply = self._next_reply()
-        self._on_air(reply)
+        self._begin_reply(reply)
         await self._say(reply, line.text, by=line.by)
         reply.ended = True
         heard = "".join(reply.spoken)
@@ -714,7 +716,7 @@ class CallSession:
         self.queued_escalation = None
         await self.inbox.put(_Line(prompts.goodbye(), "desk", end_call=True))
 
-    def _on_air(self, reply: _Reply) -> None:
+    def _begin_reply(self, reply: _Reply) -> None:
         self.reply = reply
         self.recent_replies.append(reply)
 
