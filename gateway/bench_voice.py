@@ -154,6 +154,9 @@ def _time_the_stop(line: BenchLine, min_speech_s: float, figures: VoiceFigures) 
     stopped = line.first("interrupted", 1)
     if stopped is None:
         figures.not_interrupted += 1
+        heard = [(round(h.at - onset, 3), h.kind, h.event.get("text")) for h in line.heard
+                 if h.kind in ("partial", "final", "reply_end")]
+        print(f"hotline bench voice: the greeting was not interrupted; heard {heard}", file=sys.stderr, flush=True)
         return
     figures.stop_from_onset.append(stopped.at - onset)
     figures.stop_from_threshold.append(stopped.at - onset - min_speech_s)
