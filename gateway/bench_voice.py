@@ -108,6 +108,13 @@ class BenchLine:
     def audio_s(self, turn: int) -> float:
         return sum(0.02 for h in self.heard if h.kind == "audio" and h.turn == turn)  # the hotline sends 20 ms frames
 
+    def greeting_stopped(self) -> bool | None:
+        """True once the greeting was interrupted, False once it was played to the end, None meanwhile."""
+        if self.first("interrupted", 1) is not None:
+            return True
+        end = self.first("reply_end", 1)
+        return None if end is None or end.event["interrupted"] else False
+
     def answered_after(self, turn: int) -> bool:
         return any(h.kind == "reply_end" and h.turn > turn for h in self.heard)
 
@@ -135,7 +142,7 @@ async def _one_call(url: str, interruption: np.ndarray, question: np.ndarray, mi
         try:
             await line.until(lambda: line.audio_s(1) >= CUT_IN_AFTER_S)
             line.say(interruption)
-            await line.until(lambda: line.first("reply_end", 1) is not None)
+            await line.until(lambda: line.greeting_stopped() is not None)
             _time_the_stop(line, min_speech_s, figures)
             await line.until(lambda: line.answered_after(1))
             await asyncio.sleep(1.5)  # the interruption may have been heard as two utterances
