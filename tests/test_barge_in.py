@@ -13,7 +13,7 @@ import asyncio
 import json
 import time
 import wave
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,15 @@ START = json.dumps({"type": "start", "codec": "pcm16", "sample_rate": 16000})
 HALF_WAY_S = 1.5  # the greeting (about 5 s) is this far along when the caller's audio comes in
 ECHO_GAIN = 0.25  # the bot's voice coming back through a speakerphone, 12 dB down
 INTERRUPTION = "等一下，我想问别的"
+
+
+@pytest.fixture
+def words_not_checked(live_hotline) -> Iterator[None]:
+    """New calls stop the bot on lasting speech alone, as on a line with echo cancellation."""
+    calls = live_hotline.settings.calls
+    calls.barge_in_check_words = False
+    yield
+    calls.barge_in_check_words = True
 
 
 @dataclass
@@ -191,6 +200,20 @@ def test_a_short_backchannel_does_not_cut_the_bot_off_nor_get_an_answer(live_hot
 def test_the_bots_own_voice_coming_back_does_not_cut_it_off(live_hotline):
     line = asyncio.run(_call(live_hotline.url, echo_of_the_bot()))
     _assert_not_cut_off_nor_answered(line, live_hotline.base)
+
+
+def test_the_bots_echo_does_not_cut_it_off_when_words_are_not_waited_for(live_hotline, words_not_checked):
+    line = asyncio.run(_call(live_hotline.url, echo_of_the_bot()))
+    _assert_not_cut_off_nor_answered(line, live_hotline.base)
+
+
+def test_without_waiting_for_words_an_interruption_stops_the_bot_before_any_of_them(live_hotline, say,
+                                                                                    words_not_checked):
+    line = asyncio.run(_call(live_hotline.url, speech_from(_wav_pcm(say(INTERRUPTION)))))
+    interrupted = line.events("interrupted")
+    assert interrupted == [{"type": "interrupted", "turn": 1}], line.timeline[-20:]
+    assert line.events("reply_end")[0] == {"type": "reply_end", "turn": 1, "text": "", "interrupted": True}
+    assert [e for e in line.events("reply") if e["turn"] == 2]
 
 
 def test_a_real_interruption_stops_the_bot_within_a_frame_and_keeps_only_what_was_played(live_hotline, say):
