@@ -207,7 +207,7 @@ def test_the_bots_echo_does_not_cut_it_off_when_words_are_not_waited_for(live_ho
     _assert_not_cut_off_nor_answered(line, live_hotline.base)
 
 
-def test_without_waiting_for_words_an_interruption_stops_the_bot_before_any_of_them(live_hotline, say,
+def test_without_waiting_for_words_an_interruption_stops_the_bot_on_speech_alone(live_hotline, say,
                                                                                     words_not_checked):
     line = asyncio.run(_call(live_hotline.url, speech_from(_wav_pcm(say(INTERRUPTION)))))
     interrupted = line.events("interrupted")
