@@ -208,7 +208,7 @@ def test_the_bots_echo_does_not_cut_it_off_when_words_are_not_waited_for(live_ho
 
 
 def test_without_waiting_for_words_an_interruption_stops_the_bot_on_speech_alone(live_hotline, say,
-                                                                                    words_not_checked):
+                                                                                  words_not_checked):
     line = asyncio.run(_call(live_hotline.url, speech_from(_wav_pcm(say(INTERRUPTION)))))
     interrupted = line.events("interrupted")
     assert interrupted == [{"type": "interrupted", "turn": 1}], line.timeline[-20:]
