@@ -235,7 +235,7 @@ class _Endpointer:
             endpoint = self._close(end, cut=True)
             self._open([], end, end)
             return [endpoint, _Onset(end)]
-        return self._lasting(end)
+        return [*self._lasting(end)]
 
     def _lasting(self, now: int) -> list[_Lasting]:
         """Once per utterance, when its speech first reaches `lasting_s`."""

@@ -1,7 +1,7 @@
-"""Whether what the caller says over the bot is meant to cut in: the words half of the barge-in rule.
+"""Whether what the caller says over the bot is meant to cut in: the words part of the barge-in rule.
 
-The other half is the recognizer's (SpeechLasting: the caller has spoken long enough to be more than
-a cough). Words do not cut in when they are a backchannel ("嗯", "对", "好的好的": the caller follows)
+The other parts are the recognizer's (SpeechLasting: the caller has spoken long enough to be more than
+a cough) and the session's comparison of the caller's audio with the bot's (core.echo). Words do not cut in when they are a backchannel ("嗯", "对", "好的好的": the caller follows)
 or the bot's own voice coming back through a speakerphone, whose transcript is mostly made of what
 the bot is saying: compared by sound (toneless pinyin), since Whisper writes a muffled echo of
 "欢迎致电云帆通信" as "在营治殿允翻通行". (The session also compares the audio itself: core.echo.)
