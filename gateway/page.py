@@ -1,4 +1,5 @@
-"""The call page at `/`: a browser calls the hotline over /v1/calls; everything it needs is served here."""
+"""The call page at `/` (a browser calls the hotline over /v1/calls) and the agents' console at `/console`;
+everything they need is served here."""
 
 from __future__ import annotations
 
@@ -27,6 +28,12 @@ def static_files() -> StaticFiles:
 @router.get("/", include_in_schema=False)
 def call_page() -> FileResponse:
     return FileResponse(STATIC_DIR / "call.html", media_type="text/html")
+
+
+@router.get("/console", include_in_schema=False)
+def console_page() -> FileResponse:
+    """The agents' and admins' console: the page loads without a token; every data call it makes needs one."""
+    return FileResponse(STATIC_DIR / "console.html", media_type="text/html")
 
 
 @router.get("/v1/call-page/sources")

@@ -30,6 +30,7 @@ OPEN_PATHS = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/doc
 # The call page and the titles it shows follow the call socket's rules (HOTLINE_CALL_TOKEN, origins):
 # open when no call token is set, as here; with one, see tests/test_call_page.py.
 OPEN_PATHS |= {"/", "/v1/call-page/sources"}
+OPEN_PATHS |= {"/console"}  # the agents' console page itself; every data call it makes needs a token
 CALLER_SOCKETS = {"/v1/calls"}
 AGENT_SOCKETS = {"/v1/agent"}  # checks an agent's or admin's token itself (gateway/agent_socket.py)
 ADMIN_ONLY = ("/v1/kb", "/v1/accounts")  # writes to the knowledge base; everything about accounts
