@@ -98,6 +98,8 @@ class TicketReceipt:
     number: str | None  # None while the store is away: the number follows when it is stored
     category: str
     sla_hours: int | None = None
+    # The caller already had this ticket open (same number, same category): its status, e.g. "in_progress".
+    existing_status: str | None = None
 
 
 @dataclass(frozen=True)

@@ -354,7 +354,8 @@ class DialogueManager:
         )
         if flow.intent is Intent.FAULT_REPORT:
             found["since"] = slots.extract_since(text)
-            if not flow.category_named and flow.ticket is None and (named := _fault_category(text)):
+            gives_contact = found["phone"] is not None or "own_number" in changed  # "我的电话是…" names no service
+            if not (flow.category_named or flow.ticket or gives_contact) and (named := _fault_category(text)):
                 flow.category, flow.category_named = named, True  # "网老断" then "手机上网"
             if flow.category == "broadband" and found["fault_type"] == "call_drop":
                 found["fault_type"] = "intermittent"  # a line that drops is unstable; calls are a phone's
@@ -392,6 +393,9 @@ class DialogueManager:
             return
         await self._file(state, flow, desk)
         assert flow.ticket is not None
+        if flow.ticket.existing_status is not None:
+            yield ReplySentence(prompts.ticket_existing(flow.category, flow.ticket.number, flow.ticket.existing_status))
+            return
         yield ReplySentence(prompts.ticket_opened(flow.category, flow.ticket.number, flow.slots, flow.ticket.sla_hours,
                                                   own_number=flow.own_number))
 

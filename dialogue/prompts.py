@@ -24,6 +24,15 @@ CATEGORY_NAMES = {
     "service-request": "业务办理申请",
     "billing": "账务处理申请",
 }
+# A ticket's status as a caller hears it.
+STATUS_NAMES = {
+    "new": "新建",
+    "assigned": "已派单",
+    "in_progress": "处理中",
+    "pending_customer": "待您回复",
+    "resolved": "已解决",
+    "closed": "已关闭",
+}
 
 
 _REQUEST_WORDS = {
@@ -118,6 +127,14 @@ def ticket_opened(
     if sla_hours:
         text += f"工作人员会在{sla_hours}小时内处理。"
     return text + "如有不对，请直接告诉我。"
+
+
+def ticket_existing(category: str, number: str | None, status: str) -> str:
+    """A caller who calls again about what their open ticket is already about: that ticket, not a second one."""
+    text = f"您已有一张{CATEGORY_NAMES.get(category, '')}工单，"
+    text += f"编号{number}，" if number else ""
+    text += f"目前状态是{STATUS_NAMES.get(status, status)}。您刚才说的情况我已补充到这张工单里，"
+    return text + "工作人员会尽快和您联系。如有不对，请直接告诉我。"
 
 
 def ticket_updated(what: str, value: str, *, corrected: bool = True) -> str:

@@ -158,6 +158,11 @@ def _account(session: Session, name: str) -> Account:
     return account
 
 
+def is_active_account(session: Session, *, name: str) -> bool:
+    """Whether `name` is an account that may work (e.g. own tickets)."""
+    return bool(session.scalar(sa.select(Account.active).where(Account.name == name)))
+
+
 def disable_account(session: Session, *, name: str) -> AccountPublic:
     """The account's token stops working at once; the account stays for the records that name it."""
     account = _account(session, name)

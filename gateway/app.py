@@ -14,7 +14,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from core.clock import Clock
-from gateway import agent_socket, auth, calls, kb_routes, page, preload, rest
+from gateway import agent_socket, auth, calls, kb_routes, page, preload, rest, ticket_routes
 from gateway.services import ModelsFailed, Services
 from gateway.settings import Settings
 
@@ -56,6 +56,7 @@ def create_app(
     app.add_exception_handler(InterfaceError, _store_unavailable)
     app.add_exception_handler(PoolTimeoutError, _store_unavailable)
     app.include_router(rest.router)
+    app.include_router(ticket_routes.router)
     kb_routes.install(app)
     app.include_router(calls.router)
     app.include_router(agent_socket.router)

@@ -122,7 +122,8 @@ def count_lost(base: str, traces: list[CallTrace], token: str | None, settle_s: 
                 lost += 1 + _turns_seen(trace) + len(numbers) + unresolved
                 continue
             lost += max(0, _turns_seen(trace) - len(record["turns"]))
-            stored = {t["number"] for t in client.get("/v1/tickets", params={"call_id": call_id}).json()}
+            page = client.get("/v1/tickets", params={"call_id": call_id}).json()
+            stored = {t["number"] for t in page["items"]}
             lost += _tickets_missing(trace, stored)
     return lost
 
@@ -144,7 +145,8 @@ def _turns_seen(trace: CallTrace) -> int:
 
 def _tickets_opened(trace: CallTrace) -> tuple[set[str], int]:
     """(numbers of the tickets the caller was told, tickets told as pending whose number never came)."""
-    tickets = [e for e in trace.of_type("ticket") if "updated" not in e]
+    # A caller told about the ticket they already had opened nothing in this call.
+    tickets = [e for e in trace.of_type("ticket") if "updated" not in e and not e.get("existing")]
     numbers = {e["number"] for e in tickets if e.get("number")}
     unresolved = sum(1 for e in tickets if e.get("pending")) - sum(1 for e in tickets if e.get("was_pending"))
     return numbers, max(0, unresolved)

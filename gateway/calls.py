@@ -271,7 +271,7 @@ class CallSession:
         metrics = self.services.metrics
         if isinstance(event, events.Error):
             metrics.errors.labels(event.code).inc()
-        elif isinstance(event, events.Ticket) and event.updated is None and not event.was_pending:
+        elif isinstance(event, events.Ticket) and not (event.updated or event.was_pending or event.existing):
             metrics.tickets_opened.labels(event.category).inc()
 
     async def _send(self, message: str | bytes) -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -87,12 +89,36 @@ def _alembic_config(connection: Any) -> Config:
     return config
 
 
+@contextmanager
+def _migration_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction to migrate in. On SQLite foreign keys are off meanwhile: batch mode copies a table
+    and drops the old one, and dropping a table deletes (cascades to) the rows that refer to it."""
+    with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")  # outside a transaction, or it is ignored
+            connection.commit()
+        try:
+            with connection.begin():
+                if connection.dialect.name == "postgresql":
+                    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+                yield connection
+        finally:
+            if sqlite:
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                connection.commit()
+
+
 def migrate_engine(engine: Engine, revision: str = "head") -> None:
     """Upgrade the database behind `engine` to `revision` (idempotent)."""
-    with engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+    with _migration_transaction(engine) as connection:
         command.upgrade(_alembic_config(connection), revision)
+
+
+def downgrade_engine(engine: Engine, revision: str) -> None:
+    """Downgrade the database behind `engine` to `revision` (an operator's way back from a release)."""
+    with _migration_transaction(engine) as connection:
+        command.downgrade(_alembic_config(connection), revision)
 
 
 def migrate(url: str | URL, revision: str = "head") -> None:
@@ -118,8 +144,9 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(_alembic_config(None)).get_current_head()
 
 
-def session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(bind=engine, expire_on_commit=False)
+def session_factory(engine: Engine, info: dict[str, Any] | None = None) -> sessionmaker[Session]:
+    """Sessions on `engine`; `info` is what every session carries (the ticket SLA policy)."""
+    return sessionmaker(bind=engine, expire_on_commit=False, info=info)
 
 
 def ping(engine: Engine) -> bool:

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.clock import Clock
@@ -55,6 +56,7 @@ class StoreDesk:
         journal: CallJournal | None = None,
         gateway: str | None = None,
         on_escalated: Callable[[int], Awaitable[None]] | None = None,
+        reuse_open: bool = True,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
@@ -64,6 +66,9 @@ class StoreDesk:
         self._journal = journal
         self._gateway = gateway
         self._on_escalated = on_escalated  # the call joins the live queue as soon as the store has it
+        # A caller with an open ticket of the same category hears about it rather than getting a second one.
+        self._reuse_open = reuse_open
+        self._sla = (sessions.kw.get("info") or {}).get("sla", DEFAULT_SLA)  # as the store's sessions carry it
         self._kept_tickets: dict[int, str] = {}  # provisional (negative) ticket id -> request key
         self.end_reason: str | None = None
         self.actions = 0  # counted as each begins: a turn that has acted can no longer be taken back
@@ -85,22 +90,55 @@ class StoreDesk:
 
     async def open_ticket(self, action: OpenTicket) -> TicketReceipt:
         self.actions += 1
+        if self._reuse_open and (existing := await self._open_ticket_of_caller(action)) is not None:
+            return await self._existing(action, existing)
         now = self._clock.now()
         key = uuid.uuid4().hex
         ticket, kept = await self._write(store.open_ticket, call_id=self._state.call_id, category=action.category,
                                          slots=action.slots, summary=mask_pii(action.summary), now=now,
-                                         request_key=key)
+                                         request_key=key, phone=self._own_number(action))
         if kept is not None:
             return await self._ticket_kept(action, key, now, kept)
         await self._notify(events.Ticket(id=ticket.id, number=ticket.number, category=ticket.category))
-        return TicketReceipt(ticket.id, ticket.number, ticket.category, _sla_hours(ticket.created_at, ticket.due_at))
+        return TicketReceipt(ticket.id, ticket.number, ticket.category,
+                             _sla_hours(ticket.created_at, ticket.resolution_due_at))
+
+    def _phones(self, action: OpenTicket) -> list[str]:
+        return [phone for phone in (action.slots.get("phone"), self._state.caller_id) if phone]
+
+    def _own_number(self, action: OpenTicket) -> str | None:
+        """The calling number as the ticket's phone when the caller gave none (agents call back on it)."""
+        return None if action.slots.get("phone") else self._state.caller_id
+
+    async def _open_ticket_of_caller(self, action: OpenTicket) -> TicketPublic | None:
+        """The caller's open ticket of this category, if the store says so soon; a store that is away
+        (the journal keeps the writes) is not waited for: the new ticket is filed as usual."""
+        if not (phones := self._phones(action)):
+            return None
+        try:
+            return await asyncio.wait_for(
+                self.run_db(store.find_open_ticket, phones=phones, category=action.category), STORE_WAIT_S)
+        except (TimeoutError, SQLAlchemyError):
+            return None
+
+    async def _existing(self, action: OpenTicket, ticket: TicketPublic) -> TicketReceipt:
+        """The caller is told about the ticket they have; what they said now is noted on it."""
+        note = f"来电人再次来电：{mask_pii(action.summary)}" if action.summary else "来电人再次来电"
+        try:
+            await self.run_db(store.add_ticket_note, ticket_id=ticket.id, text=note, now=self._clock.now())
+        except SQLAlchemyError:
+            pass  # the caller still hears their ticket's number; only the note is lost
+        await self._notify(events.Ticket(id=ticket.id, number=ticket.number, category=ticket.category, existing=True,
+                                         status=ticket.status.value))
+        return TicketReceipt(ticket.id, ticket.number, ticket.category,
+                             _sla_hours(ticket.created_at, ticket.resolution_due_at), existing_status=ticket.status.value)
 
     async def _ticket_kept(self, action: OpenTicket, key: str, now: datetime, kept: asyncio.Future[Any]) -> TicketReceipt:
         provisional = -(len(self._kept_tickets) + 1)
         self._kept_tickets[provisional] = key
         kept.add_done_callback(lambda f: self._ticket_stored(provisional, f))
         await self._notify(events.Ticket(id=None, number=None, category=action.category, pending=True))
-        due = DEFAULT_SLA.due_at(TicketCategory(action.category), now)
+        due = self._sla.due_at(TicketCategory(action.category), now)
         return TicketReceipt(provisional, None, action.category, _sla_hours(now, due))
 
     def _ticket_stored(self, provisional: int, done: asyncio.Future[Any]) -> None:

@@ -95,7 +95,8 @@ async def _run_all(cases: list[EvalCase], settings: Settings) -> list[CasePredic
 def _desk_factory(services: Services) -> Any:
     async def new_call(call_id: str) -> Any:
         state = CallState(call_id=call_id)
-        desk = StoreDesk(services.sessions, services.clock, state)
+        # Each case is a different caller, though cases share one store and some a phone number.
+        desk = StoreDesk(services.sessions, services.clock, state, reuse_open=False)
         await desk.run_db(store.start_call, call_id=call_id, codec="text", sample_rate=16000,
                           now=services.clock.now())
 

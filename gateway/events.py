@@ -82,6 +82,8 @@ class Ticket(ServerEvent):
     updated: tuple[str, ...] | None = None
     pending: bool | None = None
     was_pending: bool | None = None
+    existing: bool | None = None  # the caller already had this ticket open: nothing new was opened
+    status: str | None = None  # of an existing ticket
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,4 +1,5 @@
-"""REST: health, tickets, escalations, call records and accounts (the knowledge base: `gateway.kb_routes`). Routes stay thin.
+"""REST: health, escalations, call records and accounts (tickets and the dashboard: `gateway.ticket_routes`;
+the knowledge base: `gateway.kb_routes`). Routes stay thin.
 
 Every route states who may call it: `AgentDep` (an agent or an admin) or `AdminDep`; only the
 probes (/healthz, /readyz, /metrics) are open.
@@ -22,14 +23,8 @@ from gateway.live import DeskError
 from gateway.metrics import CONTENT_TYPE_LATEST
 from gateway.services import Services
 from ticketing import store
-from ticketing.errors import ConcurrentUpdateError, InvalidInputError, NotFoundError
-from ticketing.schemas import (
-    CallRecordPublic,
-    CallSummaryPublic,
-    EscalationPublic,
-    TicketPublic,
-    TicketStatusUpdate,
-)
+from ticketing.errors import InvalidInputError, NotFoundError
+from ticketing.schemas import CallRecordPublic, CallSummaryPublic, EscalationPublic
 
 router = APIRouter()
 
@@ -76,37 +71,6 @@ def readyz(services: ServicesDep) -> JSONResponse:
 def metrics(services: ServicesDep) -> Response:
     """Prometheus metrics, open to scrapers: counts, states and durations, no personal data."""
     return Response(services.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
-
-
-@router.get("/v1/tickets", response_model=list[TicketPublic])
-def list_tickets(who: AgentDep, session: SessionDep, status: str | None = None,
-                 call_id: Annotated[str | None, Query(pattern=CALL_ID_PATTERN)] = None,
-                 limit: Annotated[int, Query(ge=1, le=500)] = 50,
-                 offset: Offset = 0) -> list[TicketPublic]:
-    try:
-        return store.list_tickets(session, status=status, call_id=call_id, limit=limit, offset=offset)
-    except InvalidInputError as exc:
-        raise HTTPException(status_code=422, detail=str(exc)) from None
-
-
-@router.get("/v1/tickets/{ticket_id}", response_model=TicketPublic)
-def get_ticket(who: AgentDep, ticket_id: RowId, session: SessionDep) -> TicketPublic:
-    try:
-        return store.get_ticket(session, ticket_id=ticket_id)
-    except NotFoundError as exc:
-        raise _not_found(exc) from None
-
-
-@router.patch("/v1/tickets/{ticket_id}", response_model=TicketPublic)
-def update_ticket(who: AgentDep, ticket_id: RowId, update: TicketStatusUpdate, session: SessionDep,
-                  services: ServicesDep) -> TicketPublic:
-    try:
-        return store.update_ticket_status(session, ticket_id=ticket_id, status=update.status, note=update.note,
-                                          now=services.clock.now(), actor=who.name)
-    except NotFoundError as exc:
-        raise _not_found(exc) from None
-    except (InvalidInputError, ConcurrentUpdateError) as exc:
-        raise HTTPException(status_code=409, detail=str(exc)) from None
 
 
 @router.get("/v1/escalations", response_model=list[EscalationPublic])

@@ -108,7 +108,8 @@ class Services:
         url = settings.resolved_database_url
         engine = db.create_engine_for(url)
         db.migrate_engine(engine)
-        services = cls(settings, clock or SystemClock(), engine, db.session_factory(engine))
+        sessions = db.session_factory(engine, info={"sla": settings.sla.policy()})  # see store._sla_of
+        services = cls(settings, clock or SystemClock(), engine, sessions)
         services._set_admin_token()
         return services
 

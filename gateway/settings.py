@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from platformdirs import user_cache_dir, user_data_dir
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from ticketing.sla import SlaPolicy
 
 # What a listener says to show they follow, not to take the turn; any run of them ("好的好的", "嗯对") is one.
 BACKCHANNELS = ("嗯", "恩", "对", "对的", "好", "好的", "行", "啊", "是", "是的", "哦", "噢", "喔", "呃", "嗯哼",
@@ -95,6 +97,23 @@ class CallSettings(BaseModel):
         return _split_words(value)
 
 
+class SlaSettings(BaseModel):
+    """Hours until a ticket's first response and its resolution are due, per category (JSON maps,
+    e.g. HOTLINE_SLA__FIRST_RESPONSE_HOURS='{"complaint": 1}'); categories left out keep the defaults
+    of ticketing.sla."""
+
+    first_response_hours: dict[str, int] = Field(default_factory=dict)
+    resolution_hours: dict[str, int] = Field(default_factory=dict)
+
+    def policy(self) -> SlaPolicy:
+        return SlaPolicy.from_hours(self.resolution_hours, first_response=self.first_response_hours)
+
+    @model_validator(mode="after")
+    def _known_categories(self) -> SlaSettings:
+        self.policy()  # unknown categories and hours that are not positive are refused at start-up
+        return self
+
+
 class DeskSettings(BaseModel):
     """The live desk of human agents (HOTLINE_DESK__...)."""
 
@@ -125,6 +144,7 @@ class Settings(BaseSettings):
     tts: TtsSettings = TtsSettings()
     dialogue: DialogueSettings = DialogueSettings()
     calls: CallSettings = CallSettings()
+    sla: SlaSettings = SlaSettings()
     desk: DeskSettings = DeskSettings()
     # Several gateways share one live desk through Redis (redis://host:6379/0); unset: one process.
     redis_url: str | None = None

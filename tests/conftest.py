@@ -10,7 +10,8 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,9 @@ import websockets
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.db import create_engine_for, migrate_engine
+from gateway.db import create_engine_for, migrate_engine, session_factory
 
 POSTGRES_URL_ENV = "HOTLINE_TEST_POSTGRES_URL"
 POSTGRES_SKIP_REASON = f"set {POSTGRES_URL_ENV} to run the PostgreSQL storage tests"
@@ -166,3 +168,40 @@ def redis_url() -> Iterator[str]:
     finally:
         server.terminate()
         server.wait(10)
+
+
+CLOCK_START = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)  # 11:00 in China; the local day began at 16:00 UTC
+
+
+@dataclass
+class ManualClock:
+    """A clock that moves only when told to."""
+
+    current: datetime = field(default_factory=lambda: CLOCK_START)
+
+    def now(self) -> datetime:
+        return self.current
+
+    def monotonic(self) -> float:
+        return self.current.timestamp()
+
+    def advance(self, **delta: float) -> datetime:
+        self.current += timedelta(**delta)
+        return self.current
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def sessions(migrated_engine: Engine) -> sessionmaker[Session]:
+    """Sessions on a database migrated to head (both backends)."""
+    return session_factory(migrated_engine)
+
+
+@pytest.fixture
+def session(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    with sessions() as session:
+        yield session

@@ -9,13 +9,11 @@ import asyncio
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.clock import SystemClock
 from gateway import events
 from gateway.bus import LocalBus, RedisBus
-from gateway.db import session_factory
 from gateway.live import DeskError, LiveDesk
 from ticketing import store
 
@@ -68,10 +66,6 @@ async def _until(condition: Any, changed: asyncio.Event, within_s: float = 10.0)
             changed.clear()
             await changed.wait()
 
-
-@pytest.fixture
-def sessions(migrated_engine: Engine) -> sessionmaker[Session]:
-    return session_factory(migrated_engine)
 
 
 def _escalated_call(sessions: sessionmaker[Session], caller: str = "13812345678") -> tuple[str, int]:

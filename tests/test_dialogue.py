@@ -275,6 +275,13 @@ async def test_fault_report_asks_for_what_is_missing_then_opens_one_ticket(demo_
 
 
 @pytestmark_kb
+async def test_a_contact_number_does_not_name_the_faulty_service(demo_kb, pools):
+    said = ["家里从昨天晚上开始就上不了网了", "东城区人民路十八号", "我的电话是13800123456"]
+    _, desk, _, _ = await _conversation(_manager(demo_kb, pools), said)
+    assert [t.category for t in desk.tickets] == ["broadband"]
+
+
+@pytestmark_kb
 async def test_a_corrected_phone_updates_the_open_ticket(demo_kb, pools):
     _, desk, replies, _ = await _conversation(
         _manager(demo_kb, pools), ["手机打电话老掉线 我在东城区文昌路", "号码 15611112222", "不对 是15611112233"]
@@ -283,6 +290,37 @@ async def test_a_corrected_phone_updates_the_open_ticket(demo_kb, pools):
     assert desk.tickets[0].slots["fault_type"] == "call_drop"
     assert desk.updates == [UpdateTicket(1, {"phone": "15611112233"})]
     assert "15611112233" in replies[2]
+
+
+@dataclass
+class DeskWithAnOpenTicket(RecordingDesk):
+    """The caller already has ticket 2611210003 in progress (as StoreDesk finds it in the store)."""
+
+    async def open_ticket(self, action: OpenTicket) -> TicketReceipt:
+        self.tickets.append(action)
+        return TicketReceipt(7, "2611210003", action.category, 24, existing_status="in_progress")
+
+
+@pytestmark_kb
+async def test_a_caller_with_an_open_ticket_hears_its_number_and_status(demo_kb, pools):
+    manager, state, desk = _manager(demo_kb, pools), CallState("call-1"), DeskWithAnOpenTicket()
+    replies = []
+    for said in ["我家宽带又上不了网了", "东城区文昌路十八号", "电话幺三八 零零幺二 三四五六"]:
+        replies.append("".join([s.text async for s in manager.turn(state, said, desk)]))
+        state.remember_reply(replies[-1])
+    assert len(desk.tickets) == 1
+    assert "您已有一张" in replies[-1] and "2611210003" in replies[-1] and "处理中" in replies[-1]
+    assert "已为您登记" not in replies[-1]
+    assert state.flow is not None and state.flow.ticket is not None and state.flow.ticket.id == 7
+
+
+def test_ticket_statuses_have_spoken_names():
+    from dialogue import prompts
+    from ticketing import TicketStatus
+
+    assert set(prompts.STATUS_NAMES) == {status.value for status in TicketStatus}
+    assert prompts.ticket_existing("complaint", "2611210003", "pending_customer").startswith(
+        "您已有一张投诉工单，编号2611210003，目前状态是待您回复。")
 
 
 @pytestmark_kb

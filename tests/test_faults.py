@@ -204,7 +204,7 @@ def test_postgres_stopped_mid_call_loses_nothing(pg_hotline, postgres, say):
     assert sum(t["speaker"] == "caller" for t in record["turns"]) == len(call.of_type("final"))
     assert sum(t["speaker"] == "bot" for t in record["turns"]) == len(said)
     assert [t["seq"] for t in record["turns"]] == list(range(1, len(record["turns"]) + 1))
-    tickets = httpx.get(f"{base}/v1/tickets", params={"call_id": call_id}, headers=AS_ADMIN).json()
+    tickets = httpx.get(f"{base}/v1/tickets", params={"call_id": call_id}, headers=AS_ADMIN).json()["items"]
     assert [t["number"] for t in tickets] == [number]  # exactly one, no duplicate from the retries
     assert tickets[0]["phone"] == "13800123456"
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
@@ -15,13 +16,16 @@ from gateway.db import (
     DatabaseUrlError,
     create_engine_for,
     current_revision,
+    downgrade_engine,
     head_revision,
     migrate,
+    migrate_engine,
     ping,
     session_factory,
 )
 from ticketing import store
 from ticketing.models import Base as TicketingBase
+from ticketing.models import JsonDict, UtcDateTime
 
 TICKETING_TABLES = {
     "call_records",
@@ -159,15 +163,82 @@ def test_accounts_migration_downgrades(database_url: str) -> None:
     migrate(database_url)
     engine = create_engine_for(database_url)
     try:
-        from alembic import command
-
-        from gateway.db import _alembic_config
-
-        with engine.begin() as connection:
-            command.downgrade(_alembic_config(connection), "0003_kb_versions")
+        downgrade_engine(engine, "0003_kb_versions")
         assert "accounts" not in inspect(engine).get_table_names()
         assert "actor" not in {c["name"] for c in inspect(engine).get_columns("ticket_events")}
         migrate(database_url)
         assert "accounts" in inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+
+
+# ---------------------------------------------------------------- 0006: tickets that people work
+
+_OLD_TICKETS = sa.table(
+    "tickets", sa.column("id", sa.Integer()), sa.column("number", sa.String()), sa.column("category", sa.String()),
+    sa.column("status", sa.String()), sa.column("slots", JsonDict), sa.column("phone", sa.String()),
+    sa.column("summary", sa.Text()), sa.column("created_at", UtcDateTime()), sa.column("due_at", UtcDateTime()),
+)
+_OLD_EVENTS = sa.table(
+    "ticket_events", sa.column("ticket_id", sa.Integer()), sa.column("kind", sa.String()),
+    sa.column("at", UtcDateTime()), sa.column("detail", JsonDict), sa.column("actor", sa.String()),
+)
+
+
+def _seed_before_0006(engine: sa.Engine) -> None:
+    hour = timedelta(hours=1)
+    tickets = [
+        {"id": 1, "number": "2611220001", "category": "complaint", "status": "open", "slots": {"phone": "13800000001"},
+         "phone": "13800000001", "summary": "投诉", "created_at": NOW, "due_at": NOW + 72 * hour},
+        {"id": 2, "number": "2611220002", "category": "broadband", "status": "resolved", "slots": {},
+         "phone": None, "summary": "断网", "created_at": NOW, "due_at": NOW + 24 * hour},
+    ]
+    events = [
+        {"ticket_id": 1, "kind": "created", "at": NOW, "detail": {"number": "2611220001"}, "actor": None},
+        {"ticket_id": 2, "kind": "created", "at": NOW, "detail": {"number": "2611220002"}, "actor": None},
+        {"ticket_id": 2, "kind": "note", "at": NOW + hour, "actor": None,
+         "detail": {"text": "details updated: phone", "slots": {"phone": {"from": None, "to": "13800000002"}}}},
+        {"ticket_id": 2, "kind": "status_changed", "at": NOW + 2 * hour, "detail": {"from": "open", "to": "resolved"},
+         "actor": "alice"},
+    ]
+    with engine.begin() as connection:
+        connection.execute(_OLD_TICKETS.insert(), tickets)
+        connection.execute(_OLD_EVENTS.insert(), events)
+
+
+def test_ticket_workflow_migration_upgrades_and_downgrades_with_data(database_url: str) -> None:
+    engine = create_engine_for(database_url)
+    try:
+        migrate_engine(engine, "0005_escalation_desk")
+        _seed_before_0006(engine)
+        migrate_engine(engine)
+        with session_factory(engine)() as session:
+            complaint = store.get_ticket(session, ticket_id=1, now=NOW)
+            resolved = store.get_ticket(session, ticket_id=2, now=NOW)
+        assert (complaint.status, complaint.priority, complaint.owner) == ("new", "high", None)
+        assert complaint.resolution_due_at == NOW + timedelta(hours=72)
+        assert complaint.first_response_due_at == NOW + timedelta(hours=2)
+        assert complaint.first_responded_at is None and complaint.resolved_at is None
+        assert (resolved.status, resolved.priority) == ("resolved", "normal")
+        assert resolved.resolved_at == resolved.first_responded_at == NOW + timedelta(hours=2)
+        assert resolved.updated_at == NOW + timedelta(hours=2)
+        assert [e.kind for e in resolved.events] == ["created", "slots_updated", "status_changed"]
+        with session_factory(engine)() as session:  # the new statuses are accepted by the database
+            store.update_ticket(session, ticket_id=1, owner="bob", now=NOW, actor="lead")
+            store.update_ticket(session, ticket_id=2, status="in_progress", now=NOW, actor="bob")
+            store.update_ticket(session, ticket_id=2, status="pending_customer", now=NOW, actor="bob")
+
+        downgrade_engine(engine, "0005_escalation_desk")
+        columns = {c["name"] for c in inspect(engine).get_columns("tickets")}
+        assert "due_at" in columns and not columns & {"priority", "owner", "resolution_due_at", "resolved_at"}
+        with engine.connect() as connection:
+            rows = connection.execute(sa.select(_OLD_TICKETS.c.id, _OLD_TICKETS.c.status).order_by("id")).all()
+            kinds = connection.execute(sa.select(_OLD_EVENTS.c.kind)).scalars().all()
+        assert [tuple(r) for r in rows] == [(1, "open"), (2, "in_progress")]
+        assert set(kinds) == {"created", "status_changed", "note"} and len(kinds) == 8  # no event lost
+        with engine.begin() as connection, pytest.raises(sa.exc.IntegrityError):  # the old CHECK is back
+            connection.execute(_OLD_TICKETS.update().where(_OLD_TICKETS.c.id == 1).values(status="new"))
+        migrate_engine(engine)
+        assert current_revision(engine) == head_revision()
     finally:
         engine.dispose()

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from conftest import ManualClock
 from pydantic import ValidationError
 from sqlalchemy import Engine, event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.db import session_factory
 from ticketing import store
 from ticketing.errors import (
     CallAlreadyEnded,
@@ -28,39 +26,6 @@ from ticketing.errors import (
 from ticketing.models import Ticket, TicketEvent, TicketNumberCounter
 from ticketing.schemas import TicketCreate
 from ticketing.sla import SlaPolicy
-
-
-@dataclass
-class ManualClock:
-    """A clock that moves only when told to."""
-
-    current: datetime = field(default_factory=lambda: datetime(2026, 11, 22, 3, 0, tzinfo=UTC))
-
-    def now(self) -> datetime:
-        return self.current
-
-    def monotonic(self) -> float:
-        return self.current.timestamp()
-
-    def advance(self, **delta: float) -> datetime:
-        self.current += timedelta(**delta)
-        return self.current
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def sessions(migrated_engine: Engine) -> sessionmaker[Session]:
-    return session_factory(migrated_engine)
-
-
-@pytest.fixture
-def session(sessions: sessionmaker[Session]) -> Iterator[Session]:
-    with sessions() as session:
-        yield session
 
 
 def _start_call(session: Session, clock: ManualClock, caller: str | None = "13812345678") -> str:
@@ -195,10 +160,10 @@ def test_open_ticket_commits_ticket_and_event_in_one_transaction(
     assert "INSERT INTO tickets" in inside and "INSERT INTO ticket_events" in inside
 
     with sessions() as other:
-        stored = store.get_ticket(other, ticket_id=ticket.id)
+        stored = store.get_ticket(other, ticket_id=ticket.id, now=clock.now())
     assert stored == ticket
     assert [e.kind for e in stored.events] == ["created"]
-    assert stored.events[0].detail == {"number": ticket.number, "category": "broadband"}
+    assert stored.events[0].detail == {"number": ticket.number, "category": "broadband", "priority": "normal"}
     assert stored.call_id == call_id
 
 
@@ -215,12 +180,14 @@ def test_failed_open_leaves_nothing_behind(sessions: sessionmaker[Session], cloc
 
 def test_ticket_fields_phone_and_sla(session: Session, clock: ManualClock) -> None:
     ticket = _open(session, clock)
-    assert ticket.status == "open" and ticket.category == "broadband"
+    assert ticket.status == "new" and ticket.category == "broadband" and ticket.priority == "normal"
     assert ticket.phone == "13812345678"  # the ticket keeps the full callback number
     assert ticket.address == "朝阳区建国路88号"
     assert ticket.slots["fault_type"] == "无法上网"
     assert ticket.created_at == clock.now()
-    assert ticket.due_at == clock.now() + timedelta(hours=24)
+    assert ticket.due_at == ticket.resolution_due_at == clock.now() + timedelta(hours=24)
+    assert ticket.first_response_due_at == clock.now() + timedelta(hours=4)
+    assert ticket.owner is None and ticket.first_responded_at is None and ticket.resolved_at is None
 
     fast = SlaPolicy.from_hours({"billing": 4})
     billing = store.open_ticket(
@@ -297,12 +264,12 @@ def test_status_change_adds_an_event(sessions: sessionmaker[Session], clock: Man
     with sessions() as session:
         stored = store.get_ticket(session, ticket_id=ticket.id)
     assert [e.kind for e in stored.events] == ["created", "status_changed", "note", "status_changed"]
-    assert stored.events[1].detail == {"from": "open", "to": "in_progress"}
+    assert stored.events[1].detail == {"from": "new", "to": "in_progress"}
     assert stored.events[3].detail == {"from": "in_progress", "to": "resolved", "note": "光猫已更换"}
     assert stored.events[3].at == clock.now()
 
 
-def test_corrected_slots_update_the_ticket_with_a_note(
+def test_corrected_slots_update_the_ticket_with_an_event(
     sessions: sessionmaker[Session], clock: ManualClock
 ) -> None:
     with sessions() as session:
@@ -322,7 +289,8 @@ def test_corrected_slots_update_the_ticket_with_a_note(
     with sessions() as session:
         stored = store.get_ticket(session, ticket_id=ticket.id)
     assert stored.phone == "13987654321"
-    assert [e.kind for e in stored.events] == ["created", "note"]
+    assert [e.kind for e in stored.events] == ["created", "slots_updated"]
+    assert stored.events[1].actor is None
     assert stored.events[1].detail["slots"] == {"phone": {"from": "13812345678", "to": "13987654321"}}
     with sessions() as session:
         store.update_ticket_status(session, ticket_id=ticket.id, status="closed", now=clock.now())
@@ -335,7 +303,9 @@ def test_corrected_slots_update_the_ticket_with_a_note(
 def test_invalid_status_change_is_refused_without_an_event(session: Session, clock: ManualClock) -> None:
     ticket = _open(session, clock)
     store.update_ticket_status(session, ticket_id=ticket.id, status="closed", now=clock.now())
-    with pytest.raises(InvalidStatusTransition, match="cannot go from 'closed' to 'open'"):
+    with pytest.raises(InvalidStatusTransition, match="cannot go from 'closed' to 'resolved'"):
+        store.update_ticket_status(session, ticket_id=ticket.id, status="resolved", now=clock.now())
+    with pytest.raises(InvalidInputError, match="unknown ticket status 'open'"):
         store.update_ticket_status(session, ticket_id=ticket.id, status="open", now=clock.now())
     with pytest.raises(InvalidInputError, match="unknown ticket status 'done'"):
         store.update_ticket_status(session, ticket_id=ticket.id, status="done", now=clock.now())
@@ -370,7 +340,7 @@ def test_list_tickets_filters_and_pages(session: Session, clock: ManualClock) ->
     assert [t.id for t in store.list_tickets(session, limit=2, offset=2)] == [opened[1].id, opened[0].id]
     assert [t.id for t in store.list_tickets(session, status="in_progress")] == [opened[0].id]
     assert [t.id for t in store.list_tickets(session, category="complaint")] == [complaint.id]
-    assert store.count_tickets(session, status="open") == 3
+    assert store.count_tickets(session, status="new") == 3
 
 
 # ---------------------------------------------------------------- escalations

@@ -1,7 +1,8 @@
 """Tickets, escalations and call records.
 
 Data access is in `ticketing.store` (keyword-only functions taking a SQLAlchemy Session first),
-API schemas in `ticketing.schemas`, SLA targets in `ticketing.sla`, errors in `ticketing.errors`.
+API schemas in `ticketing.schemas`, SLA targets in `ticketing.sla`, errors in `ticketing.errors`,
+the dashboard's figures in `ticketing.reports`, phone masking in `ticketing.masking`.
 The ORM models (`ticketing.models`) stay inside this package and the migrations.
 """
 
@@ -19,19 +20,29 @@ from ticketing.errors import (
     TicketingError,
     TicketNotFound,
 )
-from ticketing.models import EscalationStatus, Speaker, TicketCategory, TicketEventKind, TicketStatus
+from ticketing.models import (
+    EscalationStatus,
+    Speaker,
+    TicketCategory,
+    TicketEventKind,
+    TicketPriority,
+    TicketStatus,
+)
 from ticketing.schemas import (
     CallRecordPublic,
     CallSummaryPublic,
     CallTurnPublic,
+    DashboardPublic,
     EscalationCreate,
     EscalationPublic,
     EscalationStatusUpdate,
     TicketCreate,
     TicketEventPublic,
     TicketNoteCreate,
+    TicketPage,
     TicketPublic,
     TicketStatusUpdate,
+    TicketUpdate,
 )
 from ticketing.sla import DEFAULT_SLA, SlaPolicy
 
@@ -43,6 +54,7 @@ __all__ = [
     "CallRecordPublic",
     "CallSummaryPublic",
     "CallTurnPublic",
+    "DashboardPublic",
     "ConcurrentUpdateError",
     "EscalationCreate",
     "EscalationNotFound",
@@ -62,8 +74,11 @@ __all__ = [
     "TicketEventPublic",
     "TicketNoteCreate",
     "TicketNotFound",
+    "TicketPage",
+    "TicketPriority",
     "TicketPublic",
     "TicketStatus",
     "TicketStatusUpdate",
+    "TicketUpdate",
     "TicketingError",
 ]

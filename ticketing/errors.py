@@ -45,6 +45,7 @@ class InvalidStatusTransition(InvalidInputError):
         )
         self.current = current
         self.requested = requested
+        self.allowed = sorted(allowed)
 
 
 class CallAlreadyEnded(TicketingError):

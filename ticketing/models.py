@@ -58,16 +58,33 @@ class TicketCategory(StrEnum):
 
 
 class TicketStatus(StrEnum):
-    OPEN = "open"
+    NEW = "new"
+    ASSIGNED = "assigned"
     IN_PROGRESS = "in_progress"
+    PENDING_CUSTOMER = "pending_customer"
     RESOLVED = "resolved"
     CLOSED = "closed"
+
+
+OPEN_STATUSES = frozenset(
+    {TicketStatus.NEW, TicketStatus.ASSIGNED, TicketStatus.IN_PROGRESS, TicketStatus.PENDING_CUSTOMER}
+)
+
+
+class TicketPriority(StrEnum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
 
 
 class TicketEventKind(StrEnum):
     CREATED = "created"
     STATUS_CHANGED = "status_changed"
+    ASSIGNED = "assigned"
+    PRIORITY_CHANGED = "priority_changed"
     NOTE = "note"
+    SLOTS_UPDATED = "slots_updated"
 
 
 class EscalationStatus(StrEnum):
@@ -160,6 +177,10 @@ class Ticket(Base):
     number: Mapped[str] = mapped_column(sa.String(20), unique=True)
     category: Mapped[TicketCategory] = mapped_column(_enum_column(TicketCategory, "ticket_category"))
     status: Mapped[TicketStatus] = mapped_column(_enum_column(TicketStatus, "ticket_status"), index=True)
+    priority: Mapped[TicketPriority] = mapped_column(
+        _enum_column(TicketPriority, "ticket_priority"), server_default=TicketPriority.NORMAL.value
+    )
+    owner: Mapped[str | None] = mapped_column(sa.String(64), index=True)  # an account name
     slots: Mapped[dict[str, Any]]
     phone: Mapped[str | None] = mapped_column(sa.String(32))
     address: Mapped[str | None] = mapped_column(sa.String(255))
@@ -168,7 +189,11 @@ class Ticket(Base):
         sa.ForeignKey("call_records.id", ondelete="SET NULL"), index=True
     )
     created_at: Mapped[datetime] = mapped_column(index=True)
-    due_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    first_response_due_at: Mapped[datetime]
+    resolution_due_at: Mapped[datetime]
+    first_responded_at: Mapped[datetime | None]  # the first thing a person did with the ticket
+    resolved_at: Mapped[datetime | None]  # cleared when the ticket is reopened
 
     events: Mapped[list[TicketEvent]] = relationship(
         back_populates="ticket", order_by="TicketEvent.id", cascade="all, delete-orphan"

@@ -5,9 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-from ticketing.models import EscalationStatus, Speaker, TicketCategory, TicketEventKind, TicketStatus
+from ticketing.models import (
+    EscalationStatus,
+    Speaker,
+    TicketCategory,
+    TicketEventKind,
+    TicketPriority,
+    TicketStatus,
+)
+
+ACCOUNT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"  # as gateway.accounts names accounts
 
 
 class _Public(BaseModel):
@@ -15,21 +24,34 @@ class _Public(BaseModel):
 
 
 class TicketCreate(BaseModel):
-    """What is needed to open a ticket (from the dialogue's OpenTicket action or from REST)."""
+    """What is needed to open a ticket (from the dialogue's OpenTicket action or from REST).
+
+    `phone` and `address` fill the slots of the same name; the priority defaults from the category.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     category: TicketCategory
     slots: dict[str, str] = Field(default_factory=dict)
     summary: str = Field(default="", max_length=4000)
-    call_id: str | None = Field(default=None, max_length=36)
+    call_id: str | None = Field(default=None, max_length=36, pattern=r"^[0-9A-Za-z-]{1,36}$")
+    phone: str | None = Field(default=None, pattern=r"^\+?[0-9]{3,20}$")
+    address: str | None = Field(default=None, max_length=255)
+    priority: TicketPriority | None = None
 
 
-class TicketStatusUpdate(BaseModel):
+class TicketUpdate(BaseModel):
+    """A person's change to a ticket: any of status, owner (null: unassign), priority, with a note."""
+
     model_config = ConfigDict(extra="forbid")
 
-    status: TicketStatus
+    status: TicketStatus | None = None
+    owner: str | None = Field(default=None, pattern=ACCOUNT_NAME_PATTERN)
+    priority: TicketPriority | None = None
     note: str | None = Field(default=None, max_length=4000)
+
+
+TicketStatusUpdate = TicketUpdate  # the name of the status-only update this replaced
 
 
 class TicketNoteCreate(BaseModel):
@@ -51,14 +73,54 @@ class TicketPublic(_Public):
     number: str
     category: TicketCategory
     status: TicketStatus
+    priority: TicketPriority
+    owner: str | None
     slots: dict[str, str]
-    phone: str | None
+    phone: str | None  # in full to the owner and admins, masked (138****5678) to other agents
     address: str | None
     summary: str
-    call_id: str | None
+    call_id: str | None  # its transcript: GET /v1/calls/{call_id}
     created_at: datetime
-    due_at: datetime
+    updated_at: datetime
+    first_response_due_at: datetime
+    resolution_due_at: datetime
+    first_responded_at: datetime | None
+    resolved_at: datetime | None
+    # first response or resolution past due and not met; None where it was read without a clock
+    overdue: bool | None = None
     events: list[TicketEventPublic]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def due_at(self) -> datetime:
+        """The resolution due time, under the name it had before first responses had a target."""
+        return self.resolution_due_at
+
+
+class TicketPage(BaseModel):
+    items: list[TicketPublic]
+    total: int  # matching tickets, over all pages
+
+
+class HourCounts(BaseModel):
+    hour: int  # local hour of the day, 0-23
+    calls: int
+    escalations: int
+
+
+class DashboardPublic(BaseModel):
+    """Today at a glance (the day and hours are local, as in ticket numbers)."""
+
+    day: str  # local date, YYYY-MM-DD
+    calls_today: int
+    calls_ended_today: int
+    resolved_without_person: float | None  # share of today's ended calls not escalated; None: none ended
+    escalations_waiting: int
+    longest_wait_s: float | None  # of the escalations waiting now
+    tickets_by_category: dict[str, int]
+    tickets_by_status: dict[str, int]
+    sla_breaches: int  # open tickets past a due time they did not meet
+    hours: list[HourCounts]
 
 
 class EscalationCreate(BaseModel):
