@@ -55,6 +55,7 @@ class VoiceActivityDetector(Protocol):
 
 
 class StreamingRecognizer(Protocol):
-    """Audio of one call in, speech events out (SpeechStarted, PartialTranscript, FinalTranscript)."""
+    """Audio of one call in, speech events out (SpeechStarted, SpeechLasting, PartialTranscript,
+    FinalTranscript)."""
 
     def run(self, chunks: AsyncIterator[AudioChunk]) -> AsyncIterator[AsrEvent]: ...

@@ -11,6 +11,11 @@ must last depends on what was said (asr.turns): `endpoint_silence_s` after a fin
 `hold_silence_s` after "我的号码是一三八…" or "因为". A final always covers every window the VAD
 heard as speech: the speculation is used only if no speech came after the audio it decoded.
 
+Lasting speech: with `lasting_s` set, an utterance whose speech reaches it is reported once
+(SpeechLasting: a caller talking over the bot means it, a cough or "嗯" does not), and a partial is
+decoded at once; partials begun before that moment are no longer reported, so every partial after
+SpeechLasting covers at least that much speech.
+
 Transcription runs in the shared InferencePool (finals and speculations ahead of partials, whatever
 call queued them) while this call keeps reading audio, so an onset (barge-in) is reported even while
 a final is being computed.
@@ -33,7 +38,7 @@ from asr.normalize import for_dialogue
 from asr.turns import sounds_complete
 from core.audio import SUPPORTED_RATES, AudioChunk, from_float, to_float
 from core.concurrency import InferencePool
-from core.events import AsrEvent, FinalTranscript, PartialTranscript, SpeechStarted
+from core.events import AsrEvent, FinalTranscript, PartialTranscript, SpeechLasting, SpeechStarted
 
 SAMPLE_RATE = 16000
 
@@ -54,6 +59,8 @@ class EndpointOptions:
     max_utterance_s: float = 20.0  # an utterance this long is cut and a new one begins
     preroll_s: float = 0.3  # audio kept before the onset
     tail_s: float = 0.2  # silence kept after the last speech in a final's audio
+    # Speech after which the utterance is reported as lasting (SpeechLasting, e.g. for a barge-in); None: never.
+    lasting_s: float | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 < self.end_threshold <= self.start_threshold < 1.0:
@@ -71,6 +78,8 @@ class EndpointOptions:
             raise ValueError("speculate_after_s must not exceed endpoint_silence_s")
         if self.preroll_s < 0 or self.tail_s < 0:
             raise ValueError("preroll_s and tail_s cannot be negative")
+        if self.lasting_s is not None and self.lasting_s <= 0:
+            raise ValueError(f"lasting_s must be positive, got {self.lasting_s}")
 
 
 class StreamingUpsampler:
@@ -104,6 +113,12 @@ class _Onset:
 
 
 @dataclass(frozen=True)
+class _Lasting:
+    at_sample: int
+    speech_samples: int
+
+
+@dataclass(frozen=True)
 class _Endpoint:
     audio: np.ndarray  # float32 at 16 kHz, pre-roll and tail included
     start_sample: int
@@ -126,6 +141,8 @@ class _Endpointer:
         self._utterance_offset = 0  # samples of pre-roll before `_utterance_start`
         self._last_speech_end = 0
         self._silence = 0
+        self._speech = 0  # samples of the open utterance the VAD called speech
+        self._lasting_said = False
         self._position = 0  # end of the last window pushed
         self._required_silence = self._samples(options.hold_silence_s)
 
@@ -146,6 +163,11 @@ class _Endpointer:
         return self._silence if self._utterance is not None else 0
 
     @property
+    def lasting(self) -> bool:
+        """The open utterance has been reported as lasting."""
+        return self._utterance is not None and self._lasting_said
+
+    @property
     def last_speech_end(self) -> int:
         return self._last_speech_end
 
@@ -161,7 +183,7 @@ class _Endpointer:
     def endpoint_due(self) -> bool:
         return self._utterance is not None and self._silence >= self._required_silence
 
-    def push(self, window: np.ndarray, probability: float, start: int) -> list[_Onset | _Endpoint]:
+    def push(self, window: np.ndarray, probability: float, start: int) -> list[_Onset | _Lasting | _Endpoint]:
         self._position = start + self._window
         if self._utterance is None:
             return self._push_idle(window, probability, start)
@@ -178,7 +200,7 @@ class _Endpointer:
     def _samples(self, seconds: float) -> int:
         return round(seconds * SAMPLE_RATE)
 
-    def _push_idle(self, window: np.ndarray, probability: float, start: int) -> list[_Onset | _Endpoint]:
+    def _push_idle(self, window: np.ndarray, probability: float, start: int) -> list[_Onset | _Lasting | _Endpoint]:
         if probability < self._options.start_threshold:
             self._preroll.extend(self._candidate)
             self._preroll.append(window)
@@ -192,9 +214,9 @@ class _Endpointer:
         self._open(list(self._preroll) + self._candidate, self._candidate_start, start + self._window)
         self._preroll.clear()
         self._candidate = []
-        return [_Onset(self._utterance_start)]
+        return [_Onset(self._utterance_start), *self._lasting(start + self._window)]
 
-    def _push_speaking(self, window: np.ndarray, probability: float, start: int) -> list[_Onset | _Endpoint]:
+    def _push_speaking(self, window: np.ndarray, probability: float, start: int) -> list[_Onset | _Lasting | _Endpoint]:
         assert self._utterance is not None
         self._utterance.append(window)
         end = start + self._window
@@ -203,6 +225,7 @@ class _Endpointer:
                 self.judge_turn(None)  # the caller went on: the next pause is judged afresh
             self._silence = 0
             self._last_speech_end = end
+            self._speech += self._window
         else:
             self._silence += self._window
         if self.endpoint_due():
@@ -212,7 +235,15 @@ class _Endpointer:
             endpoint = self._close(end, cut=True)
             self._open([], end, end)
             return [endpoint, _Onset(end)]
-        return []
+        return [*self._lasting(end)]
+
+    def _lasting(self, now: int) -> list[_Lasting]:
+        """Once per utterance, when its speech first reaches `lasting_s`."""
+        lasting_s = self._options.lasting_s
+        if lasting_s is None or self._lasting_said or self._speech < lasting_s * SAMPLE_RATE:
+            return []
+        self._lasting_said = True
+        return [_Lasting(now, self._speech)]
 
     def _open(self, windows: list[np.ndarray], start: int, end: int) -> None:
         """Begin an utterance whose speech runs from `start` to `end`, the end of `windows`."""
@@ -221,6 +252,8 @@ class _Endpointer:
         self._utterance_start = start
         self._last_speech_end = end
         self._silence = 0
+        self._speech = end - start
+        self._lasting_said = False
         self.judge_turn(None)
 
     def _final_audio(self, now: int, *, cut: bool = False) -> np.ndarray:
@@ -243,6 +276,7 @@ class _Endpointer:
 class _Partial:
     utterance: int
     task: asyncio.Future[Transcript]
+    lasting: bool  # started once the utterance was lasting
 
 
 @dataclass
@@ -252,6 +286,7 @@ class _Speculation:
     utterance: int
     speech_end: int
     task: asyncio.Future[Transcript]
+    lasting: bool
 
 
 @dataclass
@@ -338,6 +373,7 @@ class _CallState:
         self._unscored = np.zeros(0, dtype=np.float32)  # samples the VAD holds until a window is full
         self._position = 0  # samples at 16 kHz handed to the endpointer
         self._partial_mark = 0
+        self._partial_now = False  # the utterance just became lasting: its words are wanted at once
         self._utterance_number = 0
         self._partial: _Partial | None = None
         self._speculation: _Speculation | None = None
@@ -388,11 +424,14 @@ class _CallState:
         self._partial = None
         if partial.task.cancelled():
             return
-        self._offer_partial(partial.utterance, partial.task.result())
+        self._offer_partial(partial.utterance, partial.task.result(), partial.lasting)
 
-    def _offer_partial(self, utterance: int, transcript: Transcript) -> None:
-        if utterance == self._utterance_number and self._endpointer.speaking and transcript.text:
-            self.outbox.append(PartialTranscript(transcript.text, transcript.dialect))
+    def _offer_partial(self, utterance: int, transcript: Transcript, lasting: bool) -> None:
+        if utterance != self._utterance_number or not self._endpointer.speaking or not transcript.text:
+            return
+        if self._endpointer.lasting and not lasting:
+            return  # a draft of the utterance's first instants: what follows SpeechLasting covers all of it
+        self.outbox.append(PartialTranscript(transcript.text, transcript.dialect))
 
     def _valid_speculation(self) -> _Speculation | None:
         """The speculation, if it decoded every bit of speech of the open utterance."""
@@ -408,7 +447,7 @@ class _CallState:
         if self._valid_speculation() is None:
             self._speculation = None  # the caller went on: what it decoded is a partial now
             if not guess.task.cancelled():
-                self._offer_partial(guess.utterance, guess.task.result())
+                self._offer_partial(guess.utterance, guess.task.result(), guess.lasting)
             return
         if guess.task.cancelled():
             self._speculation = None
@@ -428,6 +467,7 @@ class _CallState:
             self._utterance_number,
             self._endpointer.last_speech_end,
             self._transcribe(self._endpointer.final_audio(), False),
+            self._endpointer.lasting,
         )
 
     def _start_partial_if_due(self) -> None:
@@ -437,11 +477,13 @@ class _CallState:
         if not self._endpointer.speaking or self._endpointer.pausing:
             return
         samples = self._endpointer.utterance_samples
-        if samples - self._partial_mark >= self._options.partial_interval_s * SAMPLE_RATE:
+        if self._partial_now or samples - self._partial_mark >= self._options.partial_interval_s * SAMPLE_RATE:
             self._partial = _Partial(
-                self._utterance_number, self._transcribe(self._endpointer.utterance_audio(), True)
+                self._utterance_number, self._transcribe(self._endpointer.utterance_audio(), True),
+                self._endpointer.lasting,
             )
             self._partial_mark = samples
+            self._partial_now = False
 
     def ready_events(self) -> list[AsrEvent]:
         events: list[AsrEvent] = []
@@ -469,11 +511,17 @@ class _CallState:
             self._partial.task.cancel()  # a partial still queued in the pool never runs
             self._partial = None
 
-    def _on(self, found: _Onset | _Endpoint) -> None:
+    def _on(self, found: _Onset | _Lasting | _Endpoint) -> None:
         if isinstance(found, _Onset):
             self._utterance_number += 1
             self._partial_mark = 0
+            self._partial_now = False
             self.outbox.append(SpeechStarted(at=found.at_sample / SAMPLE_RATE))
+            return
+        if isinstance(found, _Lasting):
+            self._partial_now = True  # whoever waits on it (a barge-in) will want to know what is said
+            self.outbox.append(SpeechLasting(at=found.at_sample / SAMPLE_RATE,
+                                             seconds=found.speech_samples / SAMPLE_RATE))
             return
         self._drop_partial()
         guess = self._speculation

@@ -11,6 +11,15 @@ class SpeechStarted:
 
 
 @dataclass(frozen=True)
+class SpeechLasting:
+    """The current utterance has held `seconds` of speech (said once per utterance): long enough
+    to be more than a cough or a click."""
+
+    at: float  # seconds of call audio
+    seconds: float
+
+
+@dataclass(frozen=True)
 class PartialTranscript:
     text: str
     dialect: str
@@ -26,4 +35,4 @@ class FinalTranscript:
     normalized: str = ""  # for the dialogue: dialect words in Mandarin, numbers as digits; text stays verbatim
 
 
-AsrEvent = SpeechStarted | PartialTranscript | FinalTranscript
+AsrEvent = SpeechStarted | SpeechLasting | PartialTranscript | FinalTranscript

@@ -22,19 +22,22 @@ import math
 import uuid
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from core.audio import AudioChunk, AudioFormat, AudioFormatError, decode
-from core.events import FinalTranscript, PartialTranscript, SpeechStarted
+from core.echo import echo_likeness
+from core.events import FinalTranscript, PartialTranscript, SpeechLasting, SpeechStarted
 from dialogue import prompts
 from dialogue.base import ReplySentence
 from dialogue.manager import CallState
 from dialogue.safety import mask_pii
 from gateway import events
 from gateway.auth import call_refusal
+from gateway.barge_in import CutInRules
 from gateway.desk import StoreDesk
 from gateway.logs import current_call
 from gateway.protocol import (
@@ -60,6 +63,10 @@ MAX_PENDING_FINALS = 16  # utterances heard (and agent lines) not yet answered, 
 WATCH_INTERVAL_S = 1.0
 SEND_TIMEOUT_S = 10.0  # replies are paced at real time, so a reading client never makes a send wait this long
 ARRIVALS_KEPT = 6000  # audio frames whose arrival is remembered (two minutes of 20 ms frames)
+ECHO_TAIL_S = 0.5  # after the bot's audio has played, its echo may still be coming back this long
+ECHO_WINDOW_S = 0.5  # the caller's latest audio compared with what the bot sent
+PLAYED_KEPT_FRAMES = 150  # the bot's latest frames (3 s of 20 ms): its echo comes back from within them
+HEARD_KEPT_CHUNKS = 100  # the caller's latest audio chunks (at least the echo window of any client's frames)
 
 
 @router.websocket("/v1/calls")
@@ -118,6 +125,21 @@ class _Reply:
     speech_end: float | None = None  # when the caller's speech that this answers ended (monotonic clock)
     text_sent: bool = False
     audio_sent: bool = False
+    said: list[str] = field(default_factory=list)  # every sentence begun, played to the end or not
+    played_until: float = 0.0  # when the audio sent so far will have been played (monotonic clock)
+    ended: bool = False
+
+
+@dataclass
+class _Overlap:
+    """The caller's utterance heard while the bot speaks. It stops the bot once it has lasted, does not
+    sound like the bot's own echo, and (with `barge_in_check_words`) says words that are neither a
+    backchannel nor the bot's."""
+
+    lasting: bool = False
+    words: str = ""
+    echo: bool = False  # the latest check found the caller's audio to be a copy of the bot's
+    cut: bool = False
 
 
 @dataclass(frozen=True)
@@ -163,6 +185,11 @@ class CallSession:
         self.turns = 0
         self.reply: _Reply | None = None
         self.speaking: asyncio.Task[None] | None = None
+        self.recent_replies: deque[_Reply] = deque(maxlen=2)  # what an echo of the bot may be saying
+        self.overlap: _Overlap | None = None
+        self.played: deque[bytes] = deque(maxlen=PLAYED_KEPT_FRAMES)
+        self.heard: deque[np.ndarray] = deque(maxlen=HEARD_KEPT_CHUNKS)
+        self.cut_in = CutInRules(self.limits.backchannels, self.limits.echo_share)
         self.reader: asyncio.Task[None] | None = None
         # (seconds of call audio received, when they had arrived): maps a final's end of speech to a time
         self.audio_received_s = 0.0
@@ -331,6 +358,7 @@ class CallSession:
             await self.send(events.Error(code="bad_audio", message=f"{exc}; frame dropped"))
             return
         self.last_audio = self.services.clock.monotonic()
+        self.heard.append(pcm)
         self.audio_received_s += len(pcm) / self.format.sample_rate
         self.arrivals.append((self.audio_received_s, self.last_audio))
         self.holding_audio = True
@@ -381,10 +409,15 @@ class CallSession:
         try:
             async for event in recognizer.run(self._audio_stream()):
                 if isinstance(event, SpeechStarted):
-                    await self._barge_in()
+                    self.overlap = _Overlap() if self._bot_on_air() else None
+                elif isinstance(event, SpeechLasting):
+                    await self._on_lasting()
                 elif isinstance(event, PartialTranscript):
                     await self.send(events.Partial(text=event.text, dialect=event.dialect))
                     await self._tell_agent(events.CallerPartial(call_id=self.call_id, text=event.text))
+                    if self.overlap is not None:
+                        self.overlap.words = event.text
+                        await self._cut_in_if_meant()
                 elif isinstance(event, FinalTranscript):
                     await self._on_final(event)
         finally:
@@ -399,16 +432,25 @@ class CallSession:
         return None
 
     async def _on_final(self, event: FinalTranscript) -> None:
+        overlap, self.overlap = self.overlap, None
         if (speech_end := self._arrival_of(event.ended_at)) is not None:
             self.services.metrics.latency("final", self.services.clock.monotonic() - speech_end)
         await self.send(events.Final(text=event.text, normalized=event.normalized or event.text,
                                      dialect=event.dialect, confidence=round(event.confidence, 3),
                                      start=round(event.started_at, 3), end=round(event.ended_at, 3)))
         self.record_turn("caller", event.text, dialect=event.dialect)
-        poorly_heard = event.confidence < self.services.settings.dialogue.low_confidence
-        self.state.poorly_heard = self.state.poorly_heard + 1 if poorly_heard else 0
+        # over the bot, a backchannel, a short sound or the bot's own echo is kept in the record, not answered
+        a_turn = overlap is None or (overlap.lasting and not overlap.echo
+                                     and self.cut_in.meant(event.text, self._bot_said()))
+        if a_turn:
+            poorly_heard = event.confidence < self.services.settings.dialogue.low_confidence
+            self.state.poorly_heard = self.state.poorly_heard + 1 if poorly_heard else 0
         await self._tell_agent(events.CallerFinal(call_id=self.call_id, text=event.text,
                                                   normalized=event.normalized or event.text))
+        if not a_turn:
+            log.info("call %s: words said over the bot are not a turn (backchannel, too short, or its echo)",
+                     self.call_id)
+            return
         event = await self._supersede(event)
         if speech_end is not None:
             self.speech_ends[event] = speech_end
@@ -431,6 +473,50 @@ class CallSession:
                                confidence=min(earlier.confidence, event.confidence),
                                started_at=earlier.started_at, ended_at=event.ended_at,
                                normalized=f"{earlier.normalized or earlier.text}，{event.normalized or event.text}")
+
+    # ---- barge-in: the caller talking over the bot ----------------------------------------------------
+
+    def _bot_on_air(self) -> bool:
+        """The bot's reply is playing, or its echo may still be coming back."""
+        reply = self.reply
+        if reply is None or not reply.text_sent or reply.interrupted:
+            return False
+        return not reply.ended or self.services.clock.monotonic() < reply.played_until + ECHO_TAIL_S
+
+    def _bot_said(self) -> str:
+        return "".join(sentence for reply in self.recent_replies for sentence in reply.said)
+
+    async def _on_lasting(self) -> None:
+        if self.overlap is None and self._bot_on_air():
+            self.overlap = _Overlap()  # the bot began to speak while the caller was speaking
+        if self.overlap is not None:
+            self.overlap.lasting = True
+            self.overlap.words = ""  # words decoded before it lasted judge too little of it; new ones follow
+            await self._cut_in_if_meant()
+
+    async def _cut_in_if_meant(self) -> None:
+        overlap, reply = self.overlap, self.reply
+        if overlap is None or overlap.cut or not overlap.lasting or reply is None or reply.ended:
+            return
+        overlap.echo = self._sounds_like_the_bot()
+        if overlap.echo:
+            return
+        if self.limits.barge_in_check_words and not self.cut_in.meant(overlap.words, self._bot_said()):
+            return
+        overlap.cut = True
+        if self.speaking is not None and not self.speaking.done():
+            await self._barge_in()
+        elif reply.text_sent and not reply.interrupted:  # between two sentences: the next is not said
+            reply.interrupted = True
+            await self.send(events.Interrupted(turn=reply.turn))
+
+    def _sounds_like_the_bot(self) -> bool:
+        """The caller's latest audio is a copy of what the bot has just sent: its echo."""
+        if not self.heard or not self.played:
+            return False
+        heard = np.concatenate(self.heard)[-round(ECHO_WINDOW_S * self.format.sample_rate):]
+        played = decode(b"".join(self.played), self.format.codec)
+        return echo_likeness(heard, played) >= self.limits.echo_likeness
 
     async def _barge_in(self, announce: bool = True) -> None:
         if self.speaking is None or self.speaking.done() or self.reply is None:
@@ -479,7 +565,7 @@ class CallSession:
         return _Reply(self.turns, [])
 
     async def _answer(self, final: FinalTranscript, reply: _Reply) -> None:
-        self.reply = reply
+        self._begin_reply(reply)
         reply.speech_end = self.speech_ends.pop(final, None)
         sentences: AsyncGenerator[ReplySentence, None]
         if final is _GREETING:
@@ -499,6 +585,7 @@ class CallSession:
             await self._say(reply, prompts.trouble())
         finally:
             await sentences.aclose()
+        reply.ended = True
         heard = "".join(reply.spoken)
         self.state.remember_reply(heard)
         await self.send(events.ReplyEnd(turn=reply.turn, text=heard, interrupted=reply.interrupted))
@@ -507,6 +594,7 @@ class CallSession:
 
     async def _say(self, reply: _Reply, text: str, citations: tuple[str, ...] = (), by: str = "bot") -> None:
         await self.send(events.Reply(turn=reply.turn, text=text, citations=citations, by=by))
+        reply.said.append(text)
         if not reply.text_sent:
             reply.text_sent = True
             self._measure(reply, "reply_text")
@@ -526,10 +614,13 @@ class CallSession:
             if ahead > 0:
                 await asyncio.sleep(ahead)
             await self._send(frame)
-            if (reply := self.reply) is not None and not reply.audio_sent:
-                reply.audio_sent = True
-                self._measure(reply, "reply_audio")
+            self.played.append(frame)
             sent += len(frame) / (self.format.bytes_per_sample * self.format.sample_rate)
+            if (reply := self.reply) is not None:
+                reply.played_until = started + sent
+                if not reply.audio_sent:
+                    reply.audio_sent = True
+                    self._measure(reply, "reply_audio")
             if not self.line_open:
                 return
 
@@ -565,8 +656,9 @@ class CallSession:
 
     async def _speak_line(self, line: _Line) -> None:
         reply = self._next_reply()
-        self.reply = reply
+        self._begin_reply(reply)
         await self._say(reply, line.text, by=line.by)
+        reply.ended = True
         heard = "".join(reply.spoken)
         self.state.remember_reply(heard)
         await self.send(events.ReplyEnd(turn=reply.turn, text=heard, interrupted=reply.interrupted))
@@ -623,6 +715,10 @@ class CallSession:
     async def agent_hung_up(self) -> None:
         self.queued_escalation = None
         await self.inbox.put(_Line(prompts.goodbye(), "desk", end_call=True))
+
+    def _begin_reply(self, reply: _Reply) -> None:
+        self.reply = reply
+        self.recent_replies.append(reply)
 
     def _measure(self, reply: _Reply, stage: str) -> None:
         if reply.speech_end is not None:

@@ -99,6 +99,11 @@ def main(argv: list[str] | None = None) -> int:
     desk_bench.add_argument("--token", default=os.environ.get("HOTLINE_ADMIN_TOKEN"),
                             help="admin token, to add the bench agent (default: HOTLINE_ADMIN_TOKEN)")
 
+    voice_bench = benches.add_parser(
+        "voice", help="one caller, call after call: barge-in stop time, end of speech and reply text → first audio")
+    voice_bench.add_argument("--rounds", type=int, default=5, help="calls, one after another")
+    voice_bench.add_argument("--url", help="ws://HOST:PORT/v1/calls of a running hotline; default: run one in-process")
+
     kb = commands.add_parser("kb", help="administer the knowledge base in the configured store")
     kb_commands = kb.add_subparsers(dest="action", required=True)
     kb_import = kb_commands.add_parser(
@@ -142,6 +147,10 @@ def main(argv: list[str] | None = None) -> int:
         from gateway.bench_desk import main as bench_desk
 
         return bench_desk(max(1, args.rounds), args.url, args.token, settings, args.desk_url)
+    if args.command == "bench" and args.target == "voice":
+        from gateway.bench_voice import main as bench_voice
+
+        return bench_voice(max(1, args.rounds), args.url, settings)
     if args.command == "kb":
         return kb_command(args, settings)
     if args.command in ("token", "agent"):

@@ -7,7 +7,7 @@ import logging
 import os
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import Engine
@@ -258,10 +258,9 @@ class Services:
     def new_recognizer(self, dialect: str) -> Any:
         from asr.stream import StreamingAsr
 
-        return StreamingAsr(
-            self.models["asr"], self.models["vad"].stream, self.pools["asr"], endpoint_options(self.settings),
-            dialect=dialect,
-        )
+        # a call's recognizer says when the caller has spoken long enough to be cutting in
+        options = replace(endpoint_options(self.settings), lasting_s=self.settings.calls.barge_in_min_speech_s)
+        return StreamingAsr(self.models["asr"], self.models["vad"].stream, self.pools["asr"], options, dialect=dialect)
 
     async def speak(self, text: str, fmt: AudioFormat) -> AsyncIterator[bytes]:
         """Reply audio frames in the call's format; short fixed phrases are synthesized once."""

@@ -22,7 +22,7 @@ from asr.vad import SileroVadModel
 from asr.whisper import is_hallucination, without_echo
 from core.audio import AudioChunk, resample
 from core.concurrency import InferencePool
-from core.events import AsrEvent, FinalTranscript, PartialTranscript, SpeechStarted
+from core.events import AsrEvent, FinalTranscript, PartialTranscript, SpeechLasting, SpeechStarted
 
 MODEL_CACHE = Path(os.environ.get("HOTLINE_TEST_MODEL_CACHE", "/tmp/mc"))
 RATE = 16000
@@ -637,3 +637,30 @@ def test_a_dialect_file_adds_dialects_with_their_own_model_and_lexicon(  # type:
 )
 def test_a_transcript_that_starts_over_keeps_only_its_first_telling(heard, kept):
     assert without_echo(heard) == kept
+
+
+async def test_lasting_speech_is_reported_once_per_utterance_and_short_speech_not_at_all(pool: InferencePool) -> None:
+    asr = StreamingAsr(DurationTranscriber(), EnergyVad, pool, EndpointOptions(lasting_s=0.5, partial_interval_s=10.0))
+    audio = np.concatenate([silence(0.5), tone(0.3), silence(1.5), tone(1.5), silence(1.5)])
+    events = await collect(asr, frames(audio, RATE))
+    kinds = onsets_and_finals(events)
+    assert kinds == [SpeechStarted, FinalTranscript, SpeechStarted, SpeechLasting, FinalTranscript], kinds
+    lasting = next(e for e in events if isinstance(e, SpeechLasting))
+    window = 512 / RATE
+    assert lasting.seconds == pytest.approx(0.5, abs=window)
+    assert lasting.at == pytest.approx(2.3 + 0.5, abs=2 * window)  # half a second into the second burst
+
+
+async def test_a_partial_follows_lasting_speech_at_once_and_covers_it(pool: InferencePool) -> None:
+    transcriber = DurationTranscriber()
+    asr = StreamingAsr(transcriber, EnergyVad, pool, EndpointOptions(lasting_s=0.5, partial_interval_s=10.0))
+    events = await collect(asr, frames(np.concatenate([silence(0.5), tone(1.5), silence(1.5)]), RATE))
+    after = events[[type(e) for e in events].index(SpeechLasting) + 1 :]
+    assert isinstance(after[0], PartialTranscript), events
+    assert transcriber.drafts and transcriber.drafts[0] >= 0.5  # the draft decoded the lasting speech
+
+
+async def test_no_lasting_events_unless_asked_for(pool: InferencePool) -> None:
+    asr = StreamingAsr(DurationTranscriber(), EnergyVad, pool, EndpointOptions())
+    events = await collect(asr, frames(np.concatenate([silence(0.5), tone(2.0), silence(1.5)]), RATE))
+    assert not any(isinstance(e, SpeechLasting) for e in events)

@@ -1,0 +1,56 @@
+"""Whether what the caller says over the bot is meant to cut in: the words part of the barge-in rule.
+
+The other parts are the recognizer's (SpeechLasting: the caller has spoken long enough to be more than
+a cough) and the session's comparison of the caller's audio with the bot's (core.echo). Words do not cut in when they are a backchannel ("嗯", "对", "好的好的": the caller follows)
+or the bot's own voice coming back through a speakerphone, whose transcript is mostly made of what
+the bot is saying: compared by sound (toneless pinyin), since Whisper writes a muffled echo of
+"欢迎致电云帆通信" as "在营治殿允翻通行". (The session also compares the audio itself: core.echo.)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from pypinyin import lazy_pinyin
+
+from asr.cer import normalize_for_cer
+from tts.text_norm import normalize_for_speech
+
+
+class CutInRules:
+    def __init__(self, backchannels: Iterable[str], echo_share: float) -> None:
+        words = sorted({w for w in map(normalize_for_cer, backchannels) if w}, key=len, reverse=True)
+        self._backchannel = re.compile("(?:" + "|".join(map(re.escape, words)) + ")+") if words else None
+        self.echo_share = echo_share
+
+    def meant(self, heard: str, bot_said: str) -> bool:
+        """True when `heard`, said over the bot while it says `bot_said`, asks for the turn."""
+        said_something = bool(normalize_for_cer(heard))
+        return said_something and not self.is_backchannel(heard) and not self.is_echo(heard, bot_said)
+
+    def is_backchannel(self, heard: str) -> bool:
+        folded = normalize_for_cer(heard)
+        return self._backchannel is not None and bool(folded) and self._backchannel.fullmatch(folded) is not None
+
+    def is_echo(self, heard: str, bot_said: str) -> bool:
+        """Most of what was heard is in what the bot is saying (numbers compared as they are spoken)."""
+        said = _syllables(bot_said)
+        ours = {*_pieces(said), *((syllable,) for syllable in said)}
+        theirs = _pieces(_syllables(heard))
+        if not theirs or not ours:
+            return False
+        return sum(piece in ours for piece in theirs) / len(theirs) >= self.echo_share
+
+
+def _syllables(text: str) -> list[str]:
+    folded = normalize_for_cer(normalize_for_speech(text)) if text else ""
+    return lazy_pinyin(folded) if folded else []
+
+
+def _pieces(syllables: list[str]) -> list[tuple[str, ...]]:
+    """Pairs of syllables (a single one when that is all there is): Whisper gets some syllables of an
+    echo wrong, but most pairs survive, and a caller's own sentence shares few with the bot's."""
+    if len(syllables) < 2:
+        return [tuple(syllables)] if syllables else []
+    return [tuple(syllables[i : i + 2]) for i in range(len(syllables) - 1)]

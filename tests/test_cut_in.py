@@ -1,0 +1,59 @@
+"""The words and audio rules of a barge-in, without models: backchannels, the bot's echo, real words."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.echo import echo_likeness
+from gateway.barge_in import CutInRules
+from gateway.settings import BACKCHANNELS, CallSettings
+
+GREETING = "您好，欢迎致电云帆通信客服热线，我是智能客服，请问有什么可以帮您？"
+RULES = CutInRules(BACKCHANNELS, echo_share=0.5)
+
+
+@pytest.mark.parametrize("heard", ["嗯", "对", "好的", "好的好的", "嗯，对", "对对对", "是的。", "哦", "OK"])
+def test_backchannels_do_not_cut_in(heard):
+    assert RULES.is_backchannel(heard)
+    assert not RULES.meant(heard, GREETING)
+
+
+@pytest.mark.parametrize("heard", [
+    "您好欢迎致电云帆通信",
+    "在营治殿允翻通行",  # what Whisper wrote for the greeting's echo at -12 dB: right sounds, wrong characters
+    "请问有什么可以帮您",
+])
+def test_the_bots_own_words_coming_back_do_not_cut_in(heard):
+    assert RULES.is_echo(heard, GREETING)
+    assert not RULES.meant(heard, GREETING)
+
+
+@pytest.mark.parametrize("heard", ["等一下，我想问别的", "不对", "我要转人工", "宽带坏了", "对了，我想问一下话费"])
+def test_a_callers_own_words_cut_in(heard):
+    assert RULES.meant(heard, GREETING)
+
+
+def test_numbers_are_compared_as_spoken():
+    assert RULES.is_echo("请拨打幺零零七七", "如需帮助请拨打10077。")
+
+
+def test_nothing_heard_is_not_meant():
+    assert not RULES.meant("", GREETING) and not RULES.meant("，。", GREETING)
+
+
+def test_backchannels_come_from_the_settings():
+    calls = CallSettings(backchannels="嗯 好嘞")
+    assert calls.backchannels == ["嗯", "好嘞"]
+    rules = CutInRules(calls.backchannels, calls.echo_share)
+    assert rules.is_backchannel("好嘞好嘞") and not rules.is_backchannel("好的")
+
+
+def test_an_attenuated_delayed_copy_of_the_bots_audio_is_its_echo():
+    rng = np.random.default_rng(3)
+    played = (rng.normal(0, 3000, 48000)).astype(np.int16)
+    echo = (played[21000:29000] * 0.25).astype(np.int16)
+    assert echo_likeness(echo, played) > 0.95
+    assert echo_likeness((rng.normal(0, 3000, 8000)).astype(np.int16), played) < 0.2
+    assert echo_likeness(np.zeros(8000, np.int16), played) == 0.0
+    assert echo_likeness(echo, played[:4000]) == 0.0  # less sent than heard: nothing to compare with
