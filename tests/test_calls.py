@@ -85,8 +85,9 @@ def test_fault_report_opens_a_ticket_and_a_human_can_be_asked_for(hotline, voice
     trace = caller.trace
     tickets = trace.of_type("ticket")
     assert tickets, trace.events
-    opened = _metrics(base)[("hotline_tickets_opened_total", (("category", "broadband"),))]
-    assert opened == opened_before + len({t["id"] for t in tickets if "updated" not in t})
+    opened = _metrics(base).get(("hotline_tickets_opened_total", (("category", "broadband"),)), 0.0)
+    # a ticket the same number already had open (an earlier test's caller) is told, not opened again
+    assert opened == opened_before + len({t["id"] for t in tickets if "updated" not in t and not t.get("existing")})
     number = tickets[0]["number"]
     assert any(number in e["text"] for e in trace.of_type("reply")), "the ticket number is read back"
     stored = httpx.get(f"{base}/v1/tickets/{tickets[0]['id']}", headers=AS_ADMIN).json()
