@@ -26,7 +26,17 @@ import torch.nn.functional as F  # noqa: N812
 
 from adapt.base import AdaptOptions, AdaptResult, EpochReport
 from adapt.convert import load_hf_whisper
-from adapt.data import Example, Prompt, load_audio, load_tokenizer, log_mel, read_examples, task_prompt, text_tokens, window_frames
+from adapt.data import (
+    Example,
+    Prompt,
+    load_audio,
+    load_tokenizer,
+    log_mel,
+    read_examples,
+    task_prompt,
+    text_tokens,
+    window_frames,
+)
 from adapt.torch_whisper import encode, greedy_decode, token_logits
 from asr.cer import CerCount, cer_count
 
