@@ -321,7 +321,7 @@ def _train(trained: Any, model: Any, train: list[Sample], dev: list[Sample], pro
             optimizer.step()
             progress.batch += 1
             progress.step += 1
-            losses.append(float(loss))
+            losses.append(loss.item())
             if progress.step % 10 == 0 or progress.batch == len(order):
                 log(f"epoch {progress.epoch + 1} step {progress.step} batch {progress.batch}/{len(order)} "
                     f"loss {np.mean(losses[-10:]):.3f} ({time.monotonic() - began:.0f} s)")

@@ -168,6 +168,15 @@ class WhisperTranscriber:
                 self._dialect_models[path] = WhisperTranscriber(path, **self._settings)  # type: ignore[arg-type]
             return self._dialect_models[path]
 
+    @property
+    def model_path(self) -> Path:
+        return self._path
+
+    def model_for(self, dialect: str) -> Path:
+        """The directory of the model that decodes calls declared as `dialect`."""
+        route = route_dialect(dialect)
+        return self._served_by(route.model).model_path if route.model is not None else self._path
+
     def load_dialect_models(self) -> dict[str, Path]:
         """Load now the model of every registry dialect that names one (at start-up rather than on the
         first call that declares it); {dialect: model directory}."""
