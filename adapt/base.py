@@ -17,7 +17,7 @@ class AdaptOptions:
     base: Path  # a faster-whisper (CTranslate2) model directory to start from
     registry: Path | None = None  # the dialect registry file to register the result in; None: do not
     epochs: int = 5
-    max_minutes: float | None = None  # stop after the step that passes this, save, export
+    max_minutes: float | None = None  # from the start: stop after the step that passes this, save, export
     lora: bool = True  # False: full fine-tuning of the trained part
     rank: int = 16
     tune_encoder: bool = False  # frozen encoder: its states are computed once per clip and cached

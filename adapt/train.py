@@ -116,35 +116,74 @@ def trainable_model(model: Any, options: AdaptOptions) -> Any:
 
 def _windows(examples: Sequence[Example], options: AdaptOptions, extractor: Any, tokenizer: Any,
              max_tokens: int) -> list[tuple[Example, np.ndarray, list[int], float]]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max(1, options.threads)) as pool:  # decoding MP3 releases the GIL
+        audios = list(pool.map(load_audio, [e.path for e in examples]))
     rows = []
-    for example in examples:
-        audio = load_audio(example.path)
+    for example, audio in zip(examples, audios, strict=True):
         frames = window_frames(len(audio), margin_s=options.margin_s, hop_length=extractor.hop_length)
         rows.append((example, log_mel(audio, frames, extractor), text_tokens(tokenizer, example.text, max_tokens=max_tokens),
                      len(audio) / 16000))
     return rows
 
 
+class StateEncoder:
+    """Encoder states of a frozen encoder. On a CPU the CTranslate2 model computes them, int8 as the
+    recognizer serves (several times faster than torch's float32 encoder); on a GPU the torch model."""
+
+    def __init__(self, model: Any, options: AdaptOptions, device: torch.device) -> None:
+        self.model, self.device = model, device
+        self.ct2 = None
+        if device.type == "cpu":
+            import ctranslate2
+
+            self.ct2 = ctranslate2.models.Whisper(str(options.base), device="cpu", compute_type="int8",
+                                                  intra_threads=options.threads)
+
+    def __call__(self, features: torch.Tensor) -> torch.Tensor:
+        if self.ct2 is not None:
+            import ctranslate2
+
+            encoded = self.ct2.encode(ctranslate2.StorageView.from_array(features.numpy()))
+            return torch.from_numpy(np.array(encoded))
+        with torch.no_grad():
+            return encode(self.model, features.to(self.device)).cpu()
+
+
+def _cache_file(examples: Sequence[Example], options: AdaptOptions, label: str) -> Path:
+    import hashlib
+
+    key = json.dumps([str(options.base), options.margin_s, options.device.split(":")[0],
+                      [(str(e.path), e.text) for e in examples]], ensure_ascii=False)
+    return options.out / f"cache-{label}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
+
+
 def prepare_samples(examples: Sequence[Example], model: Any, options: AdaptOptions, tokenizer: Any,
                     device: torch.device, log: Log, label: str) -> list[Sample]:
-    """Features of every clip, and with a frozen encoder its states (computed here, once)."""
+    """Features of every clip, and with a frozen encoder its states (computed once, kept in --out)."""
     from faster_whisper.feature_extractor import FeatureExtractor
 
+    cache = _cache_file(examples, options, label)
+    if not options.tune_encoder and cache.is_file():
+        samples = [Sample(**row) for row in torch.load(cache, weights_only=False)]
+        log(f"{label}: {len(samples)} clips, encoder states from {cache.name}")
+        return samples
     extractor = FeatureExtractor(feature_size=model.config.num_mel_bins)
     started = time.monotonic()
     rows = _windows(examples, options, extractor, tokenizer, model.config.max_target_positions - 8)
     samples = [Sample(f.shape[1], tokens, e.text, seconds, torch.from_numpy(f)) for e, f, tokens, seconds in rows]
     if not options.tune_encoder:
+        states = StateEncoder(model, options, device)
         by_frames: dict[int, list[Sample]] = defaultdict(list)
         for sample in samples:
             by_frames[sample.frames].append(sample)
-        with torch.no_grad():
-            for group in by_frames.values():
-                for start in range(0, len(group), 16):
-                    chunk = group[start : start + 16]
-                    states = encode(model, torch.stack([s.inputs for s in chunk]).to(device))
-                    for sample, state in zip(chunk, states, strict=True):
-                        sample.inputs = state.to("cpu", torch.float16)
+        for group in by_frames.values():
+            for start in range(0, len(group), 8):
+                chunk = group[start : start + 8]
+                for sample, state in zip(chunk, states(torch.stack([s.inputs for s in chunk])), strict=True):
+                    sample.inputs = state.to(torch.float16)
+        torch.save([asdict(s) for s in samples], cache)
     log(f"{label}: {len(samples)} clips, {sum(s.seconds for s in samples) / 60:.1f} min of audio prepared "
         f"in {time.monotonic() - started:.0f} s")
     return samples
@@ -276,8 +315,9 @@ def adapt_asr(options: AdaptOptions, log: Log = _stderr) -> AdaptResult:
     if progress.step == 0 and progress.dev_cer_before is None and dev:
         progress.dev_cer_before = dev_cer(model, dev, prompt, tokenizer, options, device, suppress)
         log(f"dev CER before adaptation: {progress.dev_cer_before:.1%}")
+    deadline = started + options.max_minutes * 60 if options.max_minutes is not None else math.inf
     train_seconds, stopped_by_time = _train(trained, model, train, dev, prompt, tokenizer, optimizer, progress,
-                                            options, device, suppress, checkpoint, log)
+                                            options, device, suppress, checkpoint, deadline, log)
     trained.eval()
     model_dir = None
     if options.export:
@@ -303,10 +343,10 @@ def adapt_asr(options: AdaptOptions, log: Log = _stderr) -> AdaptResult:
 
 def _train(trained: Any, model: Any, train: list[Sample], dev: list[Sample], prompt: Prompt, tokenizer: Any,
            optimizer: Any, progress: Progress, options: AdaptOptions, device: torch.device, suppress: list[int],
-           checkpoint: Path, log: Log) -> tuple[float, bool]:
-    """Steps until the epochs are done or the time is up; returns (seconds spent, stopped by time)."""
+           checkpoint: Path, deadline: float, log: Log) -> tuple[float, bool]:
+    """Steps until the epochs are done or the `deadline` (monotonic clock; --max-minutes counts from the
+    start of the command) passes; returns (seconds spent, stopped by time)."""
     began = time.monotonic()
-    deadline = began + options.max_minutes * 60 if options.max_minutes is not None else math.inf
     history = progress.history if progress.history is not None else []
     progress.history = history
     while progress.epoch < options.epochs:

@@ -24,7 +24,8 @@ def add_adapt_commands(commands: Any) -> None:
     asr.add_argument("--out", type=Path, help="work folder: checkpoint.pt and the exported model ct2/ "
                                               "(default: DATA_DIR/adapt/DIALECT)")
     asr.add_argument("--epochs", type=int, default=5)
-    asr.add_argument("--max-minutes", type=float, help="stop after the step that passes this, save, export")
+    asr.add_argument("--max-minutes", type=float, help="minutes from the start (data preparation included) after which the "
+                     "current step is the last: it saves, exports and registers")
     mode = asr.add_mutually_exclusive_group()
     mode.add_argument("--lora", dest="lora", action="store_true", default=True, help="LoRA adapters (default)")
     mode.add_argument("--full", dest="lora", action="store_false", help="full fine-tuning of the trained part")
