@@ -55,8 +55,16 @@ def featurize(whisper_model: Any, examples: Sequence[Example], seconds: float, l
     return LabelledFeatures(np.stack(rows), [label_of(e.lang) for e in examples])
 
 
-def read_all(manifests: Sequence[Path], langs: Sequence[str] = ()) -> list[Example]:
-    return [e for m in manifests for e in read_examples(m, langs=langs)]
+def read_all(manifests: Sequence[Path], langs: Sequence[str] = (), per_lang: int | None = None) -> list[Example]:
+    """The clips of the manifests (of `langs` only, when given), at most `per_lang` of each lang."""
+    chosen: list[Example] = []
+    counts: dict[str, int] = {}
+    for manifest in manifests:
+        for example in read_examples(manifest, langs=langs):
+            counts[example.lang] = counts.get(example.lang, 0) + 1
+            if per_lang is None or counts[example.lang] <= per_lang:
+                chosen.append(example)
+    return chosen
 
 
 def fit(data: LabelledFeatures, *, seconds: float, l2: float = 1e-3, iterations: int = 200) -> DialectClassifier:

@@ -50,6 +50,7 @@ def add_adapt_commands(commands: Any) -> None:
     lid.add_argument("--train", type=Path, action="append", default=[], help="JSONL with lang labels (repeatable)")
     lid.add_argument("--eval", type=Path, action="append", default=[], help="JSONL to measure on (repeatable)")
     lid.add_argument("--lang", action="append", default=[], help="only clips of this lang (repeatable)")
+    lid.add_argument("--per-lang", type=int, help="at most N clips of each lang from each of --train and --eval")
     lid.add_argument("--out", type=Path, help="the classifier file to write (training) or read (--eval)")
     lid.add_argument("--seconds", type=float, default=4.0, help="how much of the start of a call it hears")
     lid.add_argument("--base", help="faster-whisper model whose encoder it listens with (default: HOTLINE_ASR__MODEL)")
@@ -112,14 +113,14 @@ def adapt_lid_command(args: argparse.Namespace, settings: Settings) -> int:
     whisper = lid.load_whisper(_base(args, settings))
     summary: dict[str, Any] = {"classifier": str(args.out), "seconds": args.seconds}
     if train:
-        data = lid.featurize(whisper, lid.read_all(train, args.lang), args.seconds)
+        data = lid.featurize(whisper, lid.read_all(train, args.lang, args.per_lang), args.seconds)
         classifier = lid.fit(data, seconds=args.seconds)
         classifier.save(args.out)
         summary["train"] = lid.confusion(classifier, data)
     else:
         classifier = DialectClassifier.load(args.out)
     if evaluate:
-        report = lid.confusion(classifier, lid.featurize(whisper, lid.read_all(evaluate, args.lang), classifier.seconds))
+        report = lid.confusion(classifier, lid.featurize(whisper, lid.read_all(evaluate, args.lang, args.per_lang), classifier.seconds))
         lid.print_confusion(report)
         summary["eval"] = report
     print(json.dumps(summary, ensure_ascii=False))

@@ -228,3 +228,19 @@ def test_dialect_features_pool_the_encoder_over_the_first_seconds(base_model: Pa
     features = lid_features(whisper, audio, seconds=1.0)
     assert features.shape == (1024,) and np.isfinite(features).all()
     assert not np.allclose(features, lid_features(whisper, audio, seconds=2.0))
+
+
+@pytest.mark.parametrize(
+    ("dialect", "heard", "mandarin"),
+    [
+        ("minnan", "我毋是欲停机，阮个网路袂使用", "我不是要停机，我们的网路不能用"),
+        ("minnan", "汝佇佗位？啥物时阵会好？", "你在哪里？什么时候会好？"),
+        ("minnan", "我要一个月的套餐", "我要一个月的套餐"),  # 个 alone stays Mandarin's classifier
+        ("hakka", "𠊎个手机毋系坏忒，么个时候会好？", "我的手机不是坏忒，什么时候会好？"),
+        ("mindong", "伓是", "不是"),
+    ],
+)
+def test_dialect_written_forms_reach_the_dialogue_as_mandarin(dialect: str, heard: str, mandarin: str) -> None:
+    from asr.dialects import to_mandarin
+
+    assert to_mandarin(heard, dialect) == mandarin
