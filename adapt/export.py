@@ -27,7 +27,7 @@ def export_ct2(model: Any, base: Path, out: Path, *, quantization: str = "int8",
     """Save `model` (HF, merged) and convert it with ctranslate2's TransformersConverter into `out`
     (replaced whole when the conversion succeeded)."""
     import ctranslate2
-    from transformers import WhisperTokenizerFast
+    from transformers import WhisperTokenizerFast  # type: ignore[attr-defined]
 
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".export-", dir=out.parent) as tmp:

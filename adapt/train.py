@@ -195,7 +195,7 @@ def batches(samples: Sequence[Sample], batch_size: int, seed: int) -> list[list[
     by_frames: dict[int, list[int]] = defaultdict(list)
     for index, sample in enumerate(samples):
         by_frames[sample.frames].append(index)
-    out = []
+    out: list[list[int]] = []
     for frames in sorted(by_frames):
         group = by_frames[frames]
         rng.shuffle(group)
