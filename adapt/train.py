@@ -78,14 +78,17 @@ def resolve_device(name: str) -> torch.device:
 
 
 def dialect_examples(manifest: Path, dialect: str, limit: int | None) -> list[Example]:
-    """The clips of `dialect` (manifest `lang`); a manifest of one language only is taken whole."""
+    """The clips of `dialect` (manifest `lang`); with a `limit`, that many spread evenly over the manifest
+    (whose clips are grouped by source)."""
     from asr.evaluate import DIALECT_OF_LANG
 
     examples = read_examples(manifest)
     chosen = [e for e in examples if DIALECT_OF_LANG.get(e.lang, e.lang) == dialect]
     if not chosen:
         raise ValueError(f"{manifest}: no clip has lang {dialect!r}")
-    return chosen[:limit] if limit is not None else chosen
+    if limit is None or limit >= len(chosen):
+        return chosen
+    return [chosen[i * len(chosen) // limit] for i in range(limit)]
 
 
 def language_of(dialect: str) -> str:
@@ -318,6 +321,11 @@ def adapt_asr(options: AdaptOptions, log: Log = _stderr) -> AdaptResult:
     deadline = started + options.max_minutes * 60 if options.max_minutes is not None else math.inf
     train_seconds, stopped_by_time = _train(trained, model, train, dev, prompt, tokenizer, optimizer, progress,
                                             options, device, suppress, checkpoint, deadline, log)
+    history = tuple(EpochReport(**h) for h in progress.history or [])
+    dev_cer_after = history[-1].dev_cer if history else progress.dev_cer_before
+    if stopped_by_time and dev:
+        dev_cer_after = dev_cer(model, dev, prompt, tokenizer, options, device, suppress)
+        log(f"dev CER at step {progress.step}: {dev_cer_after:.1%}")
     trained.eval()
     model_dir = None
     if options.export:
@@ -330,13 +338,12 @@ def adapt_asr(options: AdaptOptions, log: Log = _stderr) -> AdaptResult:
 
         register_dialect_model(options.registry, options.dialect, model_dir, beam_size=options.beam_size)
         log(f"registered {model_dir} as the model of {options.dialect!r} in {options.registry}")
-    history = tuple(EpochReport(**h) for h in progress.history or [])
     return AdaptResult(
         dialect=options.dialect, model_dir=model_dir, registry=options.registry if model_dir else None,
         steps=progress.step, epochs_done=round(progress.epoch + progress.batch / max(1, len(batches(train, options.batch_size, 0))), 2),
         train_clips=len(train), train_seconds=round(train_seconds, 1), total_seconds=round(time.monotonic() - started, 1),
         device=str(device), threads=options.threads, dev_cer_before=progress.dev_cer_before,
-        dev_cer_after=history[-1].dev_cer if history else progress.dev_cer_before, stopped_by_time=stopped_by_time,
+        dev_cer_after=dev_cer_after, stopped_by_time=stopped_by_time,
         history=history,
     )
 
