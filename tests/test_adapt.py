@@ -244,3 +244,18 @@ def test_dialect_written_forms_reach_the_dialogue_as_mandarin(dialect: str, hear
     from asr.dialects import to_mandarin
 
     assert to_mandarin(heard, dialect) == mandarin
+
+
+@pytest.mark.slow
+def test_a_run_stopped_by_its_time_limit_resumes_from_its_checkpoint(base_model: Path, clips: Path, tmp_path: Path) -> None:
+    from adapt.base import AdaptOptions
+    from adapt.train import adapt_asr
+
+    lines: list[str] = []
+    options = AdaptOptions(dialect="minnan", train=clips, dev=None, out=tmp_path / "run", base=base_model, epochs=1,
+                           rank=4, batch_size=2, max_minutes=0.0, export=False)
+    first = adapt_asr(options, log=lines.append)
+    assert first.stopped_by_time and first.steps == 1 and first.model_dir is None
+    second = adapt_asr(AdaptOptions(**{**options.__dict__, "max_minutes": None}), log=lines.append)
+    assert not second.stopped_by_time and second.steps == 2 and second.epochs_done == 1.0
+    assert any(line.startswith("resuming from") for line in lines)
