@@ -25,7 +25,7 @@ test: install
 	$(BIN)/python -m pytest -ra
 
 lint: install
-	$(BIN)/ruff check core asr tts kb ticketing dialogue gateway tests
+	$(BIN)/ruff check core adapt asr tts kb ticketing dialogue gateway tests
 	$(BIN)/mypy
 
 clean:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from asr.base import AsrError, Transcript
-from asr.dialects import AUTO_LANGUAGES, dialect_of_language, route_dialect
+from asr.dialects import AUTO_LANGUAGES, dialect_of_language, registry, route_dialect
 from asr.samples import mono_float32
 
 SAMPLE_RATE = 16000
@@ -129,7 +129,8 @@ class WhisperTranscriber:
         self._settings = {"device": device, "compute_type": compute_type, "cpu_threads": cpu_threads,
                           "beam_size": beam_size, "hotwords": hotwords, "temperature": temperature,
                           "no_speech_drop": no_speech_drop, "margin_s": margin_s}
-        self._dialect_models: dict[str, WhisperTranscriber] = {}
+        self._path = Path(model_path).resolve()
+        self._dialect_models: dict[Path, WhisperTranscriber] = {}
         self._loading = threading.Lock()
 
     def transcribe(
@@ -158,10 +159,31 @@ class WhisperTranscriber:
         return Transcript(text, found, dialect_tag, _confidence(kept) if text else 0.0)
 
     def _served_by(self, model: str) -> WhisperTranscriber:
+        """The transcriber of a dialect's own model: one per distinct model directory, loaded once."""
+        path = Path(model).expanduser().resolve()
+        if path == self._path:
+            return self
         with self._loading:
-            if model not in self._dialect_models:
-                self._dialect_models[model] = WhisperTranscriber(Path(model), **self._settings)  # type: ignore[arg-type]
-            return self._dialect_models[model]
+            if path not in self._dialect_models:
+                self._dialect_models[path] = WhisperTranscriber(path, **self._settings)  # type: ignore[arg-type]
+            return self._dialect_models[path]
+
+    @property
+    def model_path(self) -> Path:
+        return self._path
+
+    def model_for(self, dialect: str) -> Path:
+        """The directory of the model that decodes calls declared as `dialect`."""
+        route = route_dialect(dialect)
+        return self._served_by(route.model).model_path if route.model is not None else self._path
+
+    def load_dialect_models(self) -> dict[str, Path]:
+        """Load now the model of every registry dialect that names one (at start-up rather than on the
+        first call that declares it); {dialect: model directory}."""
+        served = {d.name: d.model for d in registry().dialects.values() if d.model}
+        for model in sorted(set(served.values())):
+            self._served_by(model)
+        return {name: Path(model).expanduser().resolve() for name, model in sorted(served.items())}
 
     def _encode(self, audio: np.ndarray, options: DecodeOptions) -> object:
         extractor = self._model.feature_extractor

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from gateway.adapt_commands import add_adapt_commands
 from gateway.logs import configure_logging
 from gateway.settings import Settings
 
@@ -71,9 +72,14 @@ def main(argv: list[str] | None = None) -> int:
     asr.add_argument("--fast", action="store_true", help="stream as fast as possible, not at real-time pace")
     asr.add_argument("--lang", action="append", default=[], help="only files of this lang (repeatable)")
     asr.add_argument("--limit", type=int, default=None, help="at most N files")
+    asr.add_argument("--model", help="the default faster-whisper model (default: HOTLINE_ASR__MODEL)")
+    asr.add_argument("--registry", type=Path, help="dialect registry file, e.g. one `hotline adapt asr` wrote "
+                                                   "(default: HOTLINE_ASR__DIALECTS_FILE)")
     tts = targets.add_parser("tts", help="the voice's intelligibility: KB sentences spoken, recognized back, CER")
     tts.add_argument("--kb", type=Path, help="folder of Markdown documents (default: the knowledge base's)")
     tts.add_argument("--sentences", type=int, default=50)
+
+    add_adapt_commands(commands)
 
     bench = commands.add_parser("bench", help="time a stage and print a JSON summary last")
     benches = bench.add_subparsers(dest="target", required=True)
@@ -153,6 +159,10 @@ def main(argv: list[str] | None = None) -> int:
         return bench_voice(max(1, args.rounds), args.url, settings)
     if args.command == "kb":
         return kb_command(args, settings)
+    if args.command == "adapt":
+        from gateway.adapt_commands import run_adapt
+
+        return run_adapt(args, settings)
     if args.command in ("token", "agent"):
         return manage_accounts(args, settings)
     if args.command == "bench" and args.target == "kb-live":
@@ -173,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         from core.audio import Codec
         from gateway.evaluation import run_asr_eval
 
+        overrides = {k: v for k, v in (("model", args.model), ("dialects_file", args.registry)) if v is not None}
+        settings = settings.model_copy(update={"asr": settings.asr.model_copy(update=overrides)})
         return run_asr_eval(AsrEvalOptions(args.manifest, Codec(args.codec), args.rate, args.dialect, args.out,
                                            args.fast, tuple(args.lang), args.limit), settings)
     if args.command == "eval" and args.target == "tts":

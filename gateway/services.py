@@ -45,6 +45,8 @@ def load_asr(settings: Settings) -> tuple[Any, Any]:
         path, device=s.device, compute_type=s.compute_type, cpu_threads=s.threads, beam_size=s.beam_size,
         hotwords=s.hotwords,
     )
+    for dialect, model in transcriber.load_dialect_models().items():
+        log.info("dialect %s is served by its own model %s", dialect, model)
     return transcriber, SileroVadModel()
 
 
