@@ -205,3 +205,15 @@ def sessions(migrated_engine: Engine) -> sessionmaker[Session]:
 def session(sessions: sessionmaker[Session]) -> Iterator[Session]:
     with sessions() as session:
         yield session
+
+
+def ended_call_record(base: str, call_id: str) -> dict[str, Any]:
+    """The call's record once the store says it has ended (its last writes go through a journal)."""
+    import httpx
+
+    for _ in range(300):
+        record = httpx.get(f"{base}/v1/calls/{call_id}", headers={"Authorization": f"Bearer {LIVE_ADMIN_TOKEN}"}).json()
+        if record.get("ended_at"):
+            return record
+        time.sleep(0.1)
+    raise AssertionError(f"call {call_id} never ended: {record}")

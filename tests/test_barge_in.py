@@ -18,11 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import pytest
 import websockets
-from conftest import LIVE_ADMIN_TOKEN
+from conftest import ended_call_record
 
 pytestmark = pytest.mark.slow
 
@@ -163,15 +162,6 @@ def _cough() -> np.ndarray:
     return np.concatenate([quiet, burst.clip(-32767, 32767).astype(np.int16), quiet])
 
 
-def _record(base: str, call_id: str) -> dict[str, Any]:
-    for _ in range(300):
-        record = httpx.get(f"{base}/v1/calls/{call_id}", headers={"Authorization": f"Bearer {LIVE_ADMIN_TOKEN}"}).json()
-        if record.get("ended_at"):
-            return record
-        time.sleep(0.1)
-    raise AssertionError(f"call {call_id} never ended: {record}")
-
-
 def _assert_not_cut_off_nor_answered(line: Line, base: str) -> None:
     said = [item for tag, item in line.timeline if tag == "event" and item["type"] in ("partial", "final", "reply",
                                                                                       "interrupted")]
@@ -180,7 +170,7 @@ def _assert_not_cut_off_nor_answered(line: Line, base: str) -> None:
     assert line.events("reply_end")[0] == {"type": "reply_end", "turn": 1, "text": greeting, "interrupted": False}
     assert not [e for e in line.events("reply") if e["turn"] > 1], line.events("final")
     assert line.events("end")
-    record = _record(base, line.events("ready")[0]["call_id"])
+    record = ended_call_record(base, line.events("ready")[0]["call_id"])
     heard = [t["text"] for t in record["turns"] if t["speaker"] == "caller"]
     assert len(heard) == len(line.events("final"))  # what was heard over the bot is kept in the record
     assert [t["text"] for t in record["turns"] if t["speaker"] == "bot"] == [greeting]
@@ -231,7 +221,7 @@ def test_a_real_interruption_stops_the_bot_within_a_frame_and_keeps_only_what_wa
     # The only sentence was cut: nothing of it is in the history, and the caller is answered.
     assert line.events("reply_end")[0] == {"type": "reply_end", "turn": 1, "text": "", "interrupted": True}
     assert [e for e in line.events("reply") if e["turn"] == 2]
-    record = _record(live_hotline.base, line.events("ready")[0]["call_id"])
+    record = ended_call_record(live_hotline.base, line.events("ready")[0]["call_id"])
     assert [t["speaker"] for t in record["turns"]][:1] == ["caller"]
 
 

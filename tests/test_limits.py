@@ -7,17 +7,15 @@ import asyncio
 import io
 import json
 import logging
-import time
 import wave
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import pytest
 import websockets
-from conftest import LIVE_ADMIN_TOKEN, TTS_VOICE_CER, events_until_closed
+from conftest import TTS_VOICE_CER, ended_call_record, events_until_closed
 
 from asr.cer import cer
 from gateway.logs import LOG_FORMAT, MaskingFormatter, current_call
@@ -59,15 +57,6 @@ def log_lines() -> Iterator[io.StringIO]:
         logger.setLevel(previous)
 
 
-def _record(base: str, call_id: str) -> dict[str, Any]:
-    for _ in range(300):
-        record = httpx.get(f"{base}/v1/calls/{call_id}", headers={"Authorization": f"Bearer {LIVE_ADMIN_TOKEN}"}).json()
-        if record.get("ended_at"):
-            return record
-        time.sleep(0.1)
-    raise AssertionError(f"call {call_id} never ended: {record}")
-
-
 def _wav_pcm(path: Path) -> np.ndarray:
     with wave.open(str(path)) as source:
         return np.frombuffer(source.readframes(source.getnframes()), dtype=np.int16)
@@ -88,7 +77,7 @@ def test_a_line_that_sends_no_audio_is_ended_as_idle(live_hotline, limits, log_l
     assert events[0]["type"] == "ready" and events[-1]["type"] == "end", events
     assert events[-1]["reason"] == "idle"
     call_id = events[0]["call_id"]
-    assert _record(live_hotline.base, call_id)["outcome"] == "idle"
+    assert ended_call_record(live_hotline.base, call_id)["outcome"] == "idle"
     assert f"[call {call_id}]" in log_lines.getvalue()
 
 
@@ -110,7 +99,7 @@ def test_a_call_past_its_maximum_duration_is_ended(live_hotline, limits):
 
     events = asyncio.run(scenario())
     assert events[-1] == {"type": "end", "call_id": events[0]["call_id"], "reason": "max_duration"}
-    assert _record(live_hotline.base, events[0]["call_id"])["outcome"] == "max_duration"
+    assert ended_call_record(live_hotline.base, events[0]["call_id"])["outcome"] == "max_duration"
 
 
 @pytest.mark.slow
@@ -175,7 +164,7 @@ def test_a_caller_id_with_separators_is_normalised_and_stored_masked(live_hotlin
             await events_until_closed(ws, [])
             return ready["call_id"]
 
-    record = _record(live_hotline.base, asyncio.run(scenario()))
+    record = ended_call_record(live_hotline.base, asyncio.run(scenario()))
     assert record["caller_id"] == "+86*******8000"
 
 
