@@ -585,12 +585,17 @@ class CallSession:
             await self._say(reply, prompts.trouble())
         finally:
             await sentences.aclose()
+        await self._end_reply(reply, "bot")
+
+    async def _end_reply(self, reply: _Reply, speaker: str) -> str:
+        """The reply is over: the history and the call record keep what the caller heard of it."""
         reply.ended = True
         heard = "".join(reply.spoken)
         self.state.remember_reply(heard)
         await self.send(events.ReplyEnd(turn=reply.turn, text=heard, interrupted=reply.interrupted))
         if heard:
-            self.record_turn("bot", heard, interrupted=reply.interrupted)
+            self.record_turn(speaker, heard, interrupted=reply.interrupted)
+        return heard
 
     async def _say(self, reply: _Reply, text: str, citations: tuple[str, ...] = (), by: str = "bot") -> None:
         await self.send(events.Reply(turn=reply.turn, text=text, citations=citations, by=by))
@@ -658,14 +663,9 @@ class CallSession:
         reply = self._next_reply()
         self._begin_reply(reply)
         await self._say(reply, line.text, by=line.by)
-        reply.ended = True
-        heard = "".join(reply.spoken)
-        self.state.remember_reply(heard)
-        await self.send(events.ReplyEnd(turn=reply.turn, text=heard, interrupted=reply.interrupted))
-        if heard:
-            self.record_turn("agent" if line.by == "agent" else "bot", heard, interrupted=reply.interrupted)
-        await self._tell_agent(events.Spoken(call_id=self.call_id, text=heard or line.text,
-                                             by="agent" if line.by == "agent" else "bot",
+        speaker = "agent" if line.by == "agent" else "bot"
+        heard = await self._end_reply(reply, speaker)
+        await self._tell_agent(events.Spoken(call_id=self.call_id, text=heard or line.text, by=speaker,
                                              interrupted=reply.interrupted))
 
     async def _assist(self, final: FinalTranscript) -> None:
