@@ -62,7 +62,7 @@ def scripts(options: BenchOptions, settings: Settings, folder: Path) -> list[lis
         return [files]
     from tts.loader import load_synthesizer
 
-    synth = load_synthesizer(settings.tts.backend, threads=settings.tts.threads)
+    synth = load_synthesizer(settings.tts.backend, threads=settings.tts.threads, coqui=settings.tts.coqui_voice())
     made = []
     for name, texts in (("question", QUESTION_SCRIPT), ("fault", FAULT_SCRIPT)):
         paths = []

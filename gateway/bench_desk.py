@@ -148,7 +148,7 @@ def add_agent(base: str, admin_token: str, name: str) -> str:
 def _voice(settings: Settings, folder: Path) -> tuple[np.ndarray, np.ndarray]:
     from tts.loader import load_synthesizer
 
-    synth = load_synthesizer(settings.tts.backend, threads=settings.tts.threads)
+    synth = load_synthesizer(settings.tts.backend, threads=settings.tts.threads, coqui=settings.tts.coqui_voice())
     clips = []
     for name, text in (("human", HUMAN), ("question", QUESTION)):
         write_speech(synth, text, folder / f"{name}.wav", 16000)

@@ -192,7 +192,7 @@ def _ms(values: list[float]) -> dict[str, float | None]:
 def run_bench(rounds: int, url: str | None, settings: Settings) -> dict[str, Any]:
     from tts.loader import load_synthesizer
 
-    synth = load_synthesizer(settings.tts.backend, threads=settings.tts.threads)
+    synth = load_synthesizer(settings.tts.backend, threads=settings.tts.threads, coqui=settings.tts.coqui_voice())
     with tempfile.TemporaryDirectory(prefix="hotline-bench-voice-") as folder:
         speech = {}
         for index, text in enumerate((INTERRUPTION, *QUESTIONS)):

@@ -99,7 +99,7 @@ def run_tts_eval(kb_folder: Path | None, limit: int, settings: Settings) -> int:
     s = settings.asr
     transcriber = WhisperTranscriber(resolve(s.model, settings.model_dir), device=s.device,
                                      compute_type=s.compute_type, cpu_threads=s.threads, beam_size=s.beam_size)
-    synth = load_synthesizer(settings.tts.backend, threads=settings.tts.threads)
+    synth = load_synthesizer(settings.tts.backend, threads=settings.tts.threads, coqui=settings.tts.coqui_voice())
     sentences = kb_sentences(kb_folder or settings.kb_dir or DEMO_DIR, limit)
     print(json.dumps(measure(sentences, synth, transcriber), ensure_ascii=False))
     return 0

@@ -28,7 +28,7 @@ async def _spoken(options: SayOptions, settings: Settings) -> bytes:
     from tts.loader import load_synthesizer
     from tts.stream import speak
 
-    synth = load_synthesizer(settings.tts.backend, threads=settings.tts.threads)
+    synth = load_synthesizer(settings.tts.backend, threads=settings.tts.threads, coqui=settings.tts.coqui_voice())
     pool = InferencePool("tts", 1)
     try:
         fmt = AudioFormat(options.codec, options.rate)

