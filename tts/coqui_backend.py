@@ -47,7 +47,7 @@ def import_runtime() -> tuple[Any, int]:
         import torch  # noqa: F401
         from TTS.api import TTS
         from TTS.utils import synthesizer
-    except ImportError as exc:
+    except (ImportError, OSError) as exc:  # OSError: torchaudio's CUDA libraries under a CPU torch
         raise SynthesisError(
             f"the coqui backend needs the optional coqui extra (see the README, `make install-coqui`): {exc}"
         ) from exc
@@ -63,10 +63,10 @@ def _check_files(voice: CoquiVoice) -> None:
 def _check_device(device: str) -> None:
     import torch
 
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise SynthesisError(f"coqui device {device!r} asked for, but torch sees no CUDA device")
     if not device.startswith(("cpu", "cuda")):
         raise SynthesisError(f"coqui device must be cpu or cuda[:N], got {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise SynthesisError(f"coqui device {device!r} asked for, but torch sees no CUDA device")
 
 
 class CoquiSynthesizer:
