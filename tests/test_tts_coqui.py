@@ -21,7 +21,7 @@ try:
 
     COQUI_MISSING = ""
 except (ImportError, OSError) as exc:  # torchaudio's CUDA libraries raise OSError on a CPU-only torch
-    COQUI_MISSING = f"the coqui extra is not importable here ({exc}); `make install` installs it"
+    COQUI_MISSING = f"the coqui extra is not importable here ({exc}); `make install-coqui` installs it"
 
 needs_coqui = pytest.mark.skipif(bool(COQUI_MISSING), reason=COQUI_MISSING)
 
