@@ -5,6 +5,9 @@ a cough) and the session's comparison of the caller's audio with the bot's (core
 or the bot's own voice coming back through a speakerphone, whose transcript is mostly made of what
 the bot is saying: compared by sound (toneless pinyin), since Whisper writes a muffled echo of
 "欢迎致电云帆通信" as "在营治殿允翻通行". (The session also compares the audio itself: core.echo.)
+
+Objections ("不对", "等一下", "停") are the exception to lasting: they are short, and a caller who says one
+over the bot wants it to stop, so an utterance made only of them cuts in once its words are known.
 """
 
 from __future__ import annotations
@@ -17,11 +20,16 @@ from pypinyin import lazy_pinyin
 from asr.cer import normalize_for_cer
 from tts.text_norm import normalize_for_speech
 
+# Around an objection: a caller's "哎，等一下啊" or "不对吧" is still only the objection.
+_LEAD_IN = "(?:哎|诶|唉|喂|欸)?"
+_PARTICLES = "(?:啊|呀|吧|了|嘛|哈|呢)*"
+
 
 class CutInRules:
-    def __init__(self, backchannels: Iterable[str], echo_share: float) -> None:
-        words = sorted({w for w in map(normalize_for_cer, backchannels) if w}, key=len, reverse=True)
-        self._backchannel = re.compile("(?:" + "|".join(map(re.escape, words)) + ")+") if words else None
+    def __init__(self, backchannels: Iterable[str], echo_share: float, objections: Iterable[str] = ()) -> None:
+        self._backchannel = _run_of(backchannels)
+        objection = _run_of(objections)
+        self._objection = re.compile(_LEAD_IN + objection.pattern + _PARTICLES) if objection else None
         self.echo_share = echo_share
 
     def meant(self, heard: str, bot_said: str) -> bool:
@@ -29,9 +37,15 @@ class CutInRules:
         said_something = bool(normalize_for_cer(heard))
         return said_something and not self.is_backchannel(heard) and not self.is_echo(heard, bot_said)
 
+    def objects(self, heard: str, bot_said: str) -> bool:
+        """True when `heard`, however short, said over the bot while it says `bot_said`, asks it to stop."""
+        return self.is_objection(heard) and not self.is_echo(heard, bot_said)
+
     def is_backchannel(self, heard: str) -> bool:
-        folded = normalize_for_cer(heard)
-        return self._backchannel is not None and bool(folded) and self._backchannel.fullmatch(folded) is not None
+        return _fullmatch(self._backchannel, heard)
+
+    def is_objection(self, heard: str) -> bool:
+        return _fullmatch(self._objection, heard)
 
     def is_echo(self, heard: str, bot_said: str) -> bool:
         """Most of what was heard is in what the bot is saying (numbers compared as they are spoken)."""
@@ -41,6 +55,17 @@ class CutInRules:
         if not theirs or not ours:
             return False
         return sum(piece in ours for piece in theirs) / len(theirs) >= self.echo_share
+
+
+def _run_of(words: Iterable[str]) -> re.Pattern[str] | None:
+    """Any run of the words ("好的好的", "不对不对"), compared as normalize_for_cer folds them."""
+    folded = sorted({w for w in map(normalize_for_cer, words) if w}, key=len, reverse=True)
+    return re.compile("(?:" + "|".join(map(re.escape, folded)) + ")+") if folded else None
+
+
+def _fullmatch(pattern: re.Pattern[str] | None, heard: str) -> bool:
+    folded = normalize_for_cer(heard)
+    return pattern is not None and bool(folded) and pattern.fullmatch(folded) is not None
 
 
 def _syllables(text: str) -> list[str]:
