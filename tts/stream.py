@@ -118,7 +118,10 @@ def text_prefix(text: str, share: float) -> str:
         if not _NOT_SPOKEN.fullmatch(char):
             spoken += 1
             if spoken == wanted:
-                return text[: index + 1]
+                end = index + 1
+                while end < len(text) and _NOT_SPOKEN.fullmatch(text[end]) and not text[end].isspace():
+                    end += 1
+                return text[:end]
     return text
 
 
