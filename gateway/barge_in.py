@@ -7,7 +7,10 @@ the bot is saying: compared by sound (toneless pinyin), since Whisper writes a m
 "欢迎致电云帆通信" as "在营治殿允翻通行". (The session also compares the audio itself: core.echo.)
 
 Objections ("不对", "等一下", "停") are the exception to lasting: they are short, and a caller who says one
-over the bot wants it to stop, so an utterance made only of them cuts in once its words are known.
+over the bot wants it to stop, so an utterance made only of them cuts in once its words are known. Whisper
+often loses the first consonant of such a clipped word (it wrote the bundled voice's "不对" as "无对"), so
+they are also compared by sound: the same syllables, the first of a word of two or more allowed another
+initial consonant.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from pypinyin import lazy_pinyin
+from pypinyin import Style, lazy_pinyin
 
 from asr.cer import normalize_for_cer
 from tts.text_norm import normalize_for_speech
@@ -23,6 +26,9 @@ from tts.text_norm import normalize_for_speech
 # Around an objection: a caller's "哎，等一下啊" or "不对吧" is still only the objection.
 _LEAD_IN = "(?:哎|诶|唉|喂|欸)?"
 _PARTICLES = "(?:啊|呀|吧|了|嘛|哈|呢)*"
+# The same, as _sounds() writes them.
+_LEAD_IN_SOUNDS = "(?:(?:ai|ei|wei)/[a-z]* )?"
+_PARTICLE_SOUNDS = "(?:(?:a|ya|ba|le|ma|ha|ne)/[a-z]* )*"
 
 
 class CutInRules:
@@ -30,6 +36,10 @@ class CutInRules:
         self._backchannel = _run_of(backchannels)
         objection = _run_of(objections)
         self._objection = re.compile(_LEAD_IN + objection.pattern + _PARTICLES) if objection else None
+        sounds = sorted({_sound_pattern(w) for w in map(normalize_for_cer, objections) if w}, key=len, reverse=True)
+        self._objection_sounds = (
+            re.compile(_LEAD_IN_SOUNDS + "(?:" + "|".join(sounds) + ")+" + _PARTICLE_SOUNDS) if sounds else None
+        )
         self.echo_share = echo_share
 
     def meant(self, heard: str, bot_said: str) -> bool:
@@ -39,13 +49,17 @@ class CutInRules:
 
     def objects(self, heard: str, bot_said: str) -> bool:
         """True when `heard`, however short, said over the bot while it says `bot_said`, asks it to stop."""
-        return self.is_objection(heard) and not self.is_echo(heard, bot_said)
+        return self.is_objection(heard) and not self.is_backchannel(heard) and not self.is_echo(heard, bot_said)
 
     def is_backchannel(self, heard: str) -> bool:
         return _fullmatch(self._backchannel, heard)
 
     def is_objection(self, heard: str) -> bool:
-        return _fullmatch(self._objection, heard)
+        if _fullmatch(self._objection, heard):
+            return True
+        folded = normalize_for_cer(heard)
+        return self._objection_sounds is not None and bool(folded) and (
+            self._objection_sounds.fullmatch(_sounds(folded)) is not None)
 
     def is_echo(self, heard: str, bot_said: str) -> bool:
         """Most of what was heard is in what the bot is saying (numbers compared as they are spoken)."""
@@ -66,6 +80,22 @@ def _run_of(words: Iterable[str]) -> re.Pattern[str] | None:
 def _fullmatch(pattern: re.Pattern[str] | None, heard: str) -> bool:
     folded = normalize_for_cer(heard)
     return pattern is not None and bool(folded) and pattern.fullmatch(folded) is not None
+
+
+def _sounds(text: str) -> str:
+    """Each syllable as "full/final " in toneless pinyin: 不对 -> "bu/u dui/ui "."""
+    full = lazy_pinyin(text)
+    finals = lazy_pinyin(text, style=Style.FINALS, strict=False)
+    return "".join(f"{syllable}/{final} " for syllable, final in zip(full, finals, strict=True))
+
+
+def _sound_pattern(word: str) -> str:
+    """A word's sounds as a pattern; with two syllables or more the first may begin with any consonant."""
+    sounds = _sounds(word).split(" ")[:-1]
+    first = sounds[0]
+    if len(sounds) > 1:
+        first = "[a-z]*/" + re.escape(first.split("/")[1])
+    return "".join(f"{piece} " for piece in [first, *map(re.escape, sounds[1:])])
 
 
 def _syllables(text: str) -> list[str]:
