@@ -108,7 +108,7 @@ _GOODBYE = re.compile(
 # Only an objection, nothing else: "不对" / "错了" (what the bot said is wrong) or "等一下" / "停" (let me speak).
 _WRONG = re.compile(r"^(?:哎|诶|唉)?(?:不对|不是|错了|说错了|搞错了)+[啊呀吧了嘛]*$")
 # Whisper loses the first consonant of a clipped "不对" / "不是" ("无对"): the same as it sounds.
-_WRONG_SOUNDS = re.compile(r"^(?:(?:ai|ei) )?(?:[bwp]?u (?:dui|shi) ?)+(?:(?:a|ya|ba|le|ma) ?)*$")
+_WRONG_SOUNDS = re.compile(r"^(?:(?:ai|ei) )?(?:[bwpm]?u (?:dui|shi) ?)+(?:(?:a|ya|ba|le|ma) ?)*$")
 _WAIT = re.compile(r"^(?:哎|诶|唉|喂)?(?:等一下|等一等|等下|等等|稍等|停一下|停|别说了|先别说)+[啊呀吧了嘛]*$")
 
 _TELECOM = re.compile(

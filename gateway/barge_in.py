@@ -38,7 +38,7 @@ class CutInRules:
         self._objection = re.compile(_LEAD_IN + objection.pattern + _PARTICLES) if objection else None
         sounds = sorted({_sound_pattern(w) for w in map(normalize_for_cer, objections) if w}, key=len, reverse=True)
         self._objection_sounds = (
-            re.compile(_LEAD_IN_SOUNDS + "(?:" + "|".join(sounds) + ")+" + _PARTICLE_SOUNDS) if sounds else None
+            re.compile("(?:" + _LEAD_IN_SOUNDS + "(?:" + "|".join(sounds) + "))+" + _PARTICLE_SOUNDS) if sounds else None
         )
         self.echo_share = echo_share
 

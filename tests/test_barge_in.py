@@ -49,6 +49,7 @@ class Line:
     """Everything that came back, in order: ("event", dict) and ("audio", bytes)."""
 
     timeline: list[tuple[str, Any]] = field(default_factory=list)
+    arrived: list[float] = field(default_factory=list)  # when each item of the timeline came (monotonic clock)
 
     def events(self, kind: str) -> list[dict[str, Any]]:
         return [item for tag, item in self.timeline if tag == "event" and item["type"] == kind]
@@ -124,6 +125,7 @@ async def _call(url: str, microphone: Microphone, listen_after_s: float = 3.0) -
         async def receive() -> None:
             try:
                 async for message in ws:
+                    line.arrived.append(time.monotonic())
                     if isinstance(message, bytes):
                         line.timeline.append(("audio", message))
                     else:
@@ -208,7 +210,8 @@ def test_without_waiting_for_words_an_interruption_stops_the_bot_on_speech_alone
     assert [e for e in line.events("reply") if e["turn"] == 2]
 
 
-def test_a_real_interruption_stops_the_bot_within_a_frame_and_keeps_only_what_was_played(live_hotline, say):
+def test_a_real_interruption_stops_the_bot_within_a_frame_and_keeps_only_what_was_played(live_hotline, say,
+                                                                                          greeting_s):
     line = asyncio.run(_call(live_hotline.url, speech_from(_wav_pcm(say(INTERRUPTION)))))
     interrupted = line.events("interrupted")
     assert interrupted == [{"type": "interrupted", "turn": 1}], line.timeline[-20:]
@@ -221,22 +224,32 @@ def test_a_real_interruption_stops_the_bot_within_a_frame_and_keeps_only_what_wa
                    and item["turn"] == 2), len(line.timeline))
     assert not [tag for tag, _ in line.timeline[at:answer] if tag == "audio"]
     assert [e for e in line.events("reply") if e["turn"] == 2]
-    _assert_only_what_was_played_is_kept(line, live_hotline.base)
+    _assert_only_what_was_played_is_kept(line, live_hotline.base, greeting_s)
 
 
-def _assert_only_what_was_played_is_kept(line: Line, base: str) -> None:
+@pytest.fixture(scope="module")
+def greeting_s(live_hotline) -> float:
+    """How long the whole greeting's audio lasts (a call in which the caller says nothing)."""
+    line = asyncio.run(_call(live_hotline.url, lambda line, index: None if line.greeting_over() else SILENCE,
+                             listen_after_s=0.5))
+    return line.greeting_heard_s()
+
+
+def _assert_only_what_was_played_is_kept(line: Line, base: str, greeting_s: float) -> None:
     """The greeting's only sentence was cut: the history and the call record keep the part of it that was
-    played (by its share of the audio sent before `interrupted`), marked interrupted."""
+    played (from its first frame to `interrupted`), marked interrupted."""
     greeting = line.events("reply")[0]["text"]
     end = line.events("reply_end")[0]
     assert end["interrupted"] is True and end["turn"] == 1
     heard = end["text"]
     assert heard and greeting.startswith(heard) and len(heard) < len(greeting), (heard, greeting)
+    first_frame = next(i for i, (tag, _) in enumerate(line.timeline) if tag == "audio")
     at = line.timeline.index(("event", line.events("interrupted")[0]))
-    played_s = sum(len(item) for tag, item in line.timeline[:at] if tag == "audio") / 32000
+    played_s = line.arrived[at] - line.arrived[first_frame]
     spoken = len([ch for ch in greeting if ch.isalnum()])
-    # the audio is sent up to 0.3 s ahead of playback, and speech is not evenly spread over it: a margin
-    assert abs(len([ch for ch in heard if ch.isalnum()]) - spoken * played_s / line.greeting_heard_s()) <= 5
+    # a voice's pace is not even, and a clause's pause counts with its clause: a margin of a few characters
+    expected = spoken * played_s / greeting_s
+    assert abs(len([ch for ch in heard if ch.isalnum()]) - expected) <= 5, (heard, expected)
     record = ended_call_record(base, line.events("ready")[0]["call_id"])
     bot = [(t["text"], t["interrupted"]) for t in record["turns"] if t["speaker"] == "bot"]
     assert bot[0] == (heard, True)
@@ -249,8 +262,12 @@ def test_a_backchannel_said_when_the_bot_is_silent_is_answered(live_hotline, say
     assert [e for e in line.events("reply") if e["turn"] == 2]
 
 
-@pytest.mark.parametrize("objection", ["不对", "等一下"])
-def test_a_short_objection_half_way_through_a_reply_stops_it_and_is_answered(live_hotline, say, objection):
+# 0.38 and 0.48 s of speech in the bundled voice, under the 0.5 s a barge-in otherwise needs. (Its bare "不对"
+# is as short, but Whisper base writes it as 无对, 姆队, 舞队 (heard by sound) or 舞台, 姿势 (not): too
+# uncertain for a test.)
+@pytest.mark.parametrize("objection", ["不是", "哎不对"])
+def test_a_short_objection_half_way_through_a_reply_stops_it_and_is_answered(live_hotline, say, greeting_s,
+                                                                             objection):
     line = asyncio.run(_call(live_hotline.url, speech_from(_wav_pcm(say(objection)))))
     said = [item for tag, item in line.timeline if tag == "event" and item["type"] in ("final", "interrupted")]
     interrupted = line.events("interrupted")
@@ -263,14 +280,14 @@ def test_a_short_objection_half_way_through_a_reply_stops_it_and_is_answered(liv
     assert not [tag for tag, _ in line.timeline[at:answer] if tag == "audio"]
     # the objection is a turn, answered as the dialogue answers a bare objection
     assert line.timeline[answer][1]["text"] in ("抱歉，请问哪里不对？您直接说正确的就好。", "好的，您请说。")
-    _assert_only_what_was_played_is_kept(line, live_hotline.base)
+    _assert_only_what_was_played_is_kept(line, live_hotline.base, greeting_s)
 
 
 def test_without_objection_words_a_short_objection_does_not_cut_in(live_hotline, say):
     calls = live_hotline.settings.calls
     calls.barge_in_objections = []
     try:
-        line = asyncio.run(_call(live_hotline.url, speech_from(_wav_pcm(say("不对")))))
+        line = asyncio.run(_call(live_hotline.url, speech_from(_wav_pcm(say("不是")))))
     finally:
         calls.barge_in_objections = list(OBJECTIONS)
     _assert_not_cut_off_nor_answered(line, live_hotline.base)

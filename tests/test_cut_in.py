@@ -66,7 +66,8 @@ OBJECTING = CutInRules(BACKCHANNELS, echo_share=0.5, objections=OBJECTIONS)
 
 @pytest.mark.parametrize("heard", ["不对", "不对不对！", "不是。", "错了", "等一下", "哎，等一下啊", "等等", "停", "停停停",
                                    "别说了", "不用了", "转人工",
-                                   "无对"])  # what Whisper wrote for the bundled voice's "不对" cut in over the greeting
+                                   # what Whisper wrote for the bundled voice's "不对", "哎不对"
+                                   "无对", "舞队", "母队母队", "姆队", "爱不对", "爱不对爱不对"])
 def test_objections_cut_in_however_short(heard):
     assert OBJECTING.objects(heard, GREETING)
 
