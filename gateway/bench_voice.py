@@ -6,7 +6,7 @@ the last frame of the greeting that arrived), from the onset of the caller's spe
 it has lasted `HOTLINE_CALLS__BARGE_IN_MIN_SPEECH_S`; then it asks a question and times the end of its
 speech to the first reply audio, and each reply sentence's text to its first audio frame (sentences
 heard in an earlier call are left out: short ones come from the phrase cache). A second call per round
-says only "不是" half-way through the greeting, too short to last: it stops the bot by its words
+(declared Mandarin) says only "不是" half-way through the greeting, too short to last: it stops the bot by its words
 (`HOTLINE_CALLS__BARGE_IN_OBJECTIONS`), and the bench times that from its onset too.
 """
 
@@ -163,7 +163,8 @@ async def _one_call(url: str, interruption: np.ndarray, question: np.ndarray, mi
 
 async def _objection_call(url: str, objection: np.ndarray, figures: VoiceFigures) -> None:
     async with websockets.connect(url, max_size=1 << 22) as ws:
-        await ws.send(json.dumps({"type": "start", "codec": "pcm16", "sample_rate": RATE}))
+        # a Mandarin line: with `auto`, the language of a clip this short is a guess
+        await ws.send(json.dumps({"type": "start", "codec": "pcm16", "sample_rate": RATE, "dialect": "mandarin"}))
         line = BenchLine(ws)
         running = asyncio.create_task(line.run())
         try:

@@ -30,6 +30,9 @@ pytestmark = pytest.mark.slow
 FRAME = 320  # 20 ms at 16 kHz
 SILENCE = np.zeros(FRAME, np.int16)
 START = json.dumps({"type": "start", "codec": "pcm16", "sample_rate": 16000})
+# A call that says it speaks Mandarin: with `auto` the language of a clip under half a second is a guess,
+# and "哎不对" once came back as English ("Aibudueng").
+MANDARIN_START = json.dumps({"type": "start", "codec": "pcm16", "sample_rate": 16000, "dialect": "mandarin"})
 HALF_WAY_S = 1.5  # the greeting (about 5 s) is this far along when the caller's audio comes in
 ECHO_GAIN = 0.25  # the bot's voice coming back through a speakerphone, 12 dB down
 INTERRUPTION = "等一下，我想问别的"
@@ -117,10 +120,10 @@ def after_the_greeting(pcm: np.ndarray) -> Microphone:
     return next_frame
 
 
-async def _call(url: str, microphone: Microphone, listen_after_s: float = 3.0) -> Line:
+async def _call(url: str, microphone: Microphone, listen_after_s: float = 3.0, start: str = START) -> Line:
     line = Line()
     async with websockets.connect(url) as ws:
-        await ws.send(START)
+        await ws.send(start)
 
         async def receive() -> None:
             try:
@@ -268,7 +271,7 @@ def test_a_backchannel_said_when_the_bot_is_silent_is_answered(live_hotline, say
 @pytest.mark.parametrize("objection", ["不是", "哎不对"])
 def test_a_short_objection_half_way_through_a_reply_stops_it_and_is_answered(live_hotline, say, greeting_s,
                                                                              objection):
-    line = asyncio.run(_call(live_hotline.url, speech_from(_wav_pcm(say(objection)))))
+    line = asyncio.run(_call(live_hotline.url, speech_from(_wav_pcm(say(objection))), start=MANDARIN_START))
     said = [item for tag, item in line.timeline if tag == "event" and item["type"] in ("final", "interrupted")]
     interrupted = line.events("interrupted")
     assert interrupted == [{"type": "interrupted", "turn": 1}], json.dumps(said, ensure_ascii=False)
@@ -287,7 +290,7 @@ def test_without_objection_words_a_short_objection_does_not_cut_in(live_hotline,
     calls = live_hotline.settings.calls
     calls.barge_in_objections = []
     try:
-        line = asyncio.run(_call(live_hotline.url, speech_from(_wav_pcm(say("不是")))))
+        line = asyncio.run(_call(live_hotline.url, speech_from(_wav_pcm(say("不是"))), start=MANDARIN_START))
     finally:
         calls.barge_in_objections = list(OBJECTIONS)
     _assert_not_cut_off_nor_answered(line, live_hotline.base)
