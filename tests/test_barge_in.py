@@ -265,13 +265,11 @@ def test_a_backchannel_said_when_the_bot_is_silent_is_answered(live_hotline, say
     assert [e for e in line.events("reply") if e["turn"] == 2]
 
 
-# 0.38 and 0.48 s of speech in the bundled voice, under the 0.5 s a barge-in otherwise needs. (Its bare "不对"
-# is as short, but Whisper base writes it as 无对, 姆队, 舞队 (heard by sound) or 舞台, 姿势 (not): too
-# uncertain for a test.)
-@pytest.mark.parametrize("objection", ["不是", "哎不对"])
-def test_a_short_objection_half_way_through_a_reply_stops_it_and_is_answered(live_hotline, say, greeting_s,
-                                                                             objection):
-    line = asyncio.run(_call(live_hotline.url, speech_from(_wav_pcm(say(objection))), start=MANDARIN_START))
+# "不是": 0.38 s of speech in the bundled voice, under the 0.5 s a barge-in otherwise needs. Its "不对" and
+# "哎不对" are as short, but Whisper base writes them as 无对, 姆队 (heard by sound) or as 舞台, 姿势,
+# "i不断i不断" (not): too uncertain for a test.
+def test_a_short_objection_half_way_through_a_reply_stops_it_and_is_answered(live_hotline, say, greeting_s):
+    line = asyncio.run(_call(live_hotline.url, speech_from(_wav_pcm(say("不是"))), start=MANDARIN_START))
     said = [item for tag, item in line.timeline if tag == "event" and item["type"] in ("final", "interrupted")]
     interrupted = line.events("interrupted")
     assert interrupted == [{"type": "interrupted", "turn": 1}], json.dumps(said, ensure_ascii=False)
