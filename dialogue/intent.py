@@ -109,6 +109,7 @@ _GOODBYE = re.compile(
 _WRONG = re.compile(r"^(?:哎|诶|唉)?(?:不对|不是|错了|说错了|搞错了)+[啊呀吧了嘛]*$")
 # Whisper loses the first consonant of a clipped "不对" / "不是" ("无对"): the same as it sounds.
 _WRONG_SOUNDS = re.compile(r"^(?:(?:ai|ei) )?(?:[bwpm]?u (?:dui|shi) ?)+(?:(?:a|ya|ba|le|ma) ?)*$")
+_NUMERAL = re.compile(r"[0-9零一二两三四五六七八九十]")  # "五十" sounds like "不是": a number is never an objection
 _WAIT = re.compile(r"^(?:哎|诶|唉|喂)?(?:等一下|等一等|等下|等等|稍等|停一下|停|别说了|先别说)+[啊呀吧了嘛]*$")
 
 _TELECOM = re.compile(
@@ -177,7 +178,7 @@ def objection(text: str) -> str | None:
     """"wrong" when the utterance only says that what the bot said is wrong ("不对", "不是"), "wait" when it
     only asks the bot to stop ("等一下", "停", "别说了"); None otherwise ("不对，是幺五八…" is a correction)."""
     bare = re.sub(r"[\s，,。！？!?、.…]", "", text)
-    if _WRONG.match(bare) or _WRONG_SOUNDS.match(sounds(bare)):
+    if _WRONG.match(bare) or (_WRONG_SOUNDS.match(sounds(bare)) and not _NUMERAL.search(bare)):
         return "wrong"
     if _WAIT.match(bare):
         return "wait"

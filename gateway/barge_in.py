@@ -29,10 +29,13 @@ _PARTICLES = "(?:啊|呀|吧|了|嘛|哈|呢)*"
 # The same, as _sounds() writes them.
 _LEAD_IN_SOUNDS = "(?:(?:ai|ei|wei)/[a-z]* )?"
 _PARTICLE_SOUNDS = "(?:(?:a|ya|ba|le|ma|ha|ne)/[a-z]* )*"
+# A number is never an objection by sound: "五十" sounds like "不是", and a caller may repeat a price.
+_NUMERALS = re.compile(r"[0-9零〇一二两三四五六七八九十百千万幺]")
 
 
 class CutInRules:
     def __init__(self, backchannels: Iterable[str], echo_share: float, objections: Iterable[str] = ()) -> None:
+        objections = tuple(objections)
         self._backchannel = _run_of(backchannels)
         objection = _run_of(objections)
         self._objection = re.compile(_LEAD_IN + objection.pattern + _PARTICLES) if objection else None
@@ -58,8 +61,9 @@ class CutInRules:
         if _fullmatch(self._objection, heard):
             return True
         folded = normalize_for_cer(heard)
-        return self._objection_sounds is not None and bool(folded) and (
-            self._objection_sounds.fullmatch(_sounds(folded)) is not None)
+        if self._objection_sounds is None or not folded or _NUMERALS.search(folded):
+            return False
+        return self._objection_sounds.fullmatch(_sounds(folded)) is not None
 
     def is_echo(self, heard: str, bot_said: str) -> bool:
         """Most of what was heard is in what the bot is saying (numbers compared as they are spoken)."""

@@ -555,7 +555,7 @@ def test_eval_command_runs_cases_through_the_real_manager_and_store(tmp_path, ca
 
 
 @pytest.mark.parametrize(("said", "kind"), [
-    ("不对", "wrong"), ("不是不是。", "wrong"), ("无对", "wrong"), ("错了吧", "wrong"), ("等一下", "wait"), ("哎，停", "wait"),
+    ("不对", "wrong"), ("不是不是。", "wrong"), ("无对", "wrong"), ("五十", None), ("错了吧", "wrong"), ("等一下", "wait"), ("哎，停", "wait"),
     ("别说了", "wait"), ("不对，是幺五八零零", None), ("等一下，我想问别的", None), ("不用了", None), ("对", None),
 ])
 def test_a_bare_objection_is_told_apart_from_a_correction(said, kind):
