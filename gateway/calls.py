@@ -455,7 +455,7 @@ class CallSession:
     async def _on_final(self, event: FinalTranscript) -> None:
         overlap, self.overlap = self.overlap, None
         objection = overlap is not None and not overlap.lasting and self._objects(event)
-        if objection:
+        if overlap is not None and objection:
             await self._cut_in(overlap)  # before anything else is sent: the caller wants silence now
         if (speech_end := self._arrival_of(event.ended_at)) is not None:
             self.services.metrics.latency("final", self.services.clock.monotonic() - speech_end)
