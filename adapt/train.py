@@ -41,6 +41,7 @@ from adapt.torch_whisper import encode, greedy_decode, token_logits
 from asr.cer import CerCount, cer_count
 
 CHECKPOINT = "checkpoint.pt"
+BEST = "best.pt"  # the trained weights of the epoch with the lowest dev CER so far
 TOKENS_PER_SECOND = 12.0  # the recognizer's cap on a decode, as in asr.whisper.DecodeOptions
 ATTENTION_AND_FFN = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
 
@@ -69,6 +70,8 @@ class Progress:
     step: int = 0
     dev_cer_before: float | None = None
     history: list[dict[str, Any]] | None = None
+    best_dev_cer: float | None = None  # of the weights in BEST
+    best_step: int | None = None
 
 
 def resolve_device(name: str) -> torch.device:
@@ -263,6 +266,33 @@ def _trainable_state(model: Any) -> dict[str, torch.Tensor]:
     return {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad}
 
 
+def _load_trainable(model: Any, state: dict[str, torch.Tensor]) -> None:
+    parameters = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, value in state.items():
+            parameters[name].copy_(value)
+
+
+def _keep_if_best(model: Any, progress: Progress, cer: float | None, folder: Path) -> None:
+    """Save the trained weights when `cer` is the lowest dev CER yet: a later epoch may overfit."""
+    if cer is None or (progress.best_dev_cer is not None and cer >= progress.best_dev_cer):
+        return
+    tmp = folder / (BEST + ".partial")
+    torch.save(_trainable_state(model), tmp)
+    os.replace(tmp, folder / BEST)
+    progress.best_dev_cer, progress.best_step = cer, progress.step
+
+
+def _restore_best(model: Any, progress: Progress, last_cer: float | None, folder: Path, log: Log) -> float | None:
+    """Put back the best epoch's weights when the last ones are worse on dev; the dev CER exported."""
+    best = progress.best_dev_cer
+    if best is None or last_cer is None or best >= last_cer or not (folder / BEST).is_file():
+        return last_cer
+    _load_trainable(model, torch.load(folder / BEST, map_location="cpu", weights_only=True))
+    log(f"exporting the weights of step {progress.best_step} (dev CER {best:.1%}), not the last ({last_cer:.1%})")
+    return best
+
+
 def _run_key(options: AdaptOptions) -> dict[str, Any]:
     return {"dialect": options.dialect, "lora": options.lora, "rank": options.rank,
             "tune_encoder": options.tune_encoder, "base": str(options.base)}
@@ -281,10 +311,7 @@ def load_checkpoint(path: Path, model: Any, optimizer: Any, options: AdaptOption
     saved = torch.load(path, map_location="cpu", weights_only=False)
     if saved["key"] != _run_key(options):
         raise ValueError(f"{path} belongs to another run ({saved['key']}); use another --out or delete it")
-    parameters = dict(model.named_parameters())
-    with torch.no_grad():
-        for name, value in saved["trainable"].items():
-            parameters[name].copy_(value)
+    _load_trainable(model, saved["trainable"])
     optimizer.load_state_dict(saved["optimizer"])
     progress = Progress(**saved["progress"])
     log(f"resuming from {path}: epoch {progress.epoch + 1}, batch {progress.batch}, step {progress.step}")
@@ -326,6 +353,7 @@ def adapt_asr(options: AdaptOptions, log: Log = _stderr) -> AdaptResult:
     if stopped_by_time and dev:
         dev_cer_after = dev_cer(model, dev, prompt, tokenizer, options, device, suppress)
         log(f"dev CER at step {progress.step}: {dev_cer_after:.1%}")
+    dev_cer_after = _restore_best(trained, progress, dev_cer_after, options.out, log)
     trained.eval()
     model_dir = None
     if options.export:
@@ -383,6 +411,7 @@ def _train(trained: Any, model: Any, train: list[Sample], dev: list[Sample], pro
                                           cer, round(time.monotonic() - epoch_began, 1))))
         log(f"epoch {progress.epoch + 1} done: step {progress.step}, loss {history[-1]['loss']}, "
             f"dev CER {'-' if cer is None else f'{cer:.1%}'}")
+        _keep_if_best(trained, progress, cer, checkpoint.parent)
         progress.epoch += 1
         progress.batch = 0
         save_checkpoint(checkpoint, trained, optimizer, progress, options)

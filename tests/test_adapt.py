@@ -259,3 +259,29 @@ def test_a_run_stopped_by_its_time_limit_resumes_from_its_checkpoint(base_model:
     second = adapt_asr(AdaptOptions(**{**options.__dict__, "max_minutes": None}), log=lines.append)
     assert not second.stopped_by_time and second.steps == 2 and second.epochs_done == 1.0
     assert any(line.startswith("resuming from") for line in lines)
+
+
+def test_the_epoch_best_on_dev_is_exported_not_a_later_worse_one(tmp_path: Path) -> None:
+    import torch
+
+    from adapt.train import Progress, _keep_if_best, _restore_best
+
+    model = torch.nn.Linear(2, 1)
+    progress = Progress(step=10)
+    best_weights = model.weight.detach().clone()
+    _keep_if_best(model, progress, 0.60, tmp_path)
+    with torch.no_grad():
+        model.weight.add_(1.0)  # the next epoch overfits
+    progress.step = 20
+    _keep_if_best(model, progress, 0.74, tmp_path)
+    assert (progress.best_dev_cer, progress.best_step) == (0.60, 10)
+
+    logged: list[str] = []
+    assert _restore_best(model, progress, 0.74, tmp_path, logged.append) == 0.60
+    assert torch.equal(model.weight, best_weights) and "step 10" in logged[0]
+    # when the last epoch is the best, its weights stay
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    kept = model.weight.detach().clone()
+    assert _restore_best(model, Progress(best_dev_cer=0.5, best_step=3), 0.4, tmp_path, logged.append) == 0.4
+    assert torch.equal(model.weight, kept)
