@@ -24,7 +24,7 @@ from tts.text_norm import normalize_for_speech, pause_after
 SAMPLE_RATE = 24000
 # FastSpeech2's position table ends near 512 phonemes (about 170 characters): stay well inside it.
 _MAX_PIECE_CHARS = 60
-_PIECE_END = re.compile(r"(?<=[，、：；。！？])")
+_PIECE_END = re.compile(r"(?<=[。！？；])" if os.environ.get("ZHPIECE") == "sentence" else r"(?<=[，、：；。！？])")
 _HANZI = re.compile(r"[\u4e00-\u9fa5]")
 
 
@@ -130,6 +130,12 @@ class ZhttsSynthesizer:
 
     def _phoneme_ids(self, piece: str) -> list[int] | None:
         """Baker phoneme ids of a piece; None when none of its characters can be read."""
+        if "orig" not in os.environ.get("ZHFE", ""):
+            from tts.zh_frontend import phonemes
+            symbols = phonemes(piece, self._processor.pinyin_dict)
+            if not symbols:
+                return None
+            return [self._processor.symbol_to_id[s] for s in symbols] + [self._processor.eos_id]
         try:
             return list(self._processor.text_to_sequence(piece, inference=True))
         except (AssertionError, IndexError, KeyError):
@@ -159,7 +165,7 @@ class ZhttsSynthesizer:
         values = (
             np.array([ids], np.int32),
             np.array([0], np.int32),  # speaker
-            np.array([1.0], np.float32),  # speed ratio
+            np.array([float(os.environ.get("ZHSPEED", "1.0"))], np.float32),  # speed ratio
             np.array([1.0], np.float32),  # f0 ratio
             np.array([1.0], np.float32),  # energy ratio
         )
