@@ -22,12 +22,27 @@ from pypinyin import Style, pinyin
 
 PAUSE_MARKS = "，、：；。！？"
 _HANZI_RUN = re.compile(r"[\u4e00-\u9fa5]+|[，、：；。！？]")
+_DIGIT_STRING = re.compile(r"([零幺一二三四五六七八九]{3,})")
 _NUMERALS = set("零一二三四五六七八九十百千万亿两幺第")
 
 # Words pypinyin reads wrongly in a carrier's replies (checked with pypinyin 0.55), and words jieba
 # should keep whole so that they are one prosodic word.
-PHRASE_PINYIN: Mapping[str, tuple[str, ...]] = {}
-WORDS_TO_KEEP: tuple[str, ...] = ()
+PHRASE_PINYIN: Mapping[str, tuple[str, ...]] = {
+    "上行": ("shang4", "xing2"), "最长": ("zui4", "chang2"), "长按": ("chang2", "an4"), "长亮": ("chang2", "liang4"),
+    "重置": ("chong2", "zhi4"), "重装": ("chong2", "zhuang1"), "重拨": ("chong2", "bo1"), "重发": ("chong2", "fa1"),
+    "重设": ("chong2", "she4"), "重连": ("chong2", "lian2"), "调测": ("tiao2", "ce4"), "调低": ("tiao2", "di1"),
+    "调高": ("tiao2", "gao1"),
+    # Alone, as jieba leaves them in replies: 用得多, 时间长.
+    "得": ("de5",), "长": ("chang2",),
+}  # fmt: skip
+WORDS_TO_KEEP: tuple[str, ...] = tuple(
+    """
+    宽带 光猫 光纤 路由器 机顶盒 套餐 主卡 副卡 流量包 日包 月包 加油包 定向流量 通用流量 携号转网 停机保号
+    停机 复机 销户 补卡 换卡 实名制 漫游 国际漫游 港澳台 信号 基站 掉线 断网 网速 测速 报修 装机 安装费 上门
+    月租 月费 违约金 合约期 升档 降档 话费 欠费 滞纳金 账单 账期 缴费 充值 预存 后付费 预付费 发票 详单 投诉
+    工单 工单号 营业厅 客服热线 人工客服 服务密码 验证码 续费 提速 无线网 指示灯 计费 资费 频段 保号费
+    """.split()
+)
 
 _EXP = os.environ.get("ZHFE", "")  # experiment knobs (temporary)
 
@@ -72,7 +87,12 @@ def segment(text: str) -> list[list[str]]:
             if clauses[-1]:
                 clauses[-1].append(run)
             continue
-        clauses[-1].extend(_tokenizer().lcut(run, HMM=False))
+        for part in (_DIGIT_STRING.split(run) if "digits" in _EXP else [run]):
+            # A digit string (10086, a ticket number) is said digit by digit, each one its own word.
+            if _DIGIT_STRING.fullmatch(part):
+                clauses[-1].extend(part)
+            elif part:
+                clauses[-1].extend(_tokenizer().lcut(part, HMM=False))
     return [c for c in clauses if c]
 
 

@@ -166,8 +166,8 @@ class ZhttsSynthesizer:
             np.array([ids], np.int32),
             np.array([0], np.int32),  # speaker
             np.array([float(os.environ.get("ZHSPEED", "1.0"))], np.float32),  # speed ratio
-            np.array([1.0], np.float32),  # f0 ratio
-            np.array([1.0], np.float32),  # energy ratio
+            np.array([float(os.environ.get("ZHF0", "1.0"))], np.float32),  # f0 ratio
+            np.array([float(os.environ.get("ZHEN", "1.0"))], np.float32),  # energy ratio
         )
         for detail, value in zip(inputs, values, strict=True):
             interpreter.set_tensor(detail["index"], value)
