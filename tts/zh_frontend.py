@@ -140,6 +140,11 @@ def _sandhi(items: list[Syllable | str]) -> None:
         run = [i] if isinstance(item, Syllable) and item.tone == 3 else []
 
 
+def spoken_pinyin(text: str) -> list[str]:
+    """The syllables of text as the voice will say them ('你好' -> ['ni2', 'hao3']), for tests and checks."""
+    return [f"{s.pinyin}{s.tone}" for clause in segment(text) for s in syllables(clause) if isinstance(s, Syllable)]
+
+
 def phonemes(text: str, pinyin_dict: Mapping[str, tuple[str, str]]) -> list[str]:
     """Chinese text and pause marks -> Baker symbols: sil, initials, finals with tones, #0/#1/#3, sil."""
     result = ["sil"]
