@@ -10,7 +10,6 @@ applies the tone changes and marks word boundaries.
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 from collections.abc import Iterable, Mapping
@@ -44,8 +43,6 @@ WORDS_TO_KEEP: tuple[str, ...] = tuple(
     """.split()
 )
 
-_EXP = os.environ.get("ZHFE", "")  # experiment knobs (temporary)
-
 _init_lock = threading.Lock()
 
 
@@ -63,7 +60,8 @@ def _tokenizer() -> jieba.Tokenizer:
         tokenizer = jieba.Tokenizer()
         tokenizer.initialize()
         for word in (*WORDS_TO_KEEP, *PHRASE_PINYIN):
-            tokenizer.add_word(word, freq=100_000)
+            if len(word) > 1:  # a single character as a frequent word would cut others apart (长期)
+                tokenizer.add_word(word, freq=100_000)
     return tokenizer
 
 
@@ -79,24 +77,20 @@ def _split_tone(p: str) -> tuple[str, int]:
     return p, 5
 
 
-def segment(text: str) -> list[list[str]]:
-    """Chinese text -> clauses (split at pause marks) of words."""
-    clauses: list[list[str]] = [[]]
+def segment(text: str) -> list[str]:
+    """Chinese text -> its words and pause marks; anything else is dropped."""
+    words: list[str] = []
     for run in _HANZI_RUN.findall(text):
         if run in PAUSE_MARKS:
-            if clauses[-1]:
-                clauses[-1].append(run)
+            words.append(run)
             continue
-        for part in (_DIGIT_STRING.split(run) if "digits" in _EXP else [run]):
-            # A digit string (10086, a ticket number) is said digit by digit, each one its own word.
+        for part in _DIGIT_STRING.split(run):
+            # A digit string (10086, a ticket number) is said digit by digit, each digit a word of its own.
             if _DIGIT_STRING.fullmatch(part):
-                clauses[-1].extend(part)
+                words.extend(part)
             elif part:
-                clauses[-1].extend(_tokenizer().lcut(part, HMM=False))
-    return [c for c in clauses if c]
-
-
-_PARTICLES = set("的了吗呢吧啊着过地得们")
+                words.extend(_tokenizer().lcut(part, HMM=False))
+    return words
 
 
 def syllables(words: Iterable[str]) -> list[Syllable | str]:
@@ -106,12 +100,10 @@ def syllables(words: Iterable[str]) -> list[Syllable | str]:
         if word in PAUSE_MARKS:
             out.append(word)
             continue
-        attach = "particle" in _EXP and word in _PARTICLES and out and isinstance(out[-1], Syllable)
         for index, (char, p) in enumerate(zip(word, _word_pinyin(word), strict=False)):
             base, tone = _split_tone(p)
-            out.append(Syllable(char, base, tone, index == 0 and not attach))
-    if "nosandhi" not in _EXP:
-        _sandhi(out)
+            out.append(Syllable(char, base, tone, index == 0))
+    _sandhi(out)
     return out
 
 
@@ -123,44 +115,43 @@ def _sandhi(items: list[Syllable | str]) -> None:
         prev = sylls[k - 1][1] if k > 0 and sylls[k - 1][0] == i - 1 else None
         if s.char == "不" and s.tone == 4 and nxt is not None and nxt.tone == 4:
             items[i] = Syllable(s.char, s.pinyin, 2, s.word_start)
-        elif s.char == "一" and s.tone == 1 and nxt is not None and "noyi" not in _EXP:
+        elif s.char == "一" and s.tone == 1 and nxt is not None:
             if (prev is not None and prev.char in _NUMERALS) or nxt.char in _NUMERALS - set("百千万亿两"):
                 continue
             items[i] = Syllable(s.char, s.pinyin, 2 if nxt.tone == 4 else 4, s.word_start)
     # Third tone before third tone: every one of a run but the last rises (within a clause).
     run: list[int] = []
     for i, item in enumerate([*items, "。"]):
-        if isinstance(item, Syllable) and item.tone == 3 and not ("word33" in _EXP and item.word_start and run):
+        if isinstance(item, Syllable) and item.tone == 3:
             run.append(i)
             continue
         for j in run[:-1]:
             s = items[j]
             assert isinstance(s, Syllable)
             items[j] = Syllable(s.char, s.pinyin, 2, s.word_start)
-        run = [i] if isinstance(item, Syllable) and item.tone == 3 else []
+        run = []
 
 
 def spoken_pinyin(text: str) -> list[str]:
     """The syllables of text as the voice will say them ('你好' -> ['ni2', 'hao3']), for tests and checks."""
-    return [f"{s.pinyin}{s.tone}" for clause in segment(text) for s in syllables(clause) if isinstance(s, Syllable)]
+    return [f"{s.pinyin}{s.tone}" for s in syllables(segment(text)) if isinstance(s, Syllable)]
 
 
 def phonemes(text: str, pinyin_dict: Mapping[str, tuple[str, str]]) -> list[str]:
     """Chinese text and pause marks -> Baker symbols: sil, initials, finals with tones, #0/#1/#3, sil."""
     result = ["sil"]
-    for clause in segment(text):
-        for item in syllables(clause):
-            if isinstance(item, str):
-                if result[-1] not in ("sil", "#3"):
-                    result[-1:] = ["#3"] if result[-1].startswith("#") else [*result[-1:], "#3"]
-                continue
-            parts = pinyin_dict.get(item.pinyin) or pinyin_dict.get(item.pinyin.removesuffix("r"))
-            if parts is None:
-                continue
-            if result[-1] not in ("sil", "#3") and not result[-1].startswith("#"):
-                result.append("#1" if item.word_start and "flat" not in _EXP else "#0")
-            result += [parts[0], f"{parts[1]}{item.tone}"]
-    while result[-1].startswith("#"):
+    for item in syllables(segment(text)):
+        if isinstance(item, str):  # a pause mark: an intonation phrase ends
+            if result[-1] not in ("sil", "#3"):
+                result.append("#3")
+            continue
+        parts = pinyin_dict.get(item.pinyin) or pinyin_dict.get(item.pinyin.removesuffix("r"))
+        if parts is None:  # a syllable outside the voice's set (呣 m2): left out
+            continue
+        if result[-1] not in ("sil", "#3"):
+            result.append("#1" if item.word_start else "#0")
+        result += [parts[0], f"{parts[1]}{item.tone}"]
+    if result[-1] == "#3":
         result.pop()
     result.append("sil")
     return result if len(result) > 2 else []
