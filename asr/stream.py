@@ -57,7 +57,9 @@ class EndpointOptions:
     speculate_after_s: float = 0.15  # silence after which the utterance so far is transcribed as a final
     partial_interval_s: float = 0.6  # utterance audio between two partials
     max_utterance_s: float = 20.0  # an utterance this long is cut and a new one begins
-    preroll_s: float = 0.3  # audio kept before the onset
+    # Audio kept before the onset. A short first word ("对，", "那请问") comes before the speech that
+    # makes the onset: measured on 24 Mandarin clips, 0.3 s lost it (CER 16.4 %), 0.6 s kept it (14.0 %).
+    preroll_s: float = 0.6
     tail_s: float = 0.2  # silence kept after the last speech in a final's audio
     # Speech after which the utterance is reported as lasting (SpeechLasting, e.g. for a barge-in); None: never.
     lasting_s: float | None = None
@@ -266,8 +268,10 @@ class _Endpointer:
         endpoint = _Endpoint(audio, self._utterance_start, speech_end)
         self._preroll.clear()
         if not cut and self._preroll.maxlen:
-            # The silence that ended this utterance is the pre-roll of the next one.
-            self._preroll.extend(self._utterance[-self._preroll.maxlen :])  # type: ignore[index]
+            # The silence that ended this utterance is the pre-roll of the next one (never its speech).
+            silent_windows = (now - self._last_speech_end) // self._window
+            if silent_windows > 0 and self._utterance:
+                self._preroll.extend(self._utterance[-silent_windows:])
         self._utterance = None
         return endpoint
 

@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         from kb.embedder import E5Embedder
         from kb.evaluate import benchmark
 
-        print(json.dumps(benchmark(args.kb, args.cases, E5Embedder(num_threads=2), args.grow), ensure_ascii=False))
+        print(json.dumps(benchmark(args.kb, args.cases, E5Embedder(num_threads=settings.kb_threads), args.grow), ensure_ascii=False))
         return 0
     if args.command == "eval" and args.target == "asr":
         from asr.evaluate import AsrEvalOptions

@@ -23,7 +23,7 @@ def _cli_admin(settings: Settings, *, with_index: bool = False) -> tuple[KbAdmin
     from kb.embedder import E5Embedder
 
     services = Services.open(settings)
-    embedder = E5Embedder()
+    embedder = E5Embedder(num_threads=settings.kb_threads)
     live = open_index(services.sessions, embedder) if with_index else None
     admin = KbAdmin(services.sessions, services.clock, embedder, LazyEmbedder(lambda: embedder), live,
                     limits_from(settings))

@@ -219,7 +219,7 @@ class Services:
         from kb.store import reembed_stale
 
         os.environ.setdefault("OMP_NUM_THREADS", "2")
-        embedder = E5Embedder()
+        embedder = E5Embedder(num_threads=self.settings.kb_threads)
         folder = self.settings.kb_dir or DEMO_DIR
         with self.sessions() as session:
             if imported := seed_demo_if_empty(session, embedder=embedder, now=self.clock.now(), folder=folder):

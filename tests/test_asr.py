@@ -358,7 +358,28 @@ async def test_speech_after_a_speculation_is_never_dropped(pool: InferencePool) 
     assert onsets_and_finals(events) == [SpeechStarted, FinalTranscript]
     assert any(isinstance(e, PartialTranscript) for e in events)  # the first speculation, shown as partial
     # The final decoded both bursts, not what the first pause's speculation had.
-    assert transcriber.requests[-1] == pytest.approx(0.3 + 1.0 + 0.5 + 1.0 + 0.15, abs=0.07)
+    preroll = min(0.5, EndpointOptions().preroll_s)  # of the leading silence
+    assert transcriber.requests[-1] == pytest.approx(preroll + 1.0 + 0.5 + 1.0 + 0.15, abs=0.07)
+
+
+async def test_a_short_first_word_before_the_onset_is_decoded(pool: InferencePool) -> None:
+    # "对，" (too short to open an utterance), a breath, then the request: the final hears both.
+    transcriber = DurationTranscriber(text="好的谢谢")
+    asr = StreamingAsr(transcriber, EnergyVad, pool, EndpointOptions(partial_interval_s=10.0, min_speech_s=0.2))
+    audio = np.concatenate([silence(1.0), tone(0.12), silence(0.35), tone(1.0), silence(1.5)])
+    await collect(asr, frames(audio, RATE))
+    assert transcriber.requests[-1] >= 0.12 + 0.35 + 1.0
+
+
+async def test_the_next_utterance_never_starts_with_the_last_ones_speech(pool: InferencePool) -> None:
+    transcriber = DurationTranscriber(text="好的谢谢")  # sounds finished: 0.3 s of pause ends it
+    options = EndpointOptions(partial_interval_s=10.0, endpoint_silence_s=0.3, preroll_s=0.6, tail_s=0.15)
+    asr = StreamingAsr(transcriber, EnergyVad, pool, options)
+    audio = np.concatenate([silence(0.5), tone(1.0), silence(0.4), tone(1.0), silence(1.5)])
+    await collect(asr, frames(audio, RATE))
+    assert len(transcriber.requests) == 2
+    # The second final: the 0.4 s pause before it (its pre-roll), its speech and the tail; no 0.6 s.
+    assert transcriber.requests[-1] == pytest.approx(0.4 + 1.0 + 0.15, abs=0.07)
 
 
 def test_finals_carry_a_normalized_form_for_the_dialogue() -> None:
