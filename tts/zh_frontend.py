@@ -21,7 +21,6 @@ from pypinyin import Style, pinyin
 
 PAUSE_MARKS = "，、：；。！？"
 _HANZI_RUN = re.compile(r"[\u4e00-\u9fa5]+|[，、：；。！？]")
-_DIGIT_STRING = re.compile(r"([零幺一二三四五六七八九]{3,})")
 _NUMERALS = set("零一二三四五六七八九十百千万亿两幺第")
 
 # Words pypinyin reads wrongly in a carrier's replies (checked with pypinyin 0.55), and words jieba
@@ -84,12 +83,8 @@ def segment(text: str) -> list[str]:
         if run in PAUSE_MARKS:
             words.append(run)
             continue
-        for part in _DIGIT_STRING.split(run):
-            # A digit string (10086, a ticket number) is said digit by digit, each digit a word of its own.
-            if _DIGIT_STRING.fullmatch(part):
-                words.extend(part)
-            elif part:
-                words.extend(_tokenizer().lcut(part, HMM=False))
+        # Digit strings (幺零零七七) stay as jieba cuts them: one digit a word made 幺 alone sound like 要.
+        words.extend(_tokenizer().lcut(run, HMM=False))
     return words
 
 
