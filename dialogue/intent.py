@@ -105,6 +105,13 @@ _GOODBYE = re.compile(
     re.IGNORECASE,
 )
 
+# Only an objection, nothing else: "不对" / "错了" (what the bot said is wrong) or "等一下" / "停" (let me speak).
+_WRONG = re.compile(r"^(?:哎|诶|唉)?(?:不对|不是|错了|说错了|搞错了)+[啊呀吧了嘛]*$")
+# Whisper loses the first consonant of a clipped "不对" / "不是" ("无对"): the same as it sounds.
+_WRONG_SOUNDS = re.compile(r"^(?:(?:ai|ei) )?(?:[bwpm]?u (?:dui|shi) ?)+(?:(?:a|ya|ba|le|ma) ?)*$")
+_NUMERAL = re.compile(r"[0-9零一二两三四五六七八九十]")  # "五十" sounds like "不是": a number is never an objection
+_WAIT = re.compile(r"^(?:哎|诶|唉|喂)?(?:等一下|等一等|等下|等等|稍等|停一下|停|别说了|先别说)+[啊呀吧了嘛]*$")
+
 _TELECOM = re.compile(
     r"套餐|流量|话费|宽带|信号|网络|上网|网速|漫游|号码|手机|电话|卡|营业厅|发票|缴费|交费|充值|账单|欠费|停机|通话|短信|"
     r"光猫|路由|wi-?fi|5g|4g|携号|补卡|实名|投诉|报修|客服|资费|合约|运营商|热线|详单|手表|esim|加油包|月费|业务|"
@@ -165,6 +172,17 @@ def guess_intent(text: str) -> IntentGuess:
         # A question about a problem may still be a report ("网怎么又断了呢"); a plain question is a question.
         return IntentGuess(Intent.CONSULTATION, plain or not (fault or complaint))
     return IntentGuess(Intent.CONSULTATION, False)
+
+
+def objection(text: str) -> str | None:
+    """"wrong" when the utterance only says that what the bot said is wrong ("不对", "不是"), "wait" when it
+    only asks the bot to stop ("等一下", "停", "别说了"); None otherwise ("不对，是幺五八…" is a correction)."""
+    bare = re.sub(r"[\s，,。！？!?、.…]", "", text)
+    if _WRONG.match(bare) or (_WRONG_SOUNDS.match(sounds(bare)) and not _NUMERAL.search(bare)):
+        return "wrong"
+    if _WAIT.match(bare):
+        return "wait"
+    return None
 
 
 def has_cue(text: str, intent: Intent) -> bool:

@@ -38,6 +38,7 @@ from dialogue.intent import (
     guess_intent,
     has_cue,
     is_question,
+    objection,
 )
 from dialogue.judge import IntentJudge, JudgeUnavailable
 from dialogue.safety import insists, refusal_reason
@@ -219,6 +220,9 @@ class DialogueManager:
             yield ReplySentence(prompts.goodbye())
             state.ended = True
             await desk.end_call(EndCall())
+            return
+        if (objected := objection(text)) is not None:  # the caller stopped the bot: hear them out, change nothing
+            yield ReplySentence(prompts.what_is_wrong() if objected == "wrong" else prompts.go_ahead())
             return
         if state.flow is not None:
             async for sentence in self._continue_flow(state, state.flow, text, guess, desk):

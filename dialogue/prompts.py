@@ -149,6 +149,14 @@ def anything_else() -> str:
     return "好的。请问还有什么可以帮您？"
 
 
+def what_is_wrong() -> str:
+    return "抱歉，请问哪里不对？您直接说正确的就好。"
+
+
+def go_ahead() -> str:
+    return "好的，您请说。"
+
+
 def what_for() -> str:
     return "好的，已记下。请问您是要报修、投诉，还是办理什么业务？"
 

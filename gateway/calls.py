@@ -52,6 +52,7 @@ from gateway.protocol import (
 from gateway.services import Services
 from gateway.transport import CallTransport, LineGone, WebSocketTransport
 from ticketing import CallAlreadyEnded, CallAlreadyExists, store
+from tts.stream import SpokenClauses, text_prefix
 
 log = logging.getLogger("hotline.calls")
 router = APIRouter()
@@ -66,7 +67,9 @@ ARRIVALS_KEPT = 6000  # audio frames whose arrival is remembered (two minutes of
 ECHO_TAIL_S = 0.5  # after the bot's audio has played, its echo may still be coming back this long
 ECHO_WINDOW_S = 0.5  # the caller's latest audio compared with what the bot sent
 PLAYED_KEPT_FRAMES = 150  # the bot's latest frames (3 s of 20 ms): its echo comes back from within them
-HEARD_KEPT_CHUNKS = 100  # the caller's latest audio chunks (at least the echo window of any client's frames)
+# the caller's latest audio chunks: the echo window of any client's frames, at the end of an utterance whose
+# final transcript has taken a few seconds to come (an objection is judged then)
+HEARD_KEPT_CHUNKS = 250
 
 
 @router.websocket("/v1/calls")
@@ -126,8 +129,26 @@ class _Reply:
     text_sent: bool = False
     audio_sent: bool = False
     said: list[str] = field(default_factory=list)  # every sentence begun, played to the end or not
+    playing: _Playing | None = None  # the sentence whose audio is being sent
     played_until: float = 0.0  # when the audio sent so far will have been played (monotonic clock)
     ended: bool = False
+
+
+@dataclass
+class _Playing:
+    """One sentence's audio on its way to the caller: what it says, and how much of it has been played."""
+
+    text: str
+    started: float  # when its first frame was sent (monotonic clock): the caller hears it from then on
+    sent_samples: int = 0
+    spoken: SpokenClauses = field(default_factory=SpokenClauses)
+
+    def heard_text(self, now: float, sample_rate: int) -> str:
+        """What the caller has heard of it by `now`: audio is sent ahead of real time and a client drops
+        what it holds on `interrupted`, so only the time since the first frame counts, up to what was sent.
+        The share of its audio played is mapped onto its characters clause by clause (tts.stream)."""
+        played = min(self.sent_samples, max(0, round((now - self.started) * sample_rate)))
+        return text_prefix(self.text, self.spoken.heard_share(played))
 
 
 @dataclass
@@ -188,8 +209,8 @@ class CallSession:
         self.recent_replies: deque[_Reply] = deque(maxlen=2)  # what an echo of the bot may be saying
         self.overlap: _Overlap | None = None
         self.played: deque[bytes] = deque(maxlen=PLAYED_KEPT_FRAMES)
-        self.heard: deque[np.ndarray] = deque(maxlen=HEARD_KEPT_CHUNKS)
-        self.cut_in = CutInRules(self.limits.backchannels, self.limits.echo_share)
+        self.heard: deque[tuple[float, np.ndarray]] = deque(maxlen=HEARD_KEPT_CHUNKS)  # (call audio s at its end, pcm)
+        self.cut_in = CutInRules(self.limits.backchannels, self.limits.echo_share, self.limits.barge_in_objections)
         self.reader: asyncio.Task[None] | None = None
         # (seconds of call audio received, when they had arrived): maps a final's end of speech to a time
         self.audio_received_s = 0.0
@@ -358,8 +379,8 @@ class CallSession:
             await self.send(events.Error(code="bad_audio", message=f"{exc}; frame dropped"))
             return
         self.last_audio = self.services.clock.monotonic()
-        self.heard.append(pcm)
         self.audio_received_s += len(pcm) / self.format.sample_rate
+        self.heard.append((self.audio_received_s, pcm))
         self.arrivals.append((self.audio_received_s, self.last_audio))
         self.holding_audio = True
         try:
@@ -433,15 +454,19 @@ class CallSession:
 
     async def _on_final(self, event: FinalTranscript) -> None:
         overlap, self.overlap = self.overlap, None
+        objection = overlap is not None and not overlap.lasting and self._objects(event)
+        if overlap is not None and objection:
+            await self._cut_in(overlap)  # before anything else is sent: the caller wants silence now
         if (speech_end := self._arrival_of(event.ended_at)) is not None:
             self.services.metrics.latency("final", self.services.clock.monotonic() - speech_end)
         await self.send(events.Final(text=event.text, normalized=event.normalized or event.text,
                                      dialect=event.dialect, confidence=round(event.confidence, 3),
                                      start=round(event.started_at, 3), end=round(event.ended_at, 3)))
         self.record_turn("caller", event.text, dialect=event.dialect)
-        # over the bot, a backchannel, a short sound or the bot's own echo is kept in the record, not answered
-        a_turn = overlap is None or (overlap.lasting and not overlap.echo
-                                     and self.cut_in.meant(event.text, self._bot_said()))
+        # over the bot, a backchannel, a short sound or the bot's own echo is kept in the record, not answered;
+        # an objection is answered however short it was
+        a_turn = objection or overlap is None or (overlap.lasting and not overlap.echo
+                                                  and self.cut_in.meant(event.text, self._bot_said()))
         if a_turn:
             poorly_heard = event.confidence < self.services.settings.dialogue.low_confidence
             self.state.poorly_heard = self.state.poorly_heard + 1 if poorly_heard else 0
@@ -483,6 +508,12 @@ class CallSession:
             return False
         return not reply.ended or self.services.clock.monotonic() < reply.played_until + ECHO_TAIL_S
 
+    def _objects(self, final: FinalTranscript) -> bool:
+        """A short utterance over the bot asks it to stop: objection words, and neither the bot's words
+        nor its audio coming back."""
+        return (self.cut_in.objects(final.text, self._bot_said())
+                and not self._sounds_like_the_bot(until_s=final.ended_at))
+
     def _bot_said(self) -> str:
         return "".join(sentence for reply in self.recent_replies for sentence in reply.said)
 
@@ -503,6 +534,13 @@ class CallSession:
             return
         if self.limits.barge_in_check_words and not self.cut_in.meant(overlap.words, self._bot_said()):
             return
+        await self._cut_in(overlap)
+
+    async def _cut_in(self, overlap: _Overlap) -> None:
+        """The caller's utterance stops the bot's reply, if it is still being said."""
+        reply = self.reply
+        if overlap.cut or reply is None or reply.ended:
+            return
         overlap.cut = True
         if self.speaking is not None and not self.speaking.done():
             await self._barge_in()
@@ -510,11 +548,13 @@ class CallSession:
             reply.interrupted = True
             await self.send(events.Interrupted(turn=reply.turn))
 
-    def _sounds_like_the_bot(self) -> bool:
-        """The caller's latest audio is a copy of what the bot has just sent: its echo."""
-        if not self.heard or not self.played:
+    def _sounds_like_the_bot(self, until_s: float | None = None) -> bool:
+        """The caller's audio (the latest, or up to `until_s` seconds of the call's audio) is a copy of
+        what the bot has just sent: its echo."""
+        chunks = [pcm for end_s, pcm in self.heard if until_s is None or end_s - len(pcm) / self.format.sample_rate < until_s]
+        if not chunks or not self.played:
             return False
-        heard = np.concatenate(self.heard)[-round(ECHO_WINDOW_S * self.format.sample_rate):]
+        heard = np.concatenate(chunks)[-round(ECHO_WINDOW_S * self.format.sample_rate):]
         played = decode(b"".join(self.played), self.format.codec)
         return echo_likeness(heard, played) >= self.limits.echo_likeness
 
@@ -604,31 +644,38 @@ class CallSession:
             reply.text_sent = True
             self._measure(reply, "reply_text")
         if self.line_open and not self.audio_closed:  # after a hang-up the turn still runs (tickets), silently
-            self.speaking = asyncio.create_task(self._speak(text))
+            self.speaking = asyncio.create_task(self._speak(text, reply))
             with contextlib.suppress(asyncio.CancelledError):
                 await self.speaking
         if not reply.interrupted:
             reply.spoken.append(text)
+        elif reply.playing is not None and reply.playing.text == text:  # cut while it played: keep what was heard
+            if heard := reply.playing.heard_text(self.services.clock.monotonic(), self.format.sample_rate):
+                reply.spoken.append(heard)
+        reply.playing = None
 
-    async def _speak(self, text: str) -> None:
+    async def _speak(self, text: str, reply: _Reply) -> None:
         clock = self.services.clock
         started = clock.monotonic()
         sent = 0.0
-        async for frame in self.services.speak(text, self.format):
+        playing = _Playing(text, started)
+        async for frame in self.services.speak(text, self.format, playing.spoken):
             ahead = started + sent - clock.monotonic() - PLAYBACK_LEAD_S
             if ahead > 0:
                 await asyncio.sleep(ahead)
             await self._send(frame)
             self.played.append(frame)
+            if reply.playing is not playing:  # from its first frame on, the caller hears this sentence
+                playing.started = clock.monotonic()
+                reply.playing = playing
+            playing.sent_samples += len(frame) // self.format.bytes_per_sample
             sent += len(frame) / (self.format.bytes_per_sample * self.format.sample_rate)
-            if (reply := self.reply) is not None:
-                reply.played_until = started + sent
-                if not reply.audio_sent:
-                    reply.audio_sent = True
-                    self._measure(reply, "reply_audio")
+            reply.played_until = started + sent
+            if not reply.audio_sent:
+                reply.audio_sent = True
+                self._measure(reply, "reply_audio")
             if not self.line_open:
                 return
-
 
     # ---- the live desk: waiting for an agent, and the agent's turns --------------------------------
 

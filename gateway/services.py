@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import os
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,6 +25,9 @@ from gateway.live import LiveDesk
 from gateway.metrics import Metrics
 from gateway.settings import Settings
 from ticketing import store
+
+if TYPE_CHECKING:
+    from tts.stream import SpokenClauses
 
 log = logging.getLogger("hotline.services")
 
@@ -81,7 +85,8 @@ class Services:
     active_calls: int = 0
     models: dict[str, Any] = field(default_factory=dict)
     pools: dict[str, InferencePool] = field(default_factory=dict)
-    _phrases: OrderedDict[tuple[str, AudioFormat], list[bytes]] = field(default_factory=OrderedDict)
+    _phrases: OrderedDict[tuple[str, AudioFormat], tuple[list[bytes], SpokenClauses]] = field(
+        default_factory=OrderedDict)
     metrics: Metrics = field(init=False)
     journals: Journals = field(init=False)  # each call's writes, kept and retried while the store is away
     desk: LiveDesk = field(init=False)  # escalated calls and the agents who take them
@@ -264,22 +269,26 @@ class Services:
         options = replace(endpoint_options(self.settings), lasting_s=self.settings.calls.barge_in_min_speech_s)
         return StreamingAsr(self.models["asr"], self.models["vad"].stream, self.pools["asr"], options, dialect=dialect)
 
-    async def speak(self, text: str, fmt: AudioFormat) -> AsyncIterator[bytes]:
-        """Reply audio frames in the call's format; short fixed phrases are synthesized once."""
-        from tts.stream import speak
+    async def speak(self, text: str, fmt: AudioFormat, spoken: SpokenClauses | None = None) -> AsyncIterator[bytes]:
+        """Reply audio frames in the call's format; short fixed phrases are synthesized once. `spoken` is
+        filled in with how the audio lines up with the text (tts.stream.SpokenClauses)."""
+        from tts.stream import SpokenClauses, speak
 
+        spoken = spoken if spoken is not None else SpokenClauses()
         key = (text, fmt)
-        if (frames := self._phrases.get(key)) is not None:
+        if (cached := self._phrases.get(key)) is not None:
             self._phrases.move_to_end(key)
+            frames, lined_up = cached
+            spoken.total_chars, spoken.clauses[:] = lined_up.total_chars, lined_up.clauses
             for frame in frames:
                 yield frame
             return
         produced: list[bytes] = []
-        async for frame in speak(self.models["tts"], self.pools["tts"], text, fmt):
+        async for frame in speak(self.models["tts"], self.pools["tts"], text, fmt, spoken=spoken):
             produced.append(frame)
             yield frame
         if len(text) <= PHRASE_MAX_CHARS:
-            self._phrases[key] = produced
+            self._phrases[key] = (produced, copy.deepcopy(spoken))
             while len(self._phrases) > PHRASE_CACHE_SIZE:
                 self._phrases.popitem(last=False)
 

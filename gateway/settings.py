@@ -13,6 +13,7 @@ from platformdirs import user_cache_dir, user_data_dir
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from asr.cer import normalize_for_cer
 from ticketing.sla import SlaPolicy
 
 if TYPE_CHECKING:
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
 # What a listener says to show they follow, not to take the turn; any run of them ("好的好的", "嗯对") is one.
 BACKCHANNELS = ("嗯", "恩", "对", "对的", "好", "好的", "行", "啊", "是", "是的", "哦", "噢", "喔", "呃", "嗯哼",
                 "明白", "知道了", "可以", "ok", "okay")
+# What a caller says to stop the bot or object to what it says; over the bot these cut in however short they are.
+OBJECTIONS = ("不对", "不是", "错了", "等一下", "等等", "停", "别说了", "不用了", "转人工")
 
 
 def _split_words(value: object) -> object:
@@ -103,15 +106,27 @@ class CallSettings(BaseModel):
     # bot's own voice coming back (a speakerphone); off: stop on speech alone (lines with echo cancellation).
     barge_in_check_words: bool = True
     backchannels: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(BACKCHANNELS))
+    # Said over the bot, an utterance made only of these words (a run of them, "不对不对") stops it even when
+    # it ends before lasting barge_in_min_speech_s (its final transcript decides); empty: no such rule.
+    barge_in_objections: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(OBJECTIONS))
     # Heard over the bot, its own echo: words whose syllable pairs are this much in what it is saying, or
     # audio this alike (normalized cross-correlation) to what it has just sent.
     echo_share: float = Field(default=0.5, gt=0, le=1)
     echo_likeness: float = Field(default=0.5, gt=0, le=1)
 
-    @field_validator("backchannels", mode="before")
+    @field_validator("backchannels", "barge_in_objections", mode="before")
     @classmethod
-    def _split_backchannels(cls, value: object) -> object:
+    def _split_word_lists(cls, value: object) -> object:
         return _split_words(value)
+
+    @model_validator(mode="after")
+    def _objections_are_not_backchannels(self) -> CallSettings:
+        following = {normalize_for_cer(word) for word in self.backchannels}
+        if empty := [word for word in self.barge_in_objections if not normalize_for_cer(word)]:
+            raise ValueError(f"barge_in_objections {empty} hold no words")
+        if both := [word for word in self.barge_in_objections if normalize_for_cer(word) in following]:
+            raise ValueError(f"{both} cannot be both an objection (barge_in_objections) and a backchannel")
+        return self
 
 
 class SlaSettings(BaseModel):

@@ -23,11 +23,16 @@ import pytest
 import websockets
 from conftest import ended_call_record
 
+from gateway.settings import OBJECTIONS
+
 pytestmark = pytest.mark.slow
 
 FRAME = 320  # 20 ms at 16 kHz
 SILENCE = np.zeros(FRAME, np.int16)
 START = json.dumps({"type": "start", "codec": "pcm16", "sample_rate": 16000})
+# A call that says it speaks Mandarin: with `auto` the language of a clip under half a second is a guess,
+# and "哎不对" once came back as English ("Aibudueng").
+MANDARIN_START = json.dumps({"type": "start", "codec": "pcm16", "sample_rate": 16000, "dialect": "mandarin"})
 HALF_WAY_S = 1.5  # the greeting (about 5 s) is this far along when the caller's audio comes in
 ECHO_GAIN = 0.25  # the bot's voice coming back through a speakerphone, 12 dB down
 INTERRUPTION = "等一下，我想问别的"
@@ -47,6 +52,7 @@ class Line:
     """Everything that came back, in order: ("event", dict) and ("audio", bytes)."""
 
     timeline: list[tuple[str, Any]] = field(default_factory=list)
+    arrived: list[float] = field(default_factory=list)  # when each item of the timeline came (monotonic clock)
 
     def events(self, kind: str) -> list[dict[str, Any]]:
         return [item for tag, item in self.timeline if tag == "event" and item["type"] == kind]
@@ -114,14 +120,15 @@ def after_the_greeting(pcm: np.ndarray) -> Microphone:
     return next_frame
 
 
-async def _call(url: str, microphone: Microphone, listen_after_s: float = 3.0) -> Line:
+async def _call(url: str, microphone: Microphone, listen_after_s: float = 3.0, start: str = START) -> Line:
     line = Line()
     async with websockets.connect(url) as ws:
-        await ws.send(START)
+        await ws.send(start)
 
         async def receive() -> None:
             try:
                 async for message in ws:
+                    line.arrived.append(time.monotonic())
                     if isinstance(message, bytes):
                         line.timeline.append(("audio", message))
                     else:
@@ -202,11 +209,12 @@ def test_without_waiting_for_words_an_interruption_stops_the_bot_on_speech_alone
     line = asyncio.run(_call(live_hotline.url, speech_from(_wav_pcm(say(INTERRUPTION)))))
     interrupted = line.events("interrupted")
     assert interrupted == [{"type": "interrupted", "turn": 1}], line.timeline[-20:]
-    assert line.events("reply_end")[0] == {"type": "reply_end", "turn": 1, "text": "", "interrupted": True}
+    assert line.events("reply_end")[0]["interrupted"] is True
     assert [e for e in line.events("reply") if e["turn"] == 2]
 
 
-def test_a_real_interruption_stops_the_bot_within_a_frame_and_keeps_only_what_was_played(live_hotline, say):
+def test_a_real_interruption_stops_the_bot_within_a_frame_and_keeps_only_what_was_played(live_hotline, say,
+                                                                                          greeting_s):
     line = asyncio.run(_call(live_hotline.url, speech_from(_wav_pcm(say(INTERRUPTION)))))
     interrupted = line.events("interrupted")
     assert interrupted == [{"type": "interrupted", "turn": 1}], line.timeline[-20:]
@@ -218,11 +226,36 @@ def test_a_real_interruption_stops_the_bot_within_a_frame_and_keeps_only_what_wa
     answer = next((i for i, (tag, item) in enumerate(line.timeline) if tag == "event" and item["type"] == "reply"
                    and item["turn"] == 2), len(line.timeline))
     assert not [tag for tag, _ in line.timeline[at:answer] if tag == "audio"]
-    # The only sentence was cut: nothing of it is in the history, and the caller is answered.
-    assert line.events("reply_end")[0] == {"type": "reply_end", "turn": 1, "text": "", "interrupted": True}
     assert [e for e in line.events("reply") if e["turn"] == 2]
-    record = ended_call_record(live_hotline.base, line.events("ready")[0]["call_id"])
-    assert [t["speaker"] for t in record["turns"]][:1] == ["caller"]
+    _assert_only_what_was_played_is_kept(line, live_hotline.base, greeting_s)
+
+
+@pytest.fixture(scope="module")
+def greeting_s(live_hotline) -> float:
+    """How long the whole greeting's audio lasts (a call in which the caller says nothing)."""
+    line = asyncio.run(_call(live_hotline.url, lambda line, index: None if line.greeting_over() else SILENCE,
+                             listen_after_s=0.5))
+    return line.greeting_heard_s()
+
+
+def _assert_only_what_was_played_is_kept(line: Line, base: str, greeting_s: float) -> None:
+    """The greeting's only sentence was cut: the history and the call record keep the part of it that was
+    played (from its first frame to `interrupted`), marked interrupted."""
+    greeting = line.events("reply")[0]["text"]
+    end = line.events("reply_end")[0]
+    assert end["interrupted"] is True and end["turn"] == 1
+    heard = end["text"]
+    assert heard and greeting.startswith(heard) and len(heard) < len(greeting), (heard, greeting)
+    first_frame = next(i for i, (tag, _) in enumerate(line.timeline) if tag == "audio")
+    at = line.timeline.index(("event", line.events("interrupted")[0]))
+    played_s = line.arrived[at] - line.arrived[first_frame]
+    spoken = len([ch for ch in greeting if ch.isalnum()])
+    # a voice's pace is not even, and a clause's pause counts with its clause: a margin of a few characters
+    expected = spoken * played_s / greeting_s
+    assert abs(len([ch for ch in heard if ch.isalnum()]) - expected) <= 5, (heard, expected)
+    record = ended_call_record(base, line.events("ready")[0]["call_id"])
+    bot = [(t["text"], t["interrupted"]) for t in record["turns"] if t["speaker"] == "bot"]
+    assert bot[0] == (heard, True)
 
 
 def test_a_backchannel_said_when_the_bot_is_silent_is_answered(live_hotline, say):
@@ -230,3 +263,32 @@ def test_a_backchannel_said_when_the_bot_is_silent_is_answered(live_hotline, say
     assert not line.events("interrupted")
     assert line.events("final"), line.timeline[-10:]
     assert [e for e in line.events("reply") if e["turn"] == 2]
+
+
+# "不是": 0.38 s of speech in the bundled voice, under the 0.5 s a barge-in otherwise needs. Its "不对" and
+# "哎不对" are as short, but Whisper base writes them as 无对, 姆队 (heard by sound) or as 舞台, 姿势,
+# "i不断i不断" (not): too uncertain for a test.
+def test_a_short_objection_half_way_through_a_reply_stops_it_and_is_answered(live_hotline, say, greeting_s):
+    line = asyncio.run(_call(live_hotline.url, speech_from(_wav_pcm(say("不是"))), start=MANDARIN_START))
+    said = [item for tag, item in line.timeline if tag == "event" and item["type"] in ("final", "interrupted")]
+    interrupted = line.events("interrupted")
+    assert interrupted == [{"type": "interrupted", "turn": 1}], json.dumps(said, ensure_ascii=False)
+    at = line.timeline.index(("event", interrupted[0]))
+    # it stops as soon as its words are known: `interrupted` goes out before its final, no audio after it
+    assert line.timeline[at + 1][0] == "event" and line.timeline[at + 1][1]["type"] == "final", line.timeline[at:at + 3]
+    answer = next(i for i, (tag, item) in enumerate(line.timeline) if tag == "event" and item["type"] == "reply"
+                  and item["turn"] == 2)
+    assert not [tag for tag, _ in line.timeline[at:answer] if tag == "audio"]
+    # the objection is a turn, answered as the dialogue answers a bare objection
+    assert line.timeline[answer][1]["text"] in ("抱歉，请问哪里不对？您直接说正确的就好。", "好的，您请说。")
+    _assert_only_what_was_played_is_kept(line, live_hotline.base, greeting_s)
+
+
+def test_without_objection_words_a_short_objection_does_not_cut_in(live_hotline, say):
+    calls = live_hotline.settings.calls
+    calls.barge_in_objections = []
+    try:
+        line = asyncio.run(_call(live_hotline.url, speech_from(_wav_pcm(say("不是"))), start=MANDARIN_START))
+    finally:
+        calls.barge_in_objections = list(OBJECTIONS)
+    _assert_not_cut_off_nor_answered(line, live_hotline.base)

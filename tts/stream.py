@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -80,6 +81,50 @@ def split_clauses(
     return [clause for clause in clauses if _spoken_length(clause)]
 
 
+@dataclass
+class SpokenClauses:
+    """How a reply's audio lines up with its text: each clause synthesized so far, as (spoken characters,
+    samples of audio), out of `total_chars` spoken characters in the whole reply."""
+
+    total_chars: int = 0
+    clauses: list[tuple[int, int]] = field(default_factory=list)
+
+    def heard_share(self, samples_played: int) -> float:
+        """The share of the reply's spoken characters heard once `samples_played` samples have played.
+
+        Within the clause that was playing, characters count as heard in the share of its samples played:
+        a voice speaks a clause at a roughly even pace, so that is where the caller stopped listening."""
+        if self.total_chars <= 0:
+            return 0.0
+        heard = 0.0
+        for chars, samples in self.clauses:
+            if samples_played >= samples:
+                heard += chars
+                samples_played -= samples
+                continue
+            heard += chars * samples_played / samples if samples > 0 else 0.0
+            break
+        return min(1.0, heard / self.total_chars)
+
+
+def text_prefix(text: str, share: float) -> str:
+    """The start of `text` that holds `share` of its spoken characters (marks and spaces are not spoken,
+    and a mark right after the last spoken character is kept with it)."""
+    wanted = round(share * _spoken_length(text))
+    if wanted <= 0:
+        return ""
+    spoken = 0
+    for index, char in enumerate(text):
+        if not _NOT_SPOKEN.fullmatch(char):
+            spoken += 1
+            if spoken == wanted:
+                end = index + 1
+                while end < len(text) and _NOT_SPOKEN.fullmatch(text[end]) and not text[end].isspace():
+                    end += 1
+                return text[:end]
+    return text
+
+
 def frame_size(fmt: AudioFormat, frame_ms: int) -> int:
     """Bytes in one frame of frame_ms in fmt; the frame must hold a whole number of samples."""
     samples, remainder = divmod(fmt.sample_rate * frame_ms, 1000)
@@ -97,16 +142,20 @@ def _clause_audio(synth: Synthesizer, clause: str, sample_rate: int, trailing_pa
 
 
 async def speak(
-    synth: Synthesizer, pool: InferencePool, text: str, fmt: AudioFormat, frame_ms: int = 20
+    synth: Synthesizer, pool: InferencePool, text: str, fmt: AudioFormat, frame_ms: int = 20,
+    spoken: SpokenClauses | None = None,
 ) -> AsyncGenerator[bytes, None]:
     """Yield the reply as frames of exactly frame_ms in the call's codec and rate.
 
     The next clause is synthesized while the current one's frames are sent. Closing or cancelling
     the generator (barge-in) drops queued clauses at once; a clause already running in the pool
     finishes in the background (one clause, well under a second) and its audio is discarded.
+    `spoken`, when given, is filled in clause by clause (what part of the text the audio so far says).
     """
     size = frame_size(fmt, frame_ms)
     clauses = split_clauses(normalize_for_speech(text))
+    if spoken is not None:
+        spoken.total_chars = sum(map(_spoken_length, clauses))
 
     def job(index: int) -> asyncio.Future[np.ndarray]:
         pause = pause_after(clauses[index]) if index + 1 < len(clauses) else 0.0
@@ -118,6 +167,8 @@ async def speak(
     try:
         while upcoming is not None:
             pcm = await upcoming
+            if spoken is not None:
+                spoken.clauses.append((_spoken_length(clauses[next_index]), len(pcm)))
             next_index += 1
             upcoming = job(next_index) if next_index < len(clauses) else None
             pending += encode(pcm, fmt.codec)
