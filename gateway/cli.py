@@ -78,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     tts = targets.add_parser("tts", help="the voice's intelligibility: KB sentences spoken, recognized back, CER")
     tts.add_argument("--kb", type=Path, help="folder of Markdown documents (default: the knowledge base's)")
     tts.add_argument("--sentences", type=int, default=50)
+    tts.add_argument("--skip", type=int, default=0, help="leave out the first N sentences (hold-out: tune on "
+                                                         "--sentences 30, report --skip 30 --sentences 20)")
+    tts.add_argument("--dump", type=Path, help="write one JSON line per sentence (text, spoken, heard, cer) here")
 
     add_adapt_commands(commands)
 
@@ -190,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "eval" and args.target == "tts":
         from gateway.intelligibility import run_tts_eval
 
-        return run_tts_eval(args.kb, args.sentences, settings)
+        return run_tts_eval(args.kb, args.sentences, settings, skip=args.skip, dump=args.dump)
     if args.command == "eval":
         from gateway.evaluation import DialogueEvalOptions, run_dialogue_eval
 

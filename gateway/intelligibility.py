@@ -22,15 +22,16 @@ SENTENCE_END = re.compile(r"(?<=[。！？])")
 MIN_CHARS, MAX_CHARS = 8, 40
 
 
-def kb_sentences(folder: Path, limit: int) -> list[str]:
-    """Up to `limit` sentences of the Markdown documents in folder, taken in turn from each document."""
+def kb_sentences(folder: Path, limit: int, skip: int = 0) -> list[str]:
+    """Up to `limit` sentences of the Markdown documents in folder, taken in turn from each document,
+    after the first `skip` of that order (so that sentences a change was tuned on can be held out)."""
     per_document = [list(_sentences(path.read_text(encoding="utf-8"))) for path in sorted(folder.glob("*.md"))]
     picked: list[str] = []
-    while len(picked) < limit and any(per_document):
+    while len(picked) < skip + limit and any(per_document):
         for sentences in per_document:
-            if sentences and len(picked) < limit:
+            if sentences and len(picked) < skip + limit:
                 picked.append(sentences.pop(0))
-    return picked
+    return picked[skip:]
 
 
 def _sentences(markdown: str) -> Iterator[str]:
@@ -60,7 +61,8 @@ def _numbers_kept(text: str, heard_spoken: str) -> bool | None:
     return all(normalize_for_speech(n).rstrip("。") in heard_spoken for n in numbers)
 
 
-def measure(sentences: list[str], synth: Any, transcriber: Any) -> dict[str, Any]:
+def measure(sentences: list[str], synth: Any, transcriber: Any, dump: Path | None = None) -> dict[str, Any]:
+    """Speak and transcribe every sentence; with `dump`, write one JSON line per sentence there."""
     from asr.cer import corpus_cer, normalize_for_cer
     from core.audio import resample
     from tts.text_norm import normalize_for_speech
@@ -75,6 +77,11 @@ def measure(sentences: list[str], synth: Any, transcriber: Any) -> dict[str, Any
         reference, hypothesis = normalize_for_cer(spoken), normalize_for_cer(heard_spoken)
         results.append(SentenceResult(text, spoken, heard, corpus_cer([(reference, hypothesis)]),
                                       _numbers_kept(text, heard_spoken)))
+    if dump is not None:
+        with dump.open("w", encoding="utf-8") as out:
+            for r in results:
+                out.write(json.dumps({"text": r.text, "spoken": r.spoken, "heard": r.heard, "cer": round(r.cer, 4),
+                                      "numbers_kept": r.numbers_kept}, ensure_ascii=False) + "\n")
     with_numbers = [r for r in results if r.numbers_kept is not None]
     return {
         "sentences": len(results),
@@ -90,7 +97,8 @@ def measure(sentences: list[str], synth: Any, transcriber: Any) -> dict[str, Any
     }
 
 
-def run_tts_eval(kb_folder: Path | None, limit: int, settings: Settings) -> int:
+def run_tts_eval(kb_folder: Path | None, limit: int, settings: Settings, *, skip: int = 0,
+                 dump: Path | None = None) -> int:
     from asr.whisper import WhisperTranscriber
     from core.bundled import resolve
     from kb.seed import DEMO_DIR
@@ -100,6 +108,7 @@ def run_tts_eval(kb_folder: Path | None, limit: int, settings: Settings) -> int:
     transcriber = WhisperTranscriber(resolve(s.model, settings.model_dir), device=s.device,
                                      compute_type=s.compute_type, cpu_threads=s.threads, beam_size=s.beam_size)
     synth = load_synthesizer(settings.tts.backend, threads=settings.tts.threads, coqui=settings.tts.coqui_voice())
-    sentences = kb_sentences(kb_folder or settings.kb_dir or DEMO_DIR, limit)
-    print(json.dumps(measure(sentences, synth, transcriber), ensure_ascii=False))
+    sentences = kb_sentences(kb_folder or settings.kb_dir or DEMO_DIR, limit, skip)
+    summary = {"skip": skip, **measure(sentences, synth, transcriber, dump)}
+    print(json.dumps(summary, ensure_ascii=False))
     return 0

@@ -70,7 +70,7 @@ def migrated_engine(database_url: str) -> Iterator[Engine]:
 
 
 LIVE_ADMIN_TOKEN = "admin-token-of-the-call-tests-0123456789"
-# The callers of the live tests speak with the project's own TTS, which the recognizer reads at ~18% CER
+# The callers of the live tests speak with the project's own TTS, which the recognizer reads at ~14-21% CER
 # (`hotline eval tts`); a final this far off still shows the words reached the dialogue.
 TTS_VOICE_CER = 0.4
 

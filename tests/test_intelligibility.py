@@ -19,6 +19,12 @@ def test_kb_sentences_come_from_every_document_without_markdown():
     assert len(kb_sentences(DEMO_DIR, documents)) == documents  # one from each before a second from any
 
 
+def test_skip_holds_out_the_sentences_tuned_on():
+    first_50 = kb_sentences(DEMO_DIR, 50)
+    assert kb_sentences(DEMO_DIR, 20, skip=30) == first_50[30:]
+    assert kb_sentences(DEMO_DIR, 30) + kb_sentences(DEMO_DIR, 20, skip=30) == first_50
+
+
 @pytest.mark.parametrize(
     ("text", "heard_spoken", "kept"),
     [

