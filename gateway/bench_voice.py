@@ -18,7 +18,8 @@ import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,49 +139,49 @@ class VoiceFigures:
     sentences_seen: set[str] = field(default_factory=set)
 
 
-async def _one_call(url: str, interruption: np.ndarray, question: np.ndarray, min_speech_s: float,
-                    figures: VoiceFigures) -> None:
+@asynccontextmanager
+async def _bench_call(url: str, **start: str) -> AsyncIterator[BenchLine]:
+    """A call whose line is read while the body runs, stopped and drained when it ends."""
     async with websockets.connect(url, max_size=1 << 22) as ws:
-        await ws.send(json.dumps({"type": "start", "codec": "pcm16", "sample_rate": RATE}))
+        await ws.send(json.dumps({"type": "start", "codec": "pcm16", "sample_rate": RATE, **start}))
         line = BenchLine(ws)
         running = asyncio.create_task(line.run())
         try:
-            await line.until(lambda: line.audio_s(1) >= CUT_IN_AFTER_S)
-            line.say(interruption)
-            await line.until(lambda: line.greeting_stopped() is not None)
-            _time_the_stop(line, min_speech_s, figures)
-            await line.until(lambda: line.answered_after(1))
-            await asyncio.sleep(1.5)  # the interruption may have been heard as two utterances
-            await line.until(lambda: not line.heard or line.first("reply_end", line.turn) is not None)
-            asked_after = line.turn
-            line.say(question)
-            await line.until(lambda: line.answered_after(asked_after))
-            _time_the_answer(line, asked_after, figures)
+            yield line
         finally:
             await ws.send(json.dumps({"type": "stop"}))
             await asyncio.wait_for(running, WAIT_S)
+
+
+async def _one_call(url: str, interruption: np.ndarray, question: np.ndarray, min_speech_s: float,
+                    figures: VoiceFigures) -> None:
+    async with _bench_call(url) as line:
+        await line.until(lambda: line.audio_s(1) >= CUT_IN_AFTER_S)
+        line.say(interruption)
+        await line.until(lambda: line.greeting_stopped() is not None)
+        _time_the_stop(line, min_speech_s, figures)
+        await line.until(lambda: line.answered_after(1))
+        await asyncio.sleep(1.5)  # the interruption may have been heard as two utterances
+        await line.until(lambda: not line.heard or line.first("reply_end", line.turn) is not None)
+        asked_after = line.turn
+        line.say(question)
+        await line.until(lambda: line.answered_after(asked_after))
+        _time_the_answer(line, asked_after, figures)
 
 
 async def _objection_call(url: str, objection: np.ndarray, figures: VoiceFigures) -> None:
-    async with websockets.connect(url, max_size=1 << 22) as ws:
-        # a Mandarin line: with `auto`, the language of a clip this short is a guess
-        await ws.send(json.dumps({"type": "start", "codec": "pcm16", "sample_rate": RATE, "dialect": "mandarin"}))
-        line = BenchLine(ws)
-        running = asyncio.create_task(line.run())
-        try:
-            await line.until(lambda: line.audio_s(1) >= CUT_IN_AFTER_S)
-            line.say(objection)
-            await line.until(lambda: line.greeting_stopped() is not None)
-            if (stopped := line.first("interrupted", 1)) is None:
-                figures.objection_not_interrupted += 1
-                finals = [h.event.get("text") for h in line.heard if h.kind == "final"]
-                print(f"hotline bench voice: {OBJECTION!r} did not stop the greeting; heard {finals}", file=sys.stderr,
-                      flush=True)
-            else:
-                figures.objection_stop_from_onset.append(stopped.at - line.spoken[0][0])
-        finally:
-            await ws.send(json.dumps({"type": "stop"}))
-            await asyncio.wait_for(running, WAIT_S)
+    # a Mandarin line: with `auto`, the language of a clip this short is a guess
+    async with _bench_call(url, dialect="mandarin") as line:
+        await line.until(lambda: line.audio_s(1) >= CUT_IN_AFTER_S)
+        line.say(objection)
+        await line.until(lambda: line.greeting_stopped() is not None)
+        if (stopped := line.first("interrupted", 1)) is None:
+            figures.objection_not_interrupted += 1
+            finals = [h.event.get("text") for h in line.heard if h.kind == "final"]
+            print(f"hotline bench voice: {OBJECTION!r} did not stop the greeting; heard {finals}", file=sys.stderr,
+                  flush=True)
+        else:
+            figures.objection_stop_from_onset.append(stopped.at - line.spoken[0][0])
 
 
 def _time_the_stop(line: BenchLine, min_speech_s: float, figures: VoiceFigures) -> None:
