@@ -480,8 +480,8 @@ class DialogueManager:
         state.note_intent(Intent.CONSULTATION)
         repeat_title = state.last_answer is None or state.last_answer.doc_id != plan.doc_id
         state.last_answer = plan
-        for sentence in prompts.quoted_answer(plan, with_title=repeat_title):
-            yield ReplySentence(sentence, (plan.doc_id,))
+        for quoted in prompts.quoted_answer(plan, with_title=repeat_title):
+            yield ReplySentence(quoted, (plan.doc_id,))
 
     async def suggest(self, state: CallState, text: str, passages: int = 3) -> Suggestion:
         """For an agent holding the call: what the KB says about the caller's words, and the answer the

@@ -109,7 +109,8 @@ async def takeover(call_url: str, desk_base: str, agent_token: str, human: np.nd
             await console.send({"type": "say", "call_id": call_id, "text": agent_line})
             await _listen(caller, line, lambda: len(trace.reply_ends) > turns_before, "the agent's reply")
             await _listen(caller, line, lambda: console.of_type("spoken", call_id), "the spoken report")
-            heard_at = caller.audio_started.get(_turn_of(trace, agent_line))
+            turn = _turn_of(trace, agent_line)
+            heard_at = caller.audio_started.get(turn) if turn is not None else None
 
             await console.send({"type": "hand_back", "call_id": call_id})
             await _listen(caller, line, lambda: console.of_type("released", call_id), "the hand-back")

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import jieba
 from pypinyin import Style, pinyin
@@ -64,10 +65,18 @@ def _tokenizer() -> jieba.Tokenizer:
     return tokenizer
 
 
+def _unreadable(chars: str) -> list[str]:
+    return ["?"] * len(chars)
+
+
+# pypinyin takes a list from `errors` (one "?" per character it cannot read); its stubs say str only
+_UNREADABLE: Any = _unreadable
+
+
 def _word_pinyin(word: str) -> list[str]:
     if word in PHRASE_PINYIN:
         return list(PHRASE_PINYIN[word])
-    return [p[0] for p in pinyin(word, style=Style.TONE3, neutral_tone_with_five=True, errors=lambda x: ["?"] * len(x))]
+    return [p[0] for p in pinyin(word, style=Style.TONE3, neutral_tone_with_five=True, errors=_UNREADABLE)]
 
 
 def _split_tone(p: str) -> tuple[str, int]:
@@ -121,9 +130,9 @@ def _sandhi(items: list[Syllable | str]) -> None:
             run.append(i)
             continue
         for j in run[:-1]:
-            s = items[j]
-            assert isinstance(s, Syllable)
-            items[j] = Syllable(s.char, s.pinyin, 2, s.word_start)
+            rising = items[j]
+            assert isinstance(rising, Syllable)
+            items[j] = Syllable(rising.char, rising.pinyin, 2, rising.word_start)
         run = []
 
 
