@@ -166,7 +166,7 @@ class Settings(BaseSettings):
     model_dir: Path = Field(default_factory=lambda: Path(user_cache_dir("hotline")) / "models")
     database_url: str | None = None  # default: SQLite file under data_dir
     kb_dir: Path | None = None  # markdown documents imported into an empty store; default: the demo KB
-    kb_threads: int = Field(default=1, ge=1)  # the query embedder's threads: more only help on an idle machine
+    kb_threads: int = Field(default=2, ge=1)  # the query embedder's threads
     kb_refresh_s: float = 1.0  # how often a gateway looks for knowledge-base changes made elsewhere
     kb_import_dir: Path | None = None  # the folder POST /v1/kb/import/folder may read from; unset: no folder imports
     kb_import_max_bytes: int = 32 << 20  # one import, zips unpacked (uploads over it get 413)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -482,3 +483,16 @@ def test_the_benchmark_scores_recall_over_a_cases_turns_and_grows_the_kb(tmp_pat
     summary = benchmark(tmp_path / "kb", cases, HashingEmbedder(), grow_to=20)
     assert summary["recall"] == {"n": 1, "recall_at_1": 1.0, "recall_at_5": 1.0, "missed_at_1": []}
     assert summary["grown"]["chunks"] >= 20 and summary["search_ms"]["p95"] >= summary["search_ms"]["p50"]
+
+
+@pytest.mark.slow
+def test_embedder_leaves_the_process_openmp_settings_as_they_were(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kb.embedder import E5Embedder
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
+    embedder = E5Embedder(num_threads=2)
+
+    assert os.environ["OMP_NUM_THREADS"] == "3"
+    assert "GOMP_SPINCOUNT" not in os.environ
+    assert embedder.embed_queries(["宽带装机要多久"]).shape == (1, embedder.dim)
