@@ -41,6 +41,15 @@ class Transcriber(Protocol):
     def transcribe(self, pcm16k: np.ndarray, *, dialect: str = "auto", draft: bool = False) -> Transcript: ...
 
 
+class DialectIdentifier(Protocol):
+    """Which registry dialect an `auto` call speaks, from one final's audio and what the Mandarin model
+    heard in it (asr.lid.AutoDialect)."""
+
+    min_samples: int  # shorter utterances are not judged
+
+    def dialect_of(self, pcm16k: np.ndarray, heard: Transcript) -> str | None: ...  # None: Mandarin, or unsure
+
+
 class VoiceActivityDetector(Protocol):
     """Streaming speech probability of one audio stream; keeps its own state, one instance per call."""
 

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from scipy.signal import firwin, lfilter, lfilter_zi
 
-from asr.base import AsrInputError, Transcriber, Transcript, VoiceActivityDetector
+from asr.base import AsrInputError, DialectIdentifier, Transcriber, Transcript, VoiceActivityDetector
 from asr.dialects import route_dialect
 from asr.normalize import for_dialogue
 from asr.turns import sounds_complete
@@ -317,6 +317,7 @@ class StreamingAsr:
         pool: InferencePool,
         options: EndpointOptions | None = None,
         dialect: str = "auto",
+        identify: DialectIdentifier | None = None,
     ) -> None:
         route_dialect(dialect)  # an unknown dialect fails here, not in the first transcription
         self._transcriber = transcriber
@@ -324,6 +325,8 @@ class StreamingAsr:
         self._pool = pool
         self._options = options or EndpointOptions()
         self.dialect = dialect
+        # an `auto` call is identified once, on its first final of enough speech (asr.lid.AutoDialect)
+        self._identify = identify if dialect == "auto" else None
 
     async def run(self, chunks: AsyncIterator[AudioChunk]) -> AsyncIterator[AsrEvent]:
         call = _CallState(self._vad_factory(), self._options, self._transcribe)
@@ -360,7 +363,16 @@ class StreamingAsr:
         )
 
     def _transcribe_blocking(self, pcm16k: np.ndarray, draft: bool) -> Transcript:
-        return self._transcriber.transcribe(pcm16k, dialect=self.dialect, draft=draft)
+        heard = self._transcriber.transcribe(pcm16k, dialect=self.dialect, draft=draft)
+        identify = self._identify
+        if draft or identify is None or len(pcm16k) < identify.min_samples:
+            return heard
+        self._identify = None
+        dialect = identify.dialect_of(pcm16k, heard)
+        if dialect is None:
+            return heard
+        self.dialect = dialect  # the rest of the call, and this utterance again, by the dialect's route
+        return self._transcriber.transcribe(pcm16k, dialect=dialect, draft=False)
 
 
 class _CallState:

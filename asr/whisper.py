@@ -10,6 +10,7 @@ import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -167,6 +168,11 @@ class WhisperTranscriber:
             if path not in self._dialect_models:
                 self._dialect_models[path] = WhisperTranscriber(path, **self._settings)  # type: ignore[arg-type]
             return self._dialect_models[path]
+
+    @property
+    def whisper_model(self) -> Any:
+        """The faster-whisper model of the default route (its encoder also serves asr.lid)."""
+        return self._model
 
     @property
     def model_path(self) -> Path:

@@ -54,6 +54,22 @@ def load_asr(settings: Settings) -> tuple[Any, Any]:
     return transcriber, SileroVadModel()
 
 
+def load_dialect_identifier(settings: Settings, transcriber: Any) -> Any:
+    """The `auto` calls' dialect identifier (asr.lid.AutoDialect), or None when no classifier is set."""
+    from asr.dialects import registry
+    from asr.lid import AutoDialect, DialectClassifier
+
+    s = settings.asr
+    if s.lid_file is None:
+        return None
+    classifier = DialectClassifier.load(s.lid_file)
+    unknown = [name for name in classifier.classes if registry().get(name) is None]
+    if unknown:
+        raise ValueError(f"the classifier {s.lid_file} names dialects the registry does not know: {unknown}")
+    return AutoDialect(classifier, transcriber.whisper_model, mandarin_confidence=s.lid_mandarin_confidence,
+                       min_probability=s.lid_min_probability)
+
+
 def endpoint_options(settings: Settings) -> Any:
     from asr.stream import EndpointOptions
 
@@ -85,6 +101,7 @@ class Services:
     active_calls: int = 0
     models: dict[str, Any] = field(default_factory=dict)
     pools: dict[str, InferencePool] = field(default_factory=dict)
+    dialect_identifier: Any = None  # asr.lid.AutoDialect when HOTLINE_ASR__LID_FILE is set
     _phrases: OrderedDict[tuple[str, AudioFormat], tuple[list[bytes], SpokenClauses]] = field(
         default_factory=OrderedDict)
     metrics: Metrics = field(init=False)
@@ -196,6 +213,7 @@ class Services:
 
     def _load_asr(self) -> None:
         self.models["asr"], self.models["vad"] = load_asr(self.settings)
+        self.dialect_identifier = load_dialect_identifier(self.settings, self.models["asr"])
         self.pools["asr"] = self._pool("asr", self.settings.asr.workers)
 
     def _load_llm(self) -> None:
@@ -267,7 +285,8 @@ class Services:
 
         # a call's recognizer says when the caller has spoken long enough to be cutting in
         options = replace(endpoint_options(self.settings), lasting_s=self.settings.calls.barge_in_min_speech_s)
-        return StreamingAsr(self.models["asr"], self.models["vad"].stream, self.pools["asr"], options, dialect=dialect)
+        return StreamingAsr(self.models["asr"], self.models["vad"].stream, self.pools["asr"], options, dialect=dialect,
+                            identify=self.dialect_identifier)
 
     async def speak(self, text: str, fmt: AudioFormat, spoken: SpokenClauses | None = None) -> AsyncIterator[bytes]:
         """Reply audio frames in the call's format; short fixed phrases are synthesized once. `spoken` is

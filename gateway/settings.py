@@ -48,6 +48,10 @@ class AsrSettings(BaseModel):
     hold_silence_s: float = 1.0  # pause that ends one that does not ("我的号码是一三八…")
     partial_interval_s: float = 0.6  # caller audio between two partial transcripts
     dialects_file: Path | None = None  # a YAML file of dialects that extends the shipped registry
+    # `auto` calls: a classifier of `hotline adapt lid`; unset, they are decoded by the default model
+    lid_file: Path | None = None
+    lid_mandarin_confidence: float = Field(default=0.6, ge=0, le=1)  # Mandarin model at least this sure: Mandarin
+    lid_min_probability: float = Field(default=0.8, ge=0, le=1)  # the classifier at least this sure of a dialect
 
     @field_validator("hotwords", mode="before")
     @classmethod

@@ -9,6 +9,7 @@ import asyncio
 import os
 import threading
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ import pytest
 from asr.base import AsrInputError, Transcript, UnsupportedDialect
 from asr.cer import cer, corpus_cer, edit_distance, normalize_for_cer
 from asr.dialects import route_dialect
+from asr.lid import AutoDialect, DialectClassifier
 from asr.stream import EndpointOptions, StreamingAsr, StreamingUpsampler
 from asr.vad import SileroVadModel
 from asr.whisper import is_hallucination, without_echo
@@ -544,6 +546,49 @@ async def test_streaming_recognition_of_a_call(
         assert final.started_at == onset.at < final.ended_at
         assert cer(sentence, final.text) < 0.35, final
         assert final.dialect == "mandarin"
+
+
+def always(dialect: str, classes: tuple[str, ...] = ("mandarin", "minnan")) -> DialectClassifier:
+    """A classifier sure of `dialect` whatever it hears (the thing under test is what the call does with it)."""
+    features = 2 * 512  # mean and deviation of whisper base's encoder states
+    bias = np.array([20.0 if name == dialect else 0.0 for name in classes])
+    return DialectClassifier(classes, np.zeros(features), np.ones(features), np.zeros((features, len(classes))),
+                             bias, seconds=4.0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("mandarin_confidence", "dialect"), [(1.01, "minnan"), (0.6, "mandarin")])
+async def test_an_auto_call_is_routed_to_the_dialect_it_is_identified_as(
+    mandarin_confidence: float,
+    dialect: str,
+    whisper,
+    vad_model: SileroVadModel,
+    speech: dict[str, np.ndarray],
+    pool: InferencePool,  # type: ignore[no-untyped-def]
+) -> None:
+    """Clear Mandarin keeps a call on Mandarin whatever the classifier says; a call the Mandarin model is
+    unsure of goes, from its first final on, to the dialect the classifier is sure of."""
+    identify = AutoDialect(always("minnan"), whisper.whisper_model, mandarin_confidence=mandarin_confidence)
+    audio, _ = whole_call(speech)
+    asr = StreamingAsr(whisper, vad_model.stream, pool, EndpointOptions(), dialect="auto", identify=identify)
+    events = await collect(asr, frames(audio, RATE))
+
+    finals = [e for e in events if isinstance(e, FinalTranscript)]
+    assert [f.dialect for f in finals] == [dialect, dialect]
+    assert asr.dialect == ("auto" if dialect == "mandarin" else dialect)
+
+
+async def test_a_call_that_declares_its_dialect_is_never_identified(pool: InferencePool) -> None:
+    class Unsure(DurationTranscriber):
+        def transcribe(self, pcm16k: np.ndarray, *, dialect: str = "auto", draft: bool = False) -> Transcript:
+            return replace(super().transcribe(pcm16k, dialect=dialect, draft=draft), confidence=0.1)
+
+    # sure of Minnan, and it would fail if asked (no whisper model to listen with)
+    identify = AutoDialect(always("minnan"), whisper_model=None, mandarin_confidence=1.01)
+    asr = StreamingAsr(Unsure(), EnergyVad, pool, EndpointOptions(), dialect="hakka", identify=identify)
+    events = await collect(asr, frames(np.concatenate([silence(1.0), tone(1.5), silence(1.0)]), RATE))
+
+    assert [f.dialect for f in events if isinstance(f, FinalTranscript)] == ["hakka"]
 
 
 # ---- evaluation --------------------------------------------------------------------------------------
