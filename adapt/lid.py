@@ -109,6 +109,26 @@ def confusion(classifier: DialectClassifier, data: LabelledFeatures) -> dict[str
     }
 
 
+def routing(identifier: Any, transcriber: Any, examples: Sequence[Example], log: Log = _stderr) -> dict[str, Any]:
+    """Where the hotline sends `auto` calls that begin with these clips, as it would (asr.lid.AutoDialect
+    on the default model's transcript): the confusion matrix of routes. A variety the classifier does
+    not know is routed right when it stays on the default model (mandarin)."""
+    known = set(identifier.classifier.classes)
+    matrix: dict[str, dict[str, int]] = {}
+    right = 0
+    for i, example in enumerate(examples, start=1):
+        pcm = np.round(load_audio(example.path) * 32767).astype(np.int16)
+        truth = label_of(example.lang)
+        route = identifier.dialect_of(pcm, transcriber.transcribe(pcm, dialect="auto")) or "mandarin"
+        matrix.setdefault(truth, {})[route] = matrix.get(truth, {}).get(route, 0) + 1
+        right += route == (truth if truth in known else "mandarin")
+        if i % 100 == 0:
+            log(f"routed {i}/{len(examples)} clips")
+    names = sorted(known | set(matrix))
+    return {"n": len(examples), "accuracy": round(right / max(1, len(examples)), 4),
+            "confusion": {t: {n: row.get(n, 0) for n in names} for t, row in sorted(matrix.items())}}
+
+
 def print_confusion(report: dict[str, Any], log: Log = _stderr) -> None:
     names = list(next(iter(report["confusion"].values())))
     log("true \\ predicted " + " ".join(f"{n:>9}" for n in names))

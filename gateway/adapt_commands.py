@@ -57,6 +57,8 @@ def add_adapt_commands(commands: Any) -> None:
     lid.add_argument("--synthesize-mandarin", type=Path, metavar="DIR",
                      help="first speak Mandarin sentences with the project's TTS into DIR (train.jsonl, test.jsonl)")
     lid.add_argument("--sentences", type=int, default=200, help="how many Mandarin sentences to synthesize")
+    lid.add_argument("--routing", action="store_true",
+                     help="with --eval: also where `auto` calls would go (the thresholds of HOTLINE_ASR__LID_*)")
 
 
 def run_adapt(args: argparse.Namespace, settings: Settings) -> int:
@@ -94,6 +96,18 @@ def adapt_asr_command(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _routing(examples: list[Any], classifier: Any, settings: Settings) -> dict[str, Any]:
+    from adapt import lid
+    from asr.lid import AutoDialect
+    from gateway.services import load_asr
+
+    transcriber, _ = load_asr(settings)
+    s = settings.asr
+    identifier = AutoDialect(classifier, transcriber.whisper_model, mandarin_confidence=s.lid_mandarin_confidence,
+                             min_probability=s.lid_min_probability)
+    return lid.routing(identifier, transcriber, examples)
+
+
 def adapt_lid_command(args: argparse.Namespace, settings: Settings) -> int:
     from adapt import lid
     from asr.lid import DialectClassifier
@@ -123,5 +137,8 @@ def adapt_lid_command(args: argparse.Namespace, settings: Settings) -> int:
         report = lid.confusion(classifier, lid.featurize(whisper, lid.read_all(evaluate, args.lang, args.per_lang), classifier.seconds))
         lid.print_confusion(report)
         summary["eval"] = report
+        if args.routing:
+            summary["routing"] = _routing(lid.read_all(evaluate, args.lang, args.per_lang), classifier, settings)
+            lid.print_confusion(summary["routing"])
     print(json.dumps(summary, ensure_ascii=False))
     return 0

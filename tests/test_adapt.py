@@ -230,6 +230,26 @@ def test_dialect_features_pool_the_encoder_over_the_first_seconds(base_model: Pa
     assert not np.allclose(features, lid_features(whisper, audio, seconds=2.0))
 
 
+@pytest.mark.slow
+def test_routing_report_keeps_clear_mandarin_on_the_mandarin_model(
+    clips: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The clips are clear Mandarin labelled minnan; a classifier sure of Minnan whatever it hears does
+    not move them: the Mandarin model is sure of what it heard."""
+    from asr.lid import DialectClassifier
+    from gateway.cli import main
+
+    features, classes = 1024, ("mandarin", "minnan")
+    DialectClassifier(classes, np.zeros(features), np.ones(features), np.zeros((features, 2)), np.array([0.0, 20.0]),
+                      seconds=4.0).save(tmp_path / "lid.npz")
+    monkeypatch.setenv("HOTLINE_MODEL_DIR", str(MODEL_CACHE))
+    assert main(["adapt", "lid", "--eval", str(clips), "--out", str(tmp_path / "lid.npz"), "--routing"]) == 0
+
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["eval"]["confusion"]["minnan"]["minnan"] == len(SENTENCES)  # what the classifier says
+    assert summary["routing"]["confusion"]["minnan"] == {"mandarin": len(SENTENCES), "minnan": 0}  # where calls go
+
+
 @pytest.mark.parametrize(
     ("dialect", "heard", "mandarin"),
     [
