@@ -98,14 +98,10 @@ def adapt_asr_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def _routing(examples: list[Any], classifier: Any, settings: Settings) -> dict[str, Any]:
     from adapt import lid
-    from asr.lid import AutoDialect
-    from gateway.services import load_asr
+    from gateway.services import dialect_identifier, load_asr
 
     transcriber, _ = load_asr(settings)
-    s = settings.asr
-    identifier = AutoDialect(classifier, transcriber.whisper_model, mandarin_confidence=s.lid_mandarin_confidence,
-                             min_probability=s.lid_min_probability)
-    return lid.routing(identifier, transcriber, examples)
+    return lid.routing(dialect_identifier(settings, transcriber, classifier), transcriber, examples)
 
 
 def adapt_lid_command(args: argparse.Namespace, settings: Settings) -> int:

@@ -54,20 +54,28 @@ def load_asr(settings: Settings) -> tuple[Any, Any]:
     return transcriber, SileroVadModel()
 
 
-def load_dialect_identifier(settings: Settings, transcriber: Any) -> Any:
-    """The `auto` calls' dialect identifier (asr.lid.AutoDialect), or None when no classifier is set."""
-    from asr.dialects import registry
-    from asr.lid import AutoDialect, DialectClassifier
+def dialect_identifier(settings: Settings, transcriber: Any, classifier: Any) -> Any:
+    """asr.lid.AutoDialect with `classifier` and the thresholds of the settings."""
+    from asr.lid import AutoDialect
 
     s = settings.asr
-    if s.lid_file is None:
-        return None
-    classifier = DialectClassifier.load(s.lid_file)
-    unknown = [name for name in classifier.classes if registry().get(name) is None]
-    if unknown:
-        raise ValueError(f"the classifier {s.lid_file} names dialects the registry does not know: {unknown}")
     return AutoDialect(classifier, transcriber.whisper_model, mandarin_confidence=s.lid_mandarin_confidence,
                        min_probability=s.lid_min_probability)
+
+
+def load_dialect_identifier(settings: Settings, transcriber: Any) -> Any:
+    """The `auto` calls' dialect identifier, or None when no classifier is set."""
+    from asr.dialects import registry
+    from asr.lid import DialectClassifier
+
+    path = settings.asr.lid_file
+    if path is None:
+        return None
+    classifier = DialectClassifier.load(path)
+    unknown = [name for name in classifier.classes if registry().get(name) is None]
+    if unknown:
+        raise ValueError(f"the classifier {path} names dialects the registry does not know: {unknown}")
+    return dialect_identifier(settings, transcriber, classifier)
 
 
 def endpoint_options(settings: Settings) -> Any:

@@ -250,6 +250,27 @@ def test_routing_report_keeps_clear_mandarin_on_the_mandarin_model(
     assert summary["routing"]["confusion"]["minnan"] == {"mandarin": len(SENTENCES), "minnan": 0}  # where calls go
 
 
+def test_a_classifier_of_dialects_the_registry_does_not_know_is_refused_at_load(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from asr.lid import AutoDialect, DialectClassifier
+    from gateway.services import load_dialect_identifier
+    from gateway.settings import Settings
+
+    transcriber = SimpleNamespace(whisper_model=None)
+    assert load_dialect_identifier(Settings(), transcriber) is None  # no classifier set: auto stays as it was
+    for classes in (("mandarin", "minnan"), ("mandarin", "martian")):
+        path = tmp_path / f"{classes[1]}.npz"
+        DialectClassifier(classes, np.zeros(4), np.ones(4), np.zeros((4, 2)), np.zeros(2), seconds=4.0).save(path)
+        settings = Settings.model_validate({"asr": {"lid_file": path, "lid_min_probability": 0.9}})
+        if classes[1] == "martian":
+            with pytest.raises(ValueError, match="martian"):
+                load_dialect_identifier(settings, transcriber)
+        else:
+            identifier = load_dialect_identifier(settings, transcriber)
+            assert isinstance(identifier, AutoDialect) and identifier.min_probability == 0.9
+
+
 @pytest.mark.parametrize(
     ("dialect", "heard", "mandarin"),
     [
