@@ -59,7 +59,7 @@ _ANSWER_TYPES: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...] = tuple(
     for name, asked, held in (
         ("price", r"多少钱|几块|几元|贵|便宜|实惠|划算|收不收|要不要钱|收钱|花钱|要钱|收费|怎么算|费用|花多少|资费|月租|钞票|扣不扣|交多少",
          r"\d+(?:\.\d+)?元|免费|不收|免收|不再收取"),
-        ("time", r"多久|多长时间|好久|几天|多少天|小时|什么时候|啥时候|几点|时限|几号|最晚|最长|最短|哪天",
+        ("time", r"多久|多长时间|好久|(?<!好)几天|多少天|小时|什么时候|啥时候|几点|时限|几号|最晚|最长|最短|哪天",
          r"\d+(?:\.\d+)?个?(?:小时|天|分钟|秒|月|年|工作日|日)|\d+:\d+"),
         ("data", r"流量.{0,6}(?:多少|几)|(?:多少|几个?).{0,3}(?:流量|gb?\b)",
          r"\d+(?:\.\d+)?gb"),
@@ -77,6 +77,8 @@ _ANSWER_TYPES: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...] = tuple(
          r"\d+M|\d+兆|Mbps"),
         ("limit", r"上限|封顶|最多|最高|顶多|一直算|没完",
          r"封顶|最多|不超过|上限|累计达到"),
+        ("refund", r"退[点些钱费款]|返[点还钱]|补偿|赔|减免|少收|抵扣",
+         r"补偿|减免|退回|返还|抵扣|赔"),
     )
 )
 
@@ -119,7 +121,7 @@ def plan_answer(
     if (place := _unknown_place(kb, question)) is not None:
         return NotInKb("unknown_place", place, _titles(kb, "roaming"))
     wanted = [name for name, asked, _ in _ANSWER_TYPES if asked.search(question)]
-    query = f"{question} {context}" if context else question
+    query = _with_countries(f"{question} {context}" if context else question)
     hits = _ranked(kb.statements(query, options.candidates), wanted, options)
     if previous is not None:
         hits = _lean_on_previous(kb, question, hits, previous, wanted, options)
@@ -331,10 +333,27 @@ def _places(question: str) -> list[str]:
 
 
 @lru_cache(maxsize=1)
-def _gazetteer() -> frozenset[str]:
-    """Countries, regions and major cities, in the Chinese callers use (a data file beside this one)."""
+def _gazetteer() -> dict[str, str | None]:
+    """Countries, regions and major cities, in the Chinese callers use (a data file beside this one):
+    {place: the country a city is in, None for the others}."""
     text = (Path(__file__).resolve().parent / "places.txt").read_text(encoding="utf-8")
-    return frozenset(word for line in text.splitlines() if not line.startswith("#") for word in line.split())
+    places: dict[str, str | None] = {}
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        country, colon, cities = line.partition(":")
+        if colon:
+            places.update(dict.fromkeys(cities.split(), country.strip()))
+            places.setdefault(country.strip(), None)
+        else:
+            places.update((word, places.get(word)) for word in line.split())
+    return places
+
+
+def _with_countries(question: str) -> str:
+    """The question, with the country of each city it names (去曼谷 ... 泰国), for search."""
+    countries = [c for c in dict.fromkeys(_gazetteer().get(p) for p in _places(question)) if c and c not in question]
+    return " ".join([question, *countries])
 
 
 # A statement that names a place only to leave it out ("澳门的资费不适用本说明") says nothing about it.
@@ -342,7 +361,11 @@ _EXCLUDES = re.compile(r"不适用|不包括|不包含|不含|除外|不支持|�
 
 
 def _covers(kb: KnowledgeSearch, place: str, doc_id: str | None = None) -> bool:
-    """Whether the knowledge base (or one document of it) says something about `place`."""
+    """Whether the knowledge base (or one document of it) says something about `place`, or about the
+    country of a city."""
+    country = _gazetteer().get(place)
+    if country is not None and _covers(kb, country, doc_id):
+        return True
     if not kb.mentions(place, doc_id):
         return False
     naming = [p.text for p in kb.statements(place, 8, doc_ids=None if doc_id is None else [doc_id]) if place in p.text]
@@ -365,8 +388,11 @@ def _place_not_in(kb: KnowledgeSearch, question: str, doc_id: str) -> str | None
 
 @lru_cache(maxsize=1)
 def _pos_tagger():  # type: ignore[no-untyped-def]
+    import jieba  # noqa: PLC0415
     import jieba.posseg  # noqa: PLC0415
 
+    for place in _gazetteer():  # so that 布宜诺斯艾利斯 is one word, and a place
+        jieba.add_word(place, tag="ns")
     return jieba.posseg
 
 

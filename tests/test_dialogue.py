@@ -363,9 +363,23 @@ async def test_a_follow_up_leans_on_the_question_before_it(demo_kb, pools):
 
 @pytestmark_kb
 @pytest.mark.parametrize(
+    ("question", "fact", "doc_id"),
+    [
+        ("下礼拜去大阪玩 在那边手机上网一天扣多少", "25元", "roaming-guide"),  # a city: its country's rates
+        ("宽带坏了好几天都没人修好 能不能给退点钱", "减免", "complaints-repair-sla"),  # a refund asked in other words
+    ],
+)
+async def test_questions_in_other_words_find_their_document(demo_kb, pools, question, fact, doc_id):
+    _, _, replies, citations = await _conversation(_manager(demo_kb, pools), [question])
+    assert fact in replies[0] and citations[0][0] == doc_id
+
+
+@pytestmark_kb
+@pytest.mark.parametrize(
     ("question", "says"),
     [
         ("我下个月去巴西 手机上网一天多少钱", "巴西"),  # a place the KB does not list
+        ("下个月去开罗 手机上网一天多少钱", "开罗"),  # a city the gazetteer does not know, tagged as a place
         ("你们有没有八十八块钱的套餐", "没有查到"),  # an offer the KB does not hold
         ("联通的宽带是不是比你们便宜", "其他运营商"),
         ("苹果手机合约机多少钱一台", "苹果"),
