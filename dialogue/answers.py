@@ -59,7 +59,8 @@ _ANSWER_TYPES: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...] = tuple(
     for name, asked, held in (
         ("price", r"多少钱|几块|几元|贵|便宜|实惠|划算|收不收|要不要钱|收钱|花钱|要钱|收费|怎么算|费用|花多少|资费|月租|钞票|扣不扣|交多少",
          r"\d+(?:\.\d+)?元|免费|不收|免收|不再收取"),
-        ("time", r"多久|多长时间|好久|(?<!好)几天|多少天|小时|什么时候|啥时候|几点|时限|几号|最晚|最长|最短|哪天",
+        ("time", r"多久|多长时间|好久|(?<!好)几天|多少天|小时|什么时候|啥时候|几点|时限|几号|最晚|最长|最短|哪天|"
+                 r"去年|前年|以前的|之前的|过期|还能(?!用)",
          r"\d+(?:\.\d+)?个?(?:小时|天|分钟|秒|月|年|工作日|日)|\d+:\d+"),
         ("data", r"流量.{0,6}(?:多少|几)|(?:多少|几个?).{0,3}(?:流量|gb?\b)",
          r"\d+(?:\.\d+)?gb"),
@@ -98,6 +99,7 @@ _PLACE_SUFFIX = re.compile(r"^[路街道巷弄区县镇乡村里苑园庭城湾�
 _QUESTION_PAIRS = frozenset({"多少", "什么", "怎么", "可以", "一个", "现在", "我们", "你们", "时候", "这个", "那个", "一下",
                              "那要", "要是", "的话", "是不", "不是", "有没", "没有"})
 _LOCAL_PLACE = re.compile(r"[省市区县镇乡村]$")
+_ABROAD = re.compile(r"漫游|出国|国外|境外|出境|入境|国际|海外|外国|港澳|香港|澳门|台湾")
 
 
 def is_follow_up(question: str) -> bool:
@@ -123,6 +125,8 @@ def plan_answer(
     wanted = [name for name, asked, _ in _ANSWER_TYPES if asked.search(question)]
     query = _with_countries(f"{question} {context}" if context else question)
     hits = _ranked(kb.statements(query, options.candidates), wanted, options)
+    if not _abroad(query):  # a 流量包 asked about at home is not a roaming day pass
+        hits = [hit for hit in hits if hit.category != "roaming"] or hits
     if previous is not None:
         hits = _lean_on_previous(kb, question, hits, previous, wanted, options)
     leaning = previous is not None and bool(hits) and hits[0].doc_id == previous.doc_id and is_follow_up(question)
@@ -370,6 +374,11 @@ def _covers(kb: KnowledgeSearch, place: str, doc_id: str | None = None) -> bool:
         return False
     naming = [p.text for p in kb.statements(place, 8, doc_ids=None if doc_id is None else [doc_id]) if place in p.text]
     return not naming or any(not _EXCLUDES.search(text) for text in naming)
+
+
+def _abroad(question: str) -> bool:
+    """Whether the question is about being (or calling) outside the mainland."""
+    return bool(_ABROAD.search(question)) or any(not _LOCAL_PLACE.search(p) for p in _places(question))
 
 
 def _unknown_place(kb: KnowledgeSearch, question: str) -> str | None:

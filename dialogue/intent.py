@@ -9,6 +9,8 @@ from enum import StrEnum
 
 from pypinyin import lazy_pinyin
 
+from core.numbers import chinese_to_digits
+
 
 class Intent(StrEnum):
     CONSULTATION = "consultation"
@@ -122,8 +124,9 @@ _TELECOM = re.compile(
 
 
 def about_telecom(text: str) -> bool:
-    """Whether an utterance is about the carrier's services at all (not the weather, not its shares)."""
-    return bool(_TELECOM.search(text))
+    """Whether an utterance is about the carrier's services at all (not the weather, not its shares); a
+    recognizer writes 五G as often as 5G."""
+    return bool(_TELECOM.search(text) or _TELECOM.search(chinese_to_digits(text)))
 
 
 def sounds(text: str) -> str:

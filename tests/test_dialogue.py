@@ -25,7 +25,7 @@ from dialogue.base import (
     UpdateTicket,
 )
 from dialogue.evaluate import CasePrediction, EvalCase, TicketOutcome, score_case, summarize
-from dialogue.intent import Intent, IntentGuess, classify_intent, guess_intent, objection
+from dialogue.intent import Intent, IntentGuess, about_telecom, classify_intent, guess_intent, objection
 from dialogue.judge import IntentJudge, parse_judgement
 from dialogue.manager import CallState, DialogueManager, DialogueOptions
 from dialogue.safety import mask_pii, refusal_reason
@@ -367,6 +367,7 @@ async def test_a_follow_up_leans_on_the_question_before_it(demo_kb, pools):
     [
         ("下礼拜去大阪玩 在那边手机上网一天扣多少", "25元", "roaming-guide"),  # a city: its country's rates
         ("宽带坏了好几天都没人修好 能不能给退点钱", "减免", "complaints-repair-sla"),  # a refund asked in other words
+        ("今天流量快没了 有没有只管今天的流量包", "5元1GB", "data-packs"),  # at home: not a roaming day pass
     ],
 )
 async def test_questions_in_other_words_find_their_document(demo_kb, pools, question, fact, doc_id):
@@ -390,6 +391,11 @@ async def test_what_the_kb_does_not_hold_is_declined_without_figures(demo_kb, po
     assert says in replies[0] and "人工" in replies[0]
     assert citations == [()]
     assert state.main_intent is Intent.CONSULTATION
+
+
+def test_a_recognizer_s_chinese_numerals_are_still_on_topic() -> None:
+    assert about_telecom("我们镇上什么时候能用上五G啊") and about_telecom("四G还能用几年")
+    assert not about_telecom("明天五点会不会下雨")
 
 
 @pytestmark_kb
