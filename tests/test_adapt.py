@@ -231,11 +231,13 @@ def test_dialect_features_pool_the_encoder_over_the_first_seconds(base_model: Pa
 
 
 @pytest.mark.slow
-def test_routing_report_keeps_clear_mandarin_on_the_mandarin_model(
-    clips: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(("mandarin_confidence", "route"), [(0.5, "mandarin"), (1.0, "minnan")])
+def test_routing_report_says_where_auto_calls_would_go(
+    mandarin_confidence: float, route: str, clips: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The clips are clear Mandarin labelled minnan; a classifier sure of Minnan whatever it hears does
-    not move them: the Mandarin model is sure of what it heard."""
+    """The clips are clear Mandarin (the Mandarin model's confidence 0.58-0.91) labelled minnan; a
+    classifier sure of Minnan whatever it hears moves them only when the Mandarin model is not sure enough."""
     from asr.lid import DialectClassifier
     from gateway.cli import main
 
@@ -243,11 +245,12 @@ def test_routing_report_keeps_clear_mandarin_on_the_mandarin_model(
     DialectClassifier(classes, np.zeros(features), np.ones(features), np.zeros((features, 2)), np.array([0.0, 20.0]),
                       seconds=4.0).save(tmp_path / "lid.npz")
     monkeypatch.setenv("HOTLINE_MODEL_DIR", str(MODEL_CACHE))
+    monkeypatch.setenv("HOTLINE_ASR__LID_MANDARIN_CONFIDENCE", str(mandarin_confidence))
     assert main(["adapt", "lid", "--eval", str(clips), "--out", str(tmp_path / "lid.npz"), "--routing"]) == 0
 
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["eval"]["confusion"]["minnan"]["minnan"] == len(SENTENCES)  # what the classifier says
-    assert summary["routing"]["confusion"]["minnan"] == {"mandarin": len(SENTENCES), "minnan": 0}  # where calls go
+    assert summary["routing"]["confusion"]["minnan"][route] == len(SENTENCES)  # where calls go
 
 
 def test_a_classifier_of_dialects_the_registry_does_not_know_is_refused_at_load(tmp_path: Path) -> None:

@@ -557,7 +557,7 @@ def always(dialect: str, classes: tuple[str, ...] = ("mandarin", "minnan")) -> D
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("mandarin_confidence", "dialect"), [(1.01, "minnan"), (0.6, "mandarin")])
+@pytest.mark.parametrize(("mandarin_confidence", "dialect"), [(1.01, "minnan"), (0.5, "mandarin")])
 async def test_an_auto_call_is_routed_to_the_dialect_it_is_identified_as(
     mandarin_confidence: float,
     dialect: str,
