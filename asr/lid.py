@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from asr.base import Transcript
+
 SAMPLE_RATE = 16000
 ENCODER_FRAME_S = 0.02  # one encoder state per 20 ms
 
@@ -87,9 +89,9 @@ class AutoDialect:
         self.min_probability = min_probability
         self.min_samples = round(min_speech_s * SAMPLE_RATE)
 
-    def dialect_of(self, pcm16k: np.ndarray, heard: Any) -> str | None:
-        """The dialect of an utterance (int16, 16 kHz) that the Mandarin model heard as `heard` (a
-        Transcript); None when it is Mandarin or nothing is sure."""
+    def dialect_of(self, pcm16k: np.ndarray, heard: Transcript) -> str | None:
+        """The dialect of an utterance (int16, 16 kHz) that the Mandarin model heard as `heard`; None
+        when it is Mandarin or nothing is sure."""
         if heard.dialect != "mandarin" or heard.confidence >= self.mandarin_confidence:
             return None
         audio = np.asarray(pcm16k, dtype=np.float32) / 32768.0
