@@ -26,7 +26,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "asr": (
         "numpy", "scipy.signal", "av", "ctranslate2", "onnxruntime", "tokenizers", "huggingface_hub",
         "faster_whisper", "faster_whisper.vad", "opencc",
-        "asr.whisper", "asr.vad", "asr.stream",
+        "asr.whisper", "asr.vad", "asr.stream", "asr.lid",
     ),
     "llm": (
         "httpx", "httpcore", "anyio", "xllamacpp",

@@ -49,4 +49,6 @@ def test_the_voice_is_understood_by_the_recognizer():
     summary = measure(["宽带安装费是多少？", "每月费用九十九元。", "请拨打客服热线10077。"],
                       load_synthesizer("auto"), transcriber)
     assert summary["sentences"] == 3 and summary["sentences_with_numbers"] == 1
-    assert summary["cer"] < 0.3, summary["worst"]
+    # the voice varies from run to run (CER 0.21-0.32 over four runs of these three sentences): this bound
+    # says the recognizer understands it at all; `hotline eval tts` measures how well
+    assert summary["cer"] < 0.4, summary["worst"]
