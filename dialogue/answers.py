@@ -225,7 +225,7 @@ def _prefer_named(
 
 def _subjects(question: str) -> list[str]:
     offer = _offer_number(question)
-    return _places(question) + ([offer] if offer else [])
+    return [*_places(question), *([offer] if offer else [])]
 
 
 def _names(title: str, term: str) -> bool:
@@ -322,7 +322,8 @@ def _unknown_product(kb: KnowledgeSearch, question: str) -> str | None:
     return None
 
 
-def _places(question: str) -> list[str]:
+@lru_cache(maxsize=256)  # a turn asks about the same question's places several times
+def _places(question: str) -> tuple[str, ...]:
     """Places the question is about (巴西, 香港) as the gazetteer names them, or as the dictionary tags
     them with a place's ending (广州市, 海南省); never part of an address (柳州路)."""
     words = list(_pos_tagger().cut(question, HMM=False))
@@ -333,7 +334,7 @@ def _places(question: str) -> list[str]:
         known = name in _gazetteer() or (word.flag == "ns" and len(name) >= 3 and name[-1] in "国省市州岛")
         if known and not _PLACE_SUFFIX.match(after):
             found.append(name)
-    return found
+    return tuple(found)
 
 
 @lru_cache(maxsize=1)
