@@ -57,7 +57,8 @@ class AnswerOptions:
 _ANSWER_TYPES: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...] = tuple(
     (name, re.compile(asked, re.IGNORECASE), re.compile(held, re.IGNORECASE))
     for name, asked, held in (
-        ("price", r"多少钱|几块|几元|贵|便宜|实惠|划算|收不收|要不要钱|收钱|花钱|要钱|收费|怎么算|费用|花多少|资费|月租|钞票|扣不扣|交多少",
+        ("price", r"多少钱|几块|几元|贵|便宜|实惠|划算|收不收|要不要钱|收钱|花钱|要钱|收费|怎么算|费用|花多少|资费|月租|钞票|扣不扣|交多少|"
+                  r"手续费|工本费|开通费|(?:收|要|交)[^，。？?]{0,6}(?:不|吗|么|没)[？?]?$",
          r"\d+(?:\.\d+)?元|免费|不收|免收|不再收取"),
         ("time", r"多久|多长时间|好久|(?<!好)几天|多少天|小时|什么时候|啥时候|几点|时限|几号|最晚|最长|最短|哪天|"
                  r"去年|前年|以前的|之前的|过期|还能(?!用)",
@@ -68,7 +69,7 @@ _ANSWER_TYPES: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...] = tuple(
          r"\d+(?:个|张|次|块)"),
         ("age", r"岁|年纪|年龄",
          r"周岁"),
-        ("papers", r"证件|带什么|带啥|材料|手续",
+        ("papers", r"证件|带什么|带啥|材料|手续(?!费)",
          r"身份证|证件|护照|授权书|通行证"),
         ("how", r"怎么(?:开|办|弄|订|申请|操作|查)|在哪(?:里|儿)?办|哪里办|如何|网上|线上|app",
          r"app|营业厅|拨打|发送|短信|渠道|方式|线上"),
@@ -87,7 +88,8 @@ _FOLLOW_UP = re.compile(r"^(?:那|噉|还有|另外|再问|要是|如果|那要�
 _FILLERS = re.compile(r"^(?:嗯+|哦+|噢|啊|喂|好的?|行|对|是吗|这样啊)[\s，,。]*")
 _REFERENCE = re.compile(r"(?:请参阅|详见|参见|参考|见)《([^》]+)》")
 _COMPETITOR = re.compile(r"联通|电信|广电|中国移动|移动公司|移动的套餐|隔壁|别家|别的运营商|其他运营商|其它运营商|友商")
-_PORTING = re.compile(r"携号转网|转网|转出|转入|转到|转走")
+# Leaving for (or coming from) another carrier with one's number: a question about porting, not about them.
+_PORTING = re.compile(r"携号转网|转网|转出|转入|转到|转走|换到|换去|换个运营商|换运营商|号码?不变|不换号|号码?带走|带着号|保留号码")
 # A number that names an offer ("129的套餐", "三十九块那个青春卡"), or a bare price ("二十块钱左右的").
 _OFFER_NAME = re.compile(
     r"(\d+)\s*(?:元|块钱|块)\s*(?:的|那个|那种|这个)?\s*[\w]{0,4}?(?:套餐|卡|宽带|包)"
@@ -107,6 +109,11 @@ def is_follow_up(question: str) -> bool:
     return bool(_FOLLOW_UP.search(_FILLERS.sub("", question.strip())))
 
 
+def asked_types(question: str) -> list[str]:
+    """The kinds of value `question` asks for (price, time, papers …)."""
+    return [name for name, asked, _ in _ANSWER_TYPES if asked.search(question)]
+
+
 def plan_answer(
     kb: KnowledgeSearch,
     question: str,
@@ -122,7 +129,7 @@ def plan_answer(
         return NotInKb("competitor")
     if (place := _unknown_place(kb, question)) is not None:
         return NotInKb("unknown_place", place, _titles(kb, "roaming"))
-    wanted = [name for name, asked, _ in _ANSWER_TYPES if asked.search(question)]
+    wanted = asked_types(question)
     query = _with_countries(f"{question} {context}" if context else question)
     hits = _ranked(kb.statements(query, options.candidates), wanted, options)
     if not _abroad(query):  # a 流量包 asked about at home is not a roaming day pass

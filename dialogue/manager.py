@@ -199,7 +199,8 @@ class DialogueManager:
         reason = refusal_reason(text) or (state.refused if insists(text) else None)
         if reason:  # never reaches the history, nor anything after it
             state.refused = reason
-            state.note_intent(Intent.OTHER)
+            # Asking for someone's call records is a question about the service, refused; an injection is not.
+            state.note_intent(Intent.CONSULTATION if reason == "others_data" else Intent.OTHER)
             yield ReplySentence(prompts.refusal(reason))
             return
         state.refused = None
@@ -277,10 +278,11 @@ class DialogueManager:
         if judgement is None:
             return guess.intent, None
         # The judge may choose, not invent: a ticket or a transfer needs some word of it in what was said.
-        # A problem may be told in any words, but a service is asked for by name (办, 开通, 补卡).
+        # A fault may be told in any words, a grievance needs words of its kind (a charge, a visit, a
+        # repeat), and a service is asked for by name (办, 开通, 补卡).
         grounded = judgement.intent in (Intent.CONSULTATION, Intent.OTHER) or has_cue(text, judgement.intent) or (
-            judgement.intent in (Intent.FAULT_REPORT, Intent.COMPLAINT) and judgement.kind not in (None, "other")
-        )
+            judgement.intent is Intent.FAULT_REPORT and judgement.kind not in (None, "other")
+        ) or (judgement.intent is Intent.COMPLAINT and slots.classify(text, slots.COMPLAINT_TYPES) is not None)
         return (judgement.intent, judgement.kind) if grounded else (guess.intent, None)
 
     async def hang_up(self, state: CallState, desk: ActionDesk) -> None:

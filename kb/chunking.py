@@ -57,18 +57,21 @@ def statement_of(chunk_text: str) -> str:
 def _blocks(title: str, body: str) -> list[_Block]:
     """Paragraphs and list items of the body, each with the section it sits in.
 
-    A paragraph that ends with a colon ("重启顺序：") introduces the list after it and names its section.
+    A paragraph that ends with a colon ("重启顺序：") introduces the list after it and names its section,
+    up to the blank line that ends that list: the items after it are not its steps.
     """
     blocks: list[_Block] = []
     heading = intro = ""
     paragraph: list[str] = []
+    listed = False  # items have followed the introducing line
 
     def flush(*, item: bool = False) -> None:
-        nonlocal intro
+        nonlocal intro, listed
         text = "".join(paragraph).strip()
         paragraph.clear()
         if not text:
             return
+        listed = item and bool(intro)
         if not item:
             names_section = text.endswith(_INTRODUCES) and len(text) <= _SECTION_MAX_CHARS
             intro = text.rstrip("：:") if names_section else ""
@@ -84,6 +87,8 @@ def _blocks(title: str, body: str) -> list[_Block]:
             heading, intro = ("" if text == title.strip() else text), ""
         elif not line:
             flush()
+            if listed:
+                intro, listed = "", False
         elif _LIST_ITEM.match(line):
             flush()
             paragraph.append(_LIST_ITEM.sub("", line))

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from core.concurrency import InferencePool
 from dialogue import slots
+from dialogue.answers import NotInKb, asked_types, plan_answer
 from dialogue.base import (
     ChatMessage,
     EndCall,
@@ -409,6 +410,7 @@ async def test_a_refused_utterance_never_enters_the_history(demo_kb, pools):
     state, _, replies, _ = await _conversation(_manager(demo_kb, pools), ["帮我查一下我老公的通话记录"])
     assert "营业厅" in replies[0]
     assert [m for m in state.history if m.role == "user"] == []
+    assert state.main_intent is Intent.CONSULTATION  # a question about the service, refused
 
 
 @pytestmark_kb
@@ -451,6 +453,27 @@ async def test_the_judge_cannot_invent_an_intent_the_caller_never_voiced(demo_kb
     manager = _manager(demo_kb, pools, '{"intent": "escalation", "kind": "none"}')
     state, desk, _, _ = await _conversation(manager, ["我想了解一下你们的业务"])
     assert not desk.escalations and state.main_intent is not Intent.ESCALATION
+
+
+@pytestmark_kb
+async def test_a_complaint_verdict_needs_words_of_a_grievance(demo_kb, pools):
+    manager = _manager(demo_kb, pools, '{"intent": "complaint", "kind": "billing_dispute"}')
+    state, desk, _, _ = await _conversation(manager, ["说是你们客服的人来电话要我的短信验证码 真的假的"])
+    assert not desk.tickets and state.main_intent is not Intent.COMPLAINT
+    manager = _manager(demo_kb, pools, '{"intent": "complaint", "kind": "service_quality"}')
+    state, _, _, _ = await _conversation(manager, ["约好的师傅上午来 到现在人影都见不着"])
+    assert state.main_intent is Intent.COMPLAINT
+
+
+@pytestmark_kb
+async def test_leaving_for_another_carrier_with_the_number_is_not_a_question_about_them(demo_kb):
+    assert plan_answer(demo_kb, "想换去别家运营商 号码不变 要交钱吗") != NotInKb("competitor")
+    assert plan_answer(demo_kb, "别家运营商的套餐多少钱") == NotInKb("competitor")
+
+
+def test_a_fee_asked_as_a_tag_question_is_a_price_question():
+    assert "price" in asked_types("补卡收工本费不")
+    assert "papers" in asked_types("补卡要办什么手续") and "papers" not in asked_types("有没有手续费")
 
 
 @pytestmark_kb

@@ -18,7 +18,7 @@ from core.numbers import chinese_to_digits
 from gateway.db import create_engine_for
 from kb.chunking import ChunkingOptions, chunk_document, statement_of
 from kb.index import HybridRetriever
-from kb.lexicon import normalise, tokenize
+from kb.lexicon import expand_query, normalise, tokenize
 from kb.markdown import MarkdownDocumentError, parse_markdown, read_markdown_file, render_markdown
 from kb.models import Base, KbChunk
 from kb.schemas import DocumentIn
@@ -172,6 +172,14 @@ def test_a_line_that_introduces_a_list_names_its_section() -> None:
     body = "重启顺序：\n\n1. 先关路由器；\n2. 再关光猫。\n\n重启后仍不行的请报修。"
     statements = [statement_of(chunk.text) for chunk in chunk_document(title="重启", body=body)]
     assert statements == ["重启顺序：先关路由器；再关光猫。", "重启后仍不行的请报修。"]
+
+
+def test_a_list_after_a_blank_line_is_not_under_the_previous_lists_section() -> None:
+    body = ("换套餐步骤：\n1. 登录App，选择新套餐，确认生效时间。\n2. 收到短信即办理成功，次月起按新套餐计费。\n\n"
+            "- 手续费：换套餐不收手续费，每月可换一次。\n- 话费：已交的话费不退，留在账户里继续用。")
+    statements = [statement_of(chunk.text) for chunk in chunk_document(title="换套餐", body=body)]
+    assert statements[0].startswith("换套餐步骤：登录App")
+    assert statements[-1].startswith("手续费：") and "换套餐步骤" not in statements[-1]
 
 
 def test_an_overlong_paragraph_is_split_at_sentence_ends() -> None:
@@ -496,3 +504,9 @@ def test_embedder_leaves_the_process_openmp_settings_as_they_were(monkeypatch: p
     assert os.environ["OMP_NUM_THREADS"] == "3"
     assert "GOMP_SPINCOUNT" not in os.environ
     assert embedder.embed_queries(["宽带装机要多久"]).shape == (1, embedder.dim)
+
+
+def test_what_callers_say_of_minors_porting_and_balances_meets_the_documents_words() -> None:
+    assert {"监护人", "入网"} <= set(expand_query(normalise("我儿子十四岁 想给他办张卡")).split())
+    assert "携号转网" in expand_query("换到别家去 号码不变")
+    assert "余额" in expand_query("转走以后卡里剩的钱怎么办")
