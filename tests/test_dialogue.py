@@ -623,3 +623,16 @@ async def test_an_objection_is_heard_out_and_changes_nothing(pools):
     assert wrong == ["抱歉，请问哪里不对？您直接说正确的就好。"] and wait == ["好的，您请说。"]
     assert state.flow == before and not desk.tickets and not desk.updates and state.misunderstood == 0
     assert [m.content for m in state.history] == ["不对", "等一下"]  # the caller's words are in the history
+
+
+@pytest.mark.parametrize(("said", "intent", "kind"), [
+    ("说好周六来装机的工程师 一直没上门 我等了一上午", Intent.COMPLAINT, "service_quality"),
+    ("预约了两次 师傅都没来", Intent.COMPLAINT, "service_quality"),
+    ("报修以后修好才一天又断 你们到底管不管", Intent.COMPLAINT, "repeated_outage"),
+    ("网一天断好几回 断一下又好了", Intent.FAULT_REPORT, None),
+])
+def test_a_missed_visit_or_a_fault_back_after_its_repair_is_a_grievance(said, intent, kind):
+    text = slots.normalise(said)
+    assert guess_intent(text).intent is intent
+    if kind is not None:
+        assert slots.classify(text, slots.COMPLAINT_TYPES) == kind
