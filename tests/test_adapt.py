@@ -282,6 +282,7 @@ def test_a_classifier_of_dialects_the_registry_does_not_know_is_refused_at_load(
         ("minnan", "我要一个月的套餐", "我要一个月的套餐"),  # 个 alone stays Mandarin's classifier
         ("hakka", "𠊎个手机毋系坏忒，么个时候会好？", "我的手机不是坏忒，什么时候会好？"),
         ("mindong", "伓是", "不是"),
+        ("cantonese", "上个月嘅话费点样开发票", "上个月的话费怎么开发票"),  # 点样 asks how
     ],
 )
 def test_dialect_written_forms_reach_the_dialogue_as_mandarin(dialect: str, heard: str, mandarin: str) -> None:
