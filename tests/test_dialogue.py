@@ -472,7 +472,8 @@ async def test_leaving_for_another_carrier_with_the_number_is_not_a_question_abo
 
 
 def test_a_fee_asked_as_a_tag_question_is_a_price_question():
-    assert "price" in asked_types("补卡收工本费不")
+    assert "price" in asked_types("补卡收工本费不") and "price" in asked_types("转网要交钱吗")
+    assert "price" not in asked_types("补卡要身份证吗")
     assert "papers" in asked_types("补卡要办什么手续") and "papers" not in asked_types("有没有手续费")
 
 
