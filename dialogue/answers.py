@@ -160,7 +160,7 @@ def plan_answer(
     same_doc = _ranked(kb.statements(query, options.candidates, doc_ids=[doc_id]), wanted, options)
     if not same_doc:
         return NotInKb("nothing_relevant")
-    statements = _select(sorted(same_doc, key=lambda h: -h.fit), question, wanted, options)
+    statements = _select(sorted(same_doc, key=lambda h: -h.fit), kb.in_document_words(question), wanted, options)
     return Grounded(doc_id, same_doc[0].title, same_doc[0].category, statements, same_doc[0].score)
 
 

@@ -65,6 +65,10 @@ class KnowledgeSearch(Protocol):
         """(document id, title, category) of every document."""
         ...
 
+    def in_document_words(self, question: str) -> str:
+        """`question` as search reads it: normalised, with the documents' words for what it says (年付 for 一年一交)."""
+        ...
+
 
 @dataclass(frozen=True)
 class OpenTicket:

@@ -166,6 +166,9 @@ class HybridRetriever:
             return any(pattern.search(text) for text in texts)
         return any(term in text for text in texts)
 
+    def in_document_words(self, question: str) -> str:
+        return expand_query(normalise(question))
+
     def catalog(self) -> list[tuple[str, str, str]]:
         """(document id, title, category) of every document, in id order."""
         return sorted({(c.doc_id, c.title, c.category) for c in self._state[0]})

@@ -32,6 +32,7 @@ from dialogue.manager import CallState, DialogueManager, DialogueOptions
 from dialogue.safety import mask_pii, refusal_reason
 from gateway.db import create_engine_for
 from kb.index import HybridRetriever
+from kb.lexicon import expand_query
 from kb.models import Base
 from kb.seed import seed_demo_if_empty
 from kb.store import load_chunks
@@ -637,3 +638,31 @@ def test_a_missed_visit_or_a_fault_back_after_its_repair_is_a_grievance(said, in
     assert guess_intent(text).intent is intent
     if kind is not None:
         assert slots.classify(text, slots.COMPLAINT_TYPES) == kind
+
+
+@pytest.fixture(scope="module")
+def broadband_kb(tmp_path_factory: pytest.TempPathFactory) -> HybridRetriever:
+    from kb.embedder import E5Embedder
+    from kb.evaluate import index_folder
+
+    folder = tmp_path_factory.mktemp("broadband-kb")
+    (folder / "home-broadband.md").write_text(
+        "---\nid: home-broadband\ntitle: 家庭宽带资费\ncategory: broadband\nupdated: 2026-11-01\n---\n"
+        "# 家庭宽带资费\n\n- 300M宽带：69元/月。\n- 500M宽带：99元/月。\n\n优惠与合约：\n"
+        "- 年付优惠：一次性预付12个月月费，多送2个月使用期。宽带可以不签合约，也可以签12个月合约，"
+        "签约的免收安装费；合约期内销户的，须补交安装费100元，路由器须归还，未归还的按原价赔偿。\n",
+        encoding="utf-8",
+    )
+    return index_folder(folder, E5Embedder(num_threads=2))
+
+
+@pytestmark_kb
+def test_a_long_statement_is_cut_to_what_the_question_means_not_only_to_its_words(broadband_kb):
+    plan = plan_answer(broadband_kb, "宽带一年一年交有没有便宜点")
+    assert not isinstance(plan, NotInKb) and "多送2个月" in "".join(plan.statements)
+
+
+def test_plan_words_callers_use_for_rollover_and_paying_by_the_year():
+    assert "结转" in expand_query("这个月流量没用完 下个月还能接着用吗")
+    assert "套餐外" not in expand_query("流量没用完")
+    assert "年付" in expand_query("宽带一年一交便宜吗")
