@@ -25,6 +25,7 @@ class Grounded:
     category: str
     statements: tuple[str, ...]
     score: float
+    question: str = ""  # the question they answer, as searched
 
 
 @dataclass(frozen=True)
@@ -79,12 +80,16 @@ _ANSWER_TYPES: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...] = tuple(
          r"\d+M|\d+兆|Mbps"),
         ("limit", r"上限|封顶|最多|最高|顶多|一直算|没完",
          r"封顶|最多|不超过|上限|累计达到"),
+        ("self_check", r"自己.{0,4}(?:怎么|咋|能|可以|先)(?:弄|办|处理|解决|排查|试|搞|整|查)|自查|自己检查|先试试|我能做什么",
+         r"以下步骤|自查步骤|自查：|按.{0,6}步骤"),  # the steps as the document introduces them
         ("refund", r"退[点些钱费款]|返[点还钱]|补偿|赔|减免|少收|抵扣",
          r"补偿|减免|退回|返还|抵扣|赔"),
     )
 )
 
 _FOLLOW_UP = re.compile(r"^(?:那|噉|还有|另外|再问|要是|如果|那要是|那如果)|呢[？?。]?$|^.{0,8}$")
+# Only a new subject: "那日本呢", "129的呢", "香港那边呢".
+_ELLIPSIS = re.compile(r"^(?:那|噉|那么|还有)?[^，,。？?\s]{1,10}?(?:的|那边|那里)?呢[？?。]?$")
 _FILLERS = re.compile(r"^(?:嗯+|哦+|噢|啊|喂|好的?|行|对|是吗|这样啊)[\s，,。]*")
 _REFERENCE = re.compile(r"(?:请参阅|详见|参见|参考|见)《([^》]+)》")
 _COMPETITOR = re.compile(r"联通|电信|广电|中国移动|移动公司|移动的套餐|隔壁|别家|别的运营商|其他运营商|其它运营商|友商")
@@ -109,9 +114,29 @@ def is_follow_up(question: str) -> bool:
     return bool(_FOLLOW_UP.search(_FILLERS.sub("", question.strip())))
 
 
+def _carried_over(question: str, previous: Grounded | None) -> str:
+    """"那日本呢" after "去美国一天流量包多少钱": the previous question, about the place or offer now named."""
+    if previous is None or not previous.question or not _ELLIPSIS.match(_FILLERS.sub("", question.strip())):
+        return question
+    earlier = chinese_to_digits(previous.question)
+    now_places, earlier_places = _places(question), _places(earlier)
+    if now_places and earlier_places:
+        for place in earlier_places:
+            earlier = earlier.replace(place, now_places[0])
+        return earlier
+    bare = re.search(r"\d{2,}", chinese_to_digits(question))  # inside "那129的呢" a number names an offer
+    now_offer, earlier_offer = _offer_number(question) or (bare.group(0) if bare else None), _offer_number(earlier)
+    if now_offer and earlier_offer and now_offer != earlier_offer:
+        return earlier.replace(earlier_offer, now_offer)
+    return question
+
+
 def asked_types(question: str) -> list[str]:
     """The kinds of value `question` asks for (price, time, papers …)."""
-    return [name for name, asked, _ in _ANSWER_TYPES if asked.search(question)]
+    found = [name for name, asked, _ in _ANSWER_TYPES if asked.search(question)]
+    if "self_check" in found:  # "我自己能怎么弄": steps the caller takes, not a channel to apply through
+        return [name for name in found if name != "how"]
+    return found
 
 
 def plan_answer(
@@ -125,6 +150,7 @@ def plan_answer(
     """Find what answers `question`, or say why nothing does. A follow-up may lean on the `previous`
     answer's document; `context` (what the call is about, e.g. the fault reported) is searched with it."""
     options = options or AnswerOptions()
+    question = _carried_over(question, previous)
     if _COMPETITOR.search(question) and not _PORTING.search(question):
         return NotInKb("competitor")
     if (place := _unknown_place(kb, question)) is not None:
@@ -161,7 +187,7 @@ def plan_answer(
     if not same_doc:
         return NotInKb("nothing_relevant")
     statements = _select(sorted(same_doc, key=lambda h: -h.fit), kb.in_document_words(question), wanted, options)
-    return Grounded(doc_id, same_doc[0].title, same_doc[0].category, statements, same_doc[0].score)
+    return Grounded(doc_id, same_doc[0].title, same_doc[0].category, statements, same_doc[0].score, question)
 
 
 @dataclass(frozen=True)

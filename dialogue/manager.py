@@ -152,9 +152,16 @@ def _earlier_request(state: CallState) -> tuple[Intent, str] | None:
 
 
 def _flow_context(flow: TicketFlow) -> str:
-    """What a question asked during a report is about, in the knowledge base's words: "多久能修好"
-    after a fault is about repair times, "多久回复" after a complaint about complaint handling."""
-    return prompts.topic_words(flow.category, flow.slots.get("request_type"))
+    """What a question asked during a report is about, in the knowledge base's words: "多久能修好" after
+    a fault is about repair times, "多久回复" after a complaint about complaint handling, "我自己能怎么弄"
+    after "信号就一格" about what to check when there is no signal."""
+    topic = prompts.topic_words(flow.category, flow.slots.get("request_type"))
+    return f"{topic} {_FAULT_WORDS.get(flow.slots.get('fault_type', ''), '')}".strip()
+
+
+# A fault as the documents name it (the caller's own words would drown a short question).
+_FAULT_WORDS = {"no_connection": "无法上网", "slow": "网速慢", "intermittent": "掉线", "no_signal": "无信号",
+                "call_drop": "通话中断"}
 
 
 def _fault_category(text: str) -> str | None:

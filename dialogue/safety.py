@@ -28,15 +28,18 @@ _OTHERS_DATA = re.compile(
 _BULK_DATA = re.compile(r"(?:用户|客户|号码|手机号).{0,8}(?:都|全部|所有).{0,6}(?:列|导出|发|给我|念)|(?:所有|全部)(?:用户|客户)的")
 # Pressing for what was just refused ("你就帮我查一下嘛", "我是他老婆"), with nothing new asked.
 _INSISTING = re.compile(r"帮我查|给我查|就查一下|通融|我是他|我是她|我是机主的|有证明|结婚证|户口本|就这一次|求你")
-_INJECTION = re.compile(r"忽略.{0,6}(指令|规则|设定|提示)|system\s*prompt|系统提示词|你现在是|扮演|越狱", re.IGNORECASE)
+_INJECTION = re.compile(
+    r"忽略.{0,6}(指令|规则|设定|提示)|system\s*prompt|系统提示词|你现在是|扮演|越狱|从现在(?:起|开始).{0,4}你|你(?:已经)?不(?:再)?是客服",
+    re.IGNORECASE,
+)
 
 
 def refusal_reason(text: str) -> str | None:
     """Why a request must not be served, or None."""
-    if _OTHERS_DATA.search(spoken_digits_to_numerals(text)) or _BULK_DATA.search(text):
-        return "others_data"
     if _INJECTION.search(text):
         return "prompt_injection"
+    if _OTHERS_DATA.search(spoken_digits_to_numerals(text)) or _BULK_DATA.search(text):
+        return "others_data"
     return None
 
 
