@@ -125,7 +125,8 @@ def _carried_over(question: str, previous: Grounded | None) -> str:
             earlier = earlier.replace(place, now_places[0])
         return earlier
     bare = re.search(r"\d{2,}", chinese_to_digits(question))  # inside "那129的呢" a number names an offer
-    now_offer, earlier_offer = _offer_number(question) or (bare.group(0) if bare else None), _offer_number(earlier)
+    now_offer = _offer_number(question) or (bare.group(0) if bare else None)
+    earlier_offer = _offer_number(earlier)
     if now_offer and earlier_offer and now_offer != earlier_offer:
         return earlier.replace(earlier_offer, now_offer)
     return question
