@@ -122,6 +122,8 @@ def test_address_leaves_out_what_is_not_a_place(said, contains):
         ("我要在员工客服", Intent.ESCALATION),  # the same, misheard on a telephone line
         ("我们员工宿舍的宽带上不了网", Intent.FAULT_REPORT),
         ("好的 谢谢 再见", Intent.GOODBYE),
+        ("行 谢谢你啊 没有别的问题了", Intent.GOODBYE),  # several closing words
+        ("嗯嗯 好 好", Intent.ACKNOWLEDGE),
         ("国内流量包有哪些", Intent.CONSULTATION),
         ("宽带这几天特别慢 测速才十几兆", Intent.FAULT_REPORT),  # 这几天 is a time, not a question
         ("我想开个发票 能开多久以前的", Intent.CONSULTATION),  # a wish that plainly asks

@@ -510,3 +510,4 @@ def test_what_callers_say_of_minors_porting_and_balances_meets_the_documents_wor
     assert {"监护人", "入网"} <= set(expand_query(normalise("我儿子十四岁 想给他办张卡")).split())
     assert "携号转网" in expand_query("换到别家去 号码不变")
     assert "余额" in expand_query("转走以后卡里剩的钱怎么办")
+    assert "赠送" in expand_query("办这个套餐送不送副卡")
