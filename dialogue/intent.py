@@ -98,11 +98,13 @@ _QUESTION = re.compile(
 # Asking for help with something that is wrong ("这可咋整", "怎么回事"): a report, not a question.
 _HELP = re.compile(r"怎么办|怎么整|咋整|咋办|怎么回事|咋回事|怎么搞的|咋搞的|如何是好")
 # A wish ("我想开个发票") is an act unless the same utterance plainly asks something about it.
-_WISH = re.compile(r"我要(?:报修|报障|办|申请|预约|开|装|改|换|停|补|移)|我想(?:报修|办|申请|预约|开|装|改|换|停|补|移)")
+_WISH = re.compile(
+    r"我(?:要|想)(?:(?:在|去|到)[^，。\s]{1,12}?)?(?:报修|报障|办|申请|预约|开|装|改|换|停|补|移)"  # 我想在旗舰店补张卡
+)
 _EXPLICIT_ACT = re.compile(
     r"我要投诉|我想投诉|要投诉|投诉一下|帮我(?:办|报|登记|预约|申请|开|查|处理|修|弄)|给我(?:办|报|登记|预约|开|处理|修)|"
     r"那就(?:办|换|改|开|装)|就(?:办|换|改)(?:吧|一个)|(?:办|换|改)吧|报个故障|报修一下|派人|来修|上门修|快点修|修一下|"
-    r"想约|约个时间|想把|要把|帮我把|给我把|给我补偿|要补偿|得补偿|申请补偿|赔我|补偿我|给个补偿"
+    r"想约|约个|帮我约|给我约|想把|要把|帮我把|给我把|给我补偿|要补偿|得补偿|申请补偿|赔我|补偿我|给个补偿"
 )
 # "好的 知道了": the caller has what they needed, for now.
 _ACKNOWLEDGE = re.compile(
@@ -145,6 +147,11 @@ def sounds(text: str) -> str:
 
 def asks_for_human(text: str) -> bool:
     return bool(_HUMAN.search(text) or _HUMAN_SOUNDS.search(sounds(text)))
+
+
+def asks_plainly(text: str) -> bool:
+    """A plain question (多久, 多少钱, 请问 …), even inside a request ("你们多久能来修")."""
+    return bool(_PLAIN_QUESTION.search(text))
 
 
 def is_question(text: str) -> bool:

@@ -35,6 +35,7 @@ from dialogue.intent import (
     IntentGuess,
     about_telecom,
     asks_for_human,
+    asks_plainly,
     guess_intent,
     has_cue,
     is_question,
@@ -262,6 +263,8 @@ class DialogueManager:
             state.misunderstood = 0
             state.flow = self._start_flow(intent, opening, kind)
             state.note_intent(intent)
+            if opening != text:  # taken up from an earlier turn: what that turn said belongs on the ticket
+                self._update_slots(state, state.flow, opening)
             if intent is Intent.SERVICE_REQUEST:
                 async for sentence in self._about_request(state, text):
                     yield sentence
@@ -389,7 +392,9 @@ class DialogueManager:
         self, state: CallState, flow: TicketFlow, text: str, guess: IntentGuess, desk: ActionDesk
     ) -> AsyncIterator[ReplySentence]:
         changed = self._update_slots(state, flow, text)
-        asking = guess.intent is Intent.CONSULTATION and is_question(text) and not changed and len(state.history) > 1
+        asking = (guess.intent is Intent.CONSULTATION or asks_plainly(text)) and is_question(text) and not changed and (
+            len(state.history) > 1
+        )
         if flow.ticket is not None:
             async for sentence in self._after_ticket(state, flow, text, changed, desk):
                 yield sentence
