@@ -50,14 +50,16 @@ _COMPLAINT = re.compile(
     r"泄露|人都没来|人没来|没人来|没人上门|放鸽子|爽约|白等|电话也不接|电话都不接|不接电话|这(?:叫|是)?(?:什么|啥)(?:服务|态度)|"
     # a visit promised and missed, a fault back soon after its repair, "do you care at all"
     r"(?:师傅|工程师|装维|维修的|人).{0,10}(?:都|也|还)?没(?:来(?!得及)|到(?!账)|上门)|约了.{0,3}[两三四五几好]+[次回]|等了(?:一整天|一天|半天|一上午|一下午)|"
-    r"修好.{0,8}又|修完.{0,8}又|能不能管|管不管|有没有人管"
+    r"修好.{0,8}又|修完.{0,8}又|能不能管|管不管|有没有人管|"
+    # no call back after a complaint; the caller's details sold or leaked
+    r"没人.{0,4}回(?:电话|复|话)|一直没.{0,3}(?:回复|回电|联系我)|不回电话|(?:信息|资料|号码).{0,6}(?:卖|泄)|卖给别人"
 )
 # Charges or acts the caller says were wrong: a complaint even when put as a question ("怎么扣了八十 乱扣费").
-_ACCUSATION = re.compile(r"乱收费|乱扣|多扣|瞎扣|坑人|骗人|欺骗|没经过.{0,4}同意|私自|泄露")
+_ACCUSATION = re.compile(r"乱收费|乱扣|多扣|瞎扣|坑人|骗人|欺骗|没经过.{0,4}同意|私自|泄露|卖给别人|(?:信息|资料|号码).{0,6}卖")
 # Said for effect, not asked: "慢得跟啥似的", "这什么服务啊".
 _RHETORICAL = re.compile(
     r"(?:跟|像)(?:啥|什么)(?:一样|似的)|这(?:叫|是)?(?:什么|啥)(?:服务|态度|事儿?|玩意儿?)[啊呀嘛]?|"
-    r"(?:你们)?到底(?:能不能|管不管|还管不管|修不修|有没有人)[管修]?[啊呀嘛了]?"
+    r"(?:你们)?到底(?:能不能|管不管|还管不管|修不修|有没有人)[管修]?[啊呀嘛了]?|(?:你们)?到底(?:怎么|咋)(?:处理|回事|搞|弄)的?[啊呀嘛]?"
 )
 
 # A problem with the caller's own service: the thing, then what is wrong with it.

@@ -160,6 +160,10 @@ def _flow_context(flow: TicketFlow) -> str:
     return f"{topic} {_FAULT_WORDS.get(flow.slots.get('fault_type', ''), '')}".strip()
 
 
+# The caller complained before about the same thing ("我投诉过一次了", "上次投诉到现在没人管").
+_COMPLAINED_BEFORE = re.compile(r"投诉过|上次投诉|又来投诉|再次投诉|第[二三四五]次投诉|投诉了.{0,4}(?:次|回|遍)|还投诉")
+
+
 # A fault as the documents name it (the caller's own words would drown a short question).
 _FAULT_WORDS = {"no_connection": "无法上网", "slow": "网速慢", "intermittent": "掉线", "no_signal": "无信号",
                 "call_drop": "通话中断"}
@@ -267,6 +271,10 @@ class DialogueManager:
                 self._update_slots(state, state.flow, opening)
             if intent is Intent.SERVICE_REQUEST:
                 async for sentence in self._about_request(state, text):
+                    yield sentence
+            elif intent is Intent.COMPLAINT and _COMPLAINED_BEFORE.search(text):
+                # A complaint about a complaint: what the knowledge base promises for those comes first.
+                async for sentence in self._answer(state, text, context=f"{_flow_context(state.flow)} 重复投诉"):
                     yield sentence
             async for sentence in self._continue_flow(state, state.flow, text, guess, desk):
                 yield sentence

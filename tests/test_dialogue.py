@@ -702,3 +702,18 @@ async def test_a_booking_names_its_store_and_day_and_a_question_inside_a_report_
         _manager(demo_kb, pools), ["家里宽带断了 一点网都没有", "东城区文昌路八号", "你们一般多久能上门来修"]
     )
     assert citations[2] and citations[2][0] == "complaints-repair-sla", replies[2]
+
+
+@pytestmark_kb
+async def test_a_complaint_about_an_earlier_complaint_hears_what_is_promised_for_it(demo_kb, pools):
+    state, desk, replies, citations = await _conversation(
+        _manager(demo_kb, pools), ["上回投诉过了 到今天也没人回个电话", "号码一三九 二二二二 三三三三"]
+    )
+    assert state.main_intent is Intent.COMPLAINT and "complaints-repair-sla" in citations[0], replies[0]
+    assert desk.tickets and desk.tickets[0].slots["complaint_type"] == "service_quality"
+
+
+def test_details_sold_or_leaked_are_a_complaint_of_their_own_kind():
+    said = "是不是你们把我号码卖给别人了 老有人打电话推销"
+    assert guess_intent(said).intent is Intent.COMPLAINT
+    assert slots.classify(said, slots.COMPLAINT_TYPES) == "other"
