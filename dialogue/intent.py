@@ -110,13 +110,14 @@ _EXPLICIT_ACT = re.compile(
 )
 # "好的 知道了": the caller has what they needed, for now.
 _ACKNOWLEDGE = re.compile(
-    r"^(?:(?:好的?|好嘛|嗯+|哦+|行|可以|明白了?|知道了|晓得了|了解了?|清楚了|懂了|谢谢|那我|我先|我去|我再)[\s，,。]*)+"
+    # one word per repeat (嗯, not 嗯+): a nested repeat would backtrack for ever on "嗯嗯嗯…" that does not match
+    r"^(?:(?:好的?|好嘛|嗯|哦|行|可以|明白了?|知道了|晓得了|了解了?|清楚了|懂了|谢谢|那我|我先|我去|我再)[\s，,。]*)+"
     r"(?:.{0,12}(?:知道了|明白了|晓得了|了解了|清楚了|懂了|试试|看看|看下|去看|再说|谢谢))?[\s，,。]*$"
 )
 # Closing words, one or several ("好的谢谢啊 没别的事了"), and nothing else.
 _CLOSING = r"谢谢(?:你|您)?|多谢|再见|拜拜|没有了|没事了|就这样|就这些|没别的(?:事|问题)?了?|没有别的(?:事|问题)?了?|不用了"
 _GOODBYE = re.compile(
-    rf"^(?:(?:好的?|嗯+|行|那|ok)[\s，,。]*)*(?:(?:{_CLOSING})[了吧啊呀啦]*[\s，,。！!]*)+$",
+    rf"^(?:(?:好的?|嗯|行|那|ok)[\s，,。]*)*(?:(?:{_CLOSING})[了吧啊呀啦]*[\s，,。！!]*)+$",
     re.IGNORECASE,
 )
 

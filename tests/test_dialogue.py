@@ -717,3 +717,9 @@ def test_details_sold_or_leaked_are_a_complaint_of_their_own_kind():
     said = "是不是你们把我号码卖给别人了 老有人打电话推销"
     assert guess_intent(said).intent is Intent.COMPLAINT
     assert slots.classify(said, slots.COMPLAINT_TYPES) == "other"
+
+
+def test_a_long_run_of_fillers_is_read_at_once():
+    # "嗯嗯嗯…" before the words: a nested repeat in the acknowledgement rules once backtracked for minutes
+    assert guess_intent("嗯" * 200 + " 家里宽带坏了").intent is Intent.FAULT_REPORT
+    assert guess_intent("嗯" * 200 + " 好的 谢谢").intent is Intent.GOODBYE
