@@ -152,14 +152,6 @@ def _earlier_request(state: CallState) -> tuple[Intent, str] | None:
     return None
 
 
-def _flow_context(flow: TicketFlow) -> str:
-    """What a question asked during a report is about, in the knowledge base's words: "多久能修好" after
-    a fault is about repair times, "多久回复" after a complaint about complaint handling, "我自己能怎么弄"
-    after "信号就一格" about what to check when there is no signal."""
-    topic = prompts.topic_words(flow.category, flow.slots.get("request_type"))
-    return f"{topic} {_FAULT_WORDS.get(flow.slots.get('fault_type', ''), '')}".strip()
-
-
 # The caller complained before about the same thing ("我投诉过一次了", "上次投诉到现在没人管").
 _COMPLAINED_BEFORE = re.compile(r"投诉过|上次投诉|又来投诉|再次投诉|第[二三四五]次投诉|投诉了.{0,4}(?:次|回|遍)|还投诉")
 
@@ -167,6 +159,14 @@ _COMPLAINED_BEFORE = re.compile(r"投诉过|上次投诉|又来投诉|再次投�
 # A fault as the documents name it (the caller's own words would drown a short question).
 _FAULT_WORDS = {"no_connection": "无法上网", "slow": "网速慢", "intermittent": "掉线", "no_signal": "无信号",
                 "call_drop": "通话中断"}
+
+
+def _flow_context(flow: TicketFlow) -> str:
+    """What a question asked during a report is about, in the knowledge base's words: "多久能修好" after
+    a fault is about repair times, "多久回复" after a complaint about complaint handling, "我自己能怎么弄"
+    after "信号就一格" about what to check when there is no signal."""
+    topic = prompts.topic_words(flow.category, flow.slots.get("request_type"))
+    return f"{topic} {_FAULT_WORDS.get(flow.slots.get('fault_type', ''), '')}".strip()
 
 
 def _fault_category(text: str) -> str | None:
@@ -400,9 +400,8 @@ class DialogueManager:
         self, state: CallState, flow: TicketFlow, text: str, guess: IntentGuess, desk: ActionDesk
     ) -> AsyncIterator[ReplySentence]:
         changed = self._update_slots(state, flow, text)
-        asking = (guess.intent is Intent.CONSULTATION or asks_plainly(text)) and is_question(text) and not changed and (
-            len(state.history) > 1
-        )
+        asks = guess.intent is Intent.CONSULTATION or asks_plainly(text)
+        asking = asks and is_question(text) and not changed and len(state.history) > 1
         if flow.ticket is not None:
             async for sentence in self._after_ticket(state, flow, text, changed, desk):
                 yield sentence
