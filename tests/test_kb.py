@@ -423,6 +423,9 @@ def test_demo_kb_answers_natural_questions(
         ("七天的流量包 五个G的多少钱", "data-packs", "12元5GB"),  # spoken units meet written ones
         ("千兆宽带一个月多少钱", "broadband-plans-install", "119元"),
         ("停机保号最长能停几个月", "suspend-keep-number", "最长12个月"),
+        ("家里手机平板电视连了十几个 网卡得要命", "ont-wifi-selfcheck", "设备太多"),
+        ("我妈腿脚不便 我替她去补卡行吗", "sim-replacement", "委托书"),
+        ("公司的号超过二十号才缴 每天要多收多少", "billing-late-fees", "千分之三"),
     ],
 )
 def test_the_best_statement_holds_the_answer(
@@ -511,3 +514,12 @@ def test_what_callers_say_of_minors_porting_and_balances_meets_the_documents_wor
     assert "携号转网" in expand_query("换到别家去 号码不变")
     assert "余额" in expand_query("转走以后卡里剩的钱怎么办")
     assert "赠送" in expand_query("办这个套餐送不送副卡")
+
+
+def test_what_callers_say_of_caps_tenure_devices_and_late_payment_meets_the_documents_words() -> None:
+    assert "封顶" in expand_query("超出去的流量是不是没个头地一直扣")
+    assert "在网时长" in expand_query(normalise("停了以后网龄还接着算吗"))
+    assert "同时连接" in expand_query(normalise("家里连了十几台 会不会慢"))
+    assert "同时连接" not in expand_query(normalise("连着三个月都没信号"))
+    assert "滞纳金" in expand_query(normalise("超过二十号才缴的话"))
+    assert "代办" in expand_query("我给老妈去办行不行")
