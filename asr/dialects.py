@@ -8,7 +8,8 @@ dialect-adapted model is served by adding an entry, not by changing code.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -21,6 +22,7 @@ from asr.base import UnsupportedDialect
 DEFAULT_REGISTRY = Path(__file__).resolve().parent / "dialects.yaml"
 AUTO_LANGUAGES = ("zh", "yue", "en")
 _DIALECT_OF_LANGUAGE = {"zh": "mandarin", "yue": "cantonese", "en": "english"}
+_converter_lock = threading.Lock()
 
 
 class DialectRegistryError(ValueError):
@@ -145,18 +147,31 @@ def dialect_of_language(language: str) -> str:
     return _DIALECT_OF_LANGUAGE.get(language, language)
 
 
+@lru_cache(maxsize=1)
+def _to_simplified() -> Callable[[str], str]:
+    with _converter_lock:
+        import opencc
+
+        converter = opencc.OpenCC("t2s")
+        converter.convert("載入")  # it reads its dictionaries on first use: under the lock, once
+    return converter.convert
+
+
 @lru_cache(maxsize=64)
 def _replacer(words: tuple[tuple[str, str], ...]) -> tuple[re.Pattern[str], dict[str, str]] | None:
     if not words:
         return None
-    table = dict(words)
+    simplified = _to_simplified()
+    table = {simplified(word): mandarin for word, mandarin in words}
     # Longest first, so that 唔该 is replaced as a whole before 唔 alone.
     pattern = re.compile("|".join(re.escape(w) for w in sorted(table, key=len, reverse=True)))
     return pattern, table
 
 
 def to_mandarin(text: str, dialect: str | None) -> str:
-    """Dialect words of `text` replaced by their Mandarin words (the common ones for any dialect)."""
+    """`text` in simplified characters, its dialect words replaced by their Mandarin words (the common
+    ones for any dialect). Another recognizer, or a caller who types, may write traditional characters."""
+    text = _to_simplified()(text)
     reg = registry()
     words: dict[str, str] = dict(reg.common_lexicon)
     found = reg.get(dialect) if dialect else None

@@ -52,7 +52,9 @@ _COMPLAINT = re.compile(
     r"(?:师傅|工程师|装维|维修的|人).{0,10}(?:都|也|还)?没(?:来(?!得及)|到(?!账)|上门)|约了.{0,3}[两三四五几好]+[次回]|等了(?:一整天|一天|半天|一上午|一下午)|"
     r"修好.{0,8}又|修完.{0,8}又|能不能管|管不管|有没有人管|"
     # no call back after a complaint; the caller's details sold or leaked
-    r"没人.{0,4}回(?:电话|复|话)|一直没.{0,3}(?:回复|回电|联系我)|不回电话|(?:信息|资料|号码).{0,6}(?:卖|泄)|卖给别人"
+    r"没人.{0,4}回(?:电话|复|话)|一直没.{0,3}(?:回复|回电|联系我)|不回电话|(?:信息|资料|号码).{0,6}(?:卖|泄)|卖给别人|"
+    # worn out: called again and again for nothing, never told, "too much"
+    r"太过分|欺人太甚|[打来]了.{0,3}(?:[几两三四五六]|好几)[次回个趟]电话?.{0,6}(?:没|不)|没人通知|也不通知|都不通知|不通知一声"
 )
 # Charges or acts the caller says were wrong: a complaint even when put as a question ("怎么扣了八十 乱扣费").
 _ACCUSATION = re.compile(r"乱收费|乱扣|多扣|瞎扣|坑人|骗人|欺骗|没经过.{0,4}同意|私自|泄露|卖给别人|(?:信息|资料|号码).{0,6}卖")
@@ -98,7 +100,7 @@ _QUESTION = re.compile(
 )
 
 # Asking for help with something that is wrong ("这可咋整", "怎么回事"): a report, not a question.
-_HELP = re.compile(r"怎么办|怎么整|咋整|咋办|怎么回事|咋回事|怎么搞的|咋搞的|如何是好")
+_HELP = re.compile(r"怎么办|怎么整|咋整|咋办|怎么回事|咋回事|怎么搞的|咋搞的|如何是好|这是(?:干|搞|弄)(?:什么|啥)(?![的用])|(?:干|搞|弄)(?:什么|啥)呢?这是")
 # A wish ("我想开个发票") is an act unless the same utterance plainly asks something about it.
 _WISH = re.compile(
     r"我(?:要|想)(?:(?:在|去|到)[^，。\s]{1,12}?)?(?:报修|报障|办|申请|预约|开|装|改|换|停|补|移)"  # 我想在旗舰店补张卡
@@ -166,8 +168,8 @@ def guess_intent(text: str) -> IntentGuess:
     complaint = bool(_COMPLAINT.search(text))
     text = _RHETORICAL.sub("，", text)
     fault = bool(_FAULT.search(text))
-    # "怎么办" asks for help with a fault, and how to get something done otherwise.
-    plain = bool(_PLAIN_QUESTION.search(text) or (_HELP.search(text) and not fault))
+    # "怎么办" asks for help with a fault, and how to get something done otherwise; "这是干什么" asks nothing.
+    plain = bool(_PLAIN_QUESTION.search(_HELP.sub("，", text)) or (_HELP.search(text) and not fault))
     asking = plain or is_question(text)
     acting = bool(_EXPLICIT_ACT.search(text) or (_WISH.search(text) and not plain))
     if asks_for_human(text):

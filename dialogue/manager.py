@@ -462,10 +462,12 @@ class DialogueManager:
 
     async def _about_request(self, state: CallState, text: str) -> AsyncIterator[ReplySentence]:
         """What the knowledge base says about the service asked for (its fee, its conditions), cited."""
-        plan = await self._plan(text, None, None)
+        # The service the caller's words named (补回来 -> 故障补偿) leads the search and names the subject.
+        topic = prompts.topic_words("", state.flow.slots.get("request_type")) if state.flow else ""
+        plan = await self._plan(text, None, topic or None)
         if not isinstance(plan, Grounded) or plan.score < self.options.answers.confident_score:
             return
-        if prompts.names_subject(text, plan):  # an address alone must not pick the document
+        if prompts.names_subject(f"{text} {topic}", plan):  # an address alone must not pick the document
             state.last_answer = plan
             yield ReplySentence(prompts.quoted_answer(plan, with_title=True)[0], (plan.doc_id,))
 

@@ -283,6 +283,9 @@ def test_a_classifier_of_dialects_the_registry_does_not_know_is_refused_at_load(
         ("hakka", "𠊎个手机毋系坏忒，么个时候会好？", "我的手机不是坏忒，什么时候会好？"),
         ("mindong", "伓是", "不是"),
         ("cantonese", "上个月嘅话费点样开发票", "上个月的话费怎么开发票"),  # 点样 asks how
+        ("cantonese", "停機保號一個月要俾幾多錢", "停机保号一个月要给多少钱"),  # traditional characters too
+        ("mandarin", "我家寬帶斷了", "我家宽带断了"),
+        ("northeastern", "网贼拉慢 这是嘎哈呢", "网很慢 这是干什么呢"),
     ],
 )
 def test_dialect_written_forms_reach_the_dialogue_as_mandarin(dialect: str, heard: str, mandarin: str) -> None:
