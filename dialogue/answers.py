@@ -13,6 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from core.numbers import chinese_to_digits
+from core.phrases import SELF_HELP
 from dialogue.base import KnowledgePassage, KnowledgeSearch
 
 
@@ -58,7 +59,7 @@ class AnswerOptions:
 _ANSWER_TYPES: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...] = tuple(
     (name, re.compile(asked, re.IGNORECASE), re.compile(held, re.IGNORECASE))
     for name, asked, held in (
-        ("price", r"多少钱|几块|几元|贵|便宜|实惠|划算|收不收|要不要钱|收钱|花钱|要钱|收费|怎么算|费用|花多少|资费|月租|钞票|扣不扣|交多少|"
+        ("price", r"多少钱|几块|几元|贵|便宜|实惠|划算|收不收|要不要钱|收钱|花钱|要钱|收费|怎么算|怎么收|费用|花多少|资费|月租|钞票|扣不扣|交多少|"
                   r"手续费|工本费|开通费|(?:收|要|交)[^，。？?]{0,6}[钱费][^，。？?]{0,2}(?:不|吗|么|没)[？?]?$",
          r"\d+(?:\.\d+)?元|免费|不收|免收|不再收取"),
         ("time", r"多久|多长时间|好久|(?<![这前过近好十])几天|多少天|小时|什么时候|啥时候|几点|时限|几号|最晚|最长|最短|哪天|"
@@ -80,7 +81,7 @@ _ANSWER_TYPES: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...] = tuple(
          r"\d+M|\d+兆|Mbps"),
         ("limit", r"上限|封顶|最多|最高|顶多|一直算|没完",
          r"封顶|最多|不超过|上限|累计达到"),
-        ("self_check", r"自己.{0,4}(?:怎么|咋|能|可以|先)(?:弄|办|处理|解决|排查|试|搞|整|查)|自查|自己检查|先试试|我能做什么",
+        ("self_check", SELF_HELP.pattern,
          r"以下步骤|自查步骤|自查：|按.{0,6}步骤"),  # the steps as the document introduces them
         ("refund", r"退[点些钱费款]|返[点还钱]|补偿|赔|减免|少收|抵扣|补回|补给我",
          r"补偿|减免|退回|返还|抵扣|赔"),

@@ -10,6 +10,8 @@ from enum import StrEnum
 from pypinyin import lazy_pinyin
 
 from core.numbers import chinese_to_digits
+from core.phrases import SELF_HELP
+from dialogue.slots import DETAILS_SOLD
 
 
 class Intent(StrEnum):
@@ -52,12 +54,12 @@ _COMPLAINT = re.compile(
     r"(?:师傅|工程师|装维|维修的|人).{0,10}(?:都|也|还)?没(?:来(?!得及)|到(?!账)|上门)|约了.{0,3}[两三四五几好]+[次回]|等了(?:一整天|一天|半天|一上午|一下午)|"
     r"修好.{0,8}又|修完.{0,8}又|能不能管|管不管|有没有人管|"
     # no call back after a complaint; the caller's details sold or leaked
-    r"没人.{0,4}回(?:电话|复|话)|一直没.{0,3}(?:回复|回电|联系我)|不回电话|(?:信息|资料|号码).{0,6}(?:卖|泄)|卖给别人|"
+    rf"没人.{{0,4}}回(?:电话|复|话)|一直没.{{0,3}}(?:回复|回电|联系我)|不回电话|{DETAILS_SOLD}|"
     # worn out: called again and again for nothing, never told, "too much"
     r"太过分|欺人太甚|[打来]了.{0,3}(?:[几两三四五六]|好几)[次回个趟]电话?.{0,6}(?:没|不)|没人通知|也不通知|都不通知|不通知一声"
 )
 # Charges or acts the caller says were wrong: a complaint even when put as a question ("怎么扣了八十 乱扣费").
-_ACCUSATION = re.compile(r"乱收费|乱扣|多扣|瞎扣|坑人|骗人|欺骗|没经过.{0,4}同意|私自|泄露|卖给别人|(?:信息|资料|号码).{0,6}卖")
+_ACCUSATION = re.compile(rf"乱收费|乱扣|多扣|瞎扣|坑人|骗人|欺骗|没经过.{{0,4}}同意|私自|{DETAILS_SOLD}")
 # Said for effect, not asked: "慢得跟啥似的", "这什么服务啊".
 _RHETORICAL = re.compile(
     r"(?:跟|像)(?:啥|什么)(?:一样|似的)|这(?:叫|是)?(?:什么|啥)(?:服务|态度|事儿?|玩意儿?)[啊呀嘛]?|"
@@ -90,7 +92,7 @@ _SERVICE = re.compile(
 # The caller asks about something rather than asking us to act on it; a plain question word settles it.
 _PLAIN_QUESTION = re.compile(
     r"想问|问一下|问下|问问|请问|打听|了解一下|了解下|咨询|多少钱|几块钱|多久|多长时间|(?<![这前过近好十])几天|几号|几点|"
-    r"(?:自己|自个儿?|我)(?:能|可以)?(?:先)?(?:咋|怎么|怎样)(?:整|办|弄|处理|解决|排查|检查)|什么意思|啥意思|怎么收费|怎么算|收不收|要不要钱|要带|带什么|哪些|可不可以|能不能|有没有|是多少|有多少|给多少|找谁|问谁|"
+    rf"{SELF_HELP.pattern}|什么意思|啥意思|怎么收费|怎么算|收不收|要不要钱|要带|带什么|哪些|可不可以|能不能|有没有|是多少|有多少|给多少|找谁|问谁|"
     r"(?<!为)什么(?!都|也|破)|(?<!为)啥(?!都|也|子都)|怎么(?!回事|又|老|总|搞|这么|那么|还|就|会|办|整)|是.{1,12}还是|"
     r"(?P<yes>要|是|能|会|可|用|收|扣|退|给|送|开)[不没](?P=yes)|[能会可要].{1,20}不[？?]?$|(?<![好这前过近十])几(?:次|张|个|回|块|岁|年|个月)"
 )

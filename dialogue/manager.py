@@ -161,12 +161,18 @@ _FAULT_WORDS = {"no_connection": "无法上网", "slow": "网速慢", "intermitt
                 "call_drop": "通话中断"}
 
 
+# What the caller saw on their equipment ("光猫上有个灯亮红的"): a question about the fault is about that.
+_EQUIPMENT_SIGNS = re.compile(r"光猫|路由器?|网线|机顶盒|wi-?fi|sim卡|(?:los|pon|lan|电源)灯|(?:亮|闪|是|变|发)?红灯?|闪", re.IGNORECASE)
+
+
 def _flow_context(flow: TicketFlow) -> str:
     """What a question asked during a report is about, in the knowledge base's words: "多久能修好" after
     a fault is about repair times, "多久回复" after a complaint about complaint handling, "我自己能怎么弄"
-    after "信号就一格" about what to check when there is no signal."""
+    after "信号就一格" about what to check when there is no signal, after "光猫亮红灯" about that light."""
     topic = prompts.topic_words(flow.category, flow.slots.get("request_type"))
-    return f"{topic} {_FAULT_WORDS.get(flow.slots.get('fault_type', ''), '')}".strip()
+    fault = _FAULT_WORDS.get(flow.slots.get("fault_type", ""), "")
+    signs = dict.fromkeys(_EQUIPMENT_SIGNS.findall(flow.opening)) if flow.intent is Intent.FAULT_REPORT else {}
+    return " ".join([topic, fault, *signs]).strip()
 
 
 def _fault_category(text: str) -> str | None:

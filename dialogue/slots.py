@@ -134,6 +134,9 @@ FAULT_TYPES: tuple[tuple[str, str], ...] = (
                       r"PON灯.{0,4}闪|一点网都没有|用不了|打不开|不能上网|没法用|没法上网|用不成|瘫了"),
 )
 
+# The caller's details sold or leaked: a grievance of its own kind, and an accusation however it is put.
+DETAILS_SOLD = r"(?:信息|资料|号码).{0,6}(?:卖|泄)|卖给别人|泄露"
+
 COMPLAINT_TYPES: tuple[tuple[str, str], ...] = (
     # a count of failures, not of anything else ("约了三次" is of visits)
     ("repeated_outage", r"(?:断|坏)了.{0,4}[回次]|(?:断|坏|掉|故障|报修|修)[^，。]{0,8}(?:[几两三四五六]|好几)[回次]|"
@@ -143,7 +146,7 @@ COMPLAINT_TYPES: tuple[tuple[str, str], ...] = (
                         r"莫名其妙|不明|偷偷|私自开|给我开了|开通了.{0,8}(?:会员|业务|包)"),
     ("service_quality", r"师傅|态度|没来|不接|服务|等了|迟到|不理|排队|工作人员|营业员|客服.{0,4}(?:差|不)|推诿|踢皮球|"
                         r"没人.{0,4}回|不回电话|没.{0,3}回复"),
-    ("other", r"(?:信息|资料|号码).{0,6}(?:卖|泄)|卖给别人|泄露|骚扰电话|推销电话|打电话推销"),  # privacy, nuisance calls
+    ("other", rf"{DETAILS_SOLD}|骚扰电话|推销电话|打电话推销"),  # privacy, nuisance calls
 )
 
 REQUEST_TYPES: tuple[tuple[str, str], ...] = (

@@ -11,6 +11,7 @@ import jieba
 from pypinyin import lazy_pinyin
 
 from core.numbers import chinese_to_digits
+from core.phrases import SELF_HELP
 
 # Terms jieba would otherwise cut apart; high frequencies keep them whole.
 TELECOM_TERMS: Final[tuple[str, ...]] = tuple(
@@ -65,7 +66,7 @@ _UNIT_FORMS: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
 QUERY_EXPANSIONS: Final[tuple[tuple[re.Pattern[str], str], ...]] = tuple(
     (re.compile(pattern), words)
     for pattern, words in (
-        (r"多少钱|几块|几元|贵不贵|贵吗|收不收|要不要钱|收钱|怎么收费|怎么算钱|花多少|费用", "费用 资费 收费 元"),
+        (r"多少钱|几块|几元|贵不贵|贵吗|收不收|要不要钱|收钱|怎么收|怎么算钱|花多少|费用", "费用 资费 收费 元"),
         (r"交钱|交费|缴钱|充钱|交了钱|把钱交", "缴费 缴清 充值"),
         (r"多久|多长时间|好久|几天|多少天|几个小时|什么时候|啥时候|时间", "时限 时效 小时 天"),
         (r"恢复|开通回来|能用了", "复机 恢复"),
@@ -88,6 +89,7 @@ QUERY_EXPANSIONS: Final[tuple[tuple[re.Pattern[str], str], ...]] = tuple(
         (r"开门|关门|几点|营业", "营业 时间"),
         (r"手机卡|电话卡|sim", "sim卡 补卡"),
         (r"网速|速度", "速率 网速"),
+        (r"(?:亮|闪|是|变|发)红|红灯|红色", "红灯 los灯"),  # the light a modem turns red is the fibre-loss one
         (r"超出|超了|用超|超过|(?<![没不])用完", "套餐外 超出"),
         (r"没用完|用不完|剩下的流量|剩余的?流量|接着用|留到下个?月|下个?月.{0,4}(?:接着|继续|还能)用", "结转 剩余"),
         (r"一年一年?交|按年交|年交|交一年|一次交.{0,2}年|包年", "年付 预付12个月"),
@@ -96,11 +98,12 @@ QUERY_EXPANSIONS: Final[tuple[tuple[re.Pattern[str], str], ...]] = tuple(
         (r"赔|补偿|补回|补给我", "补偿 减免 返还"),
         (r"最晚|截止|几号", "前 日"),
         (r"罚|晚交|迟交|逾期|拖欠|拖[过到了]|没按时交|(?:过了?|超过|拖到|晚于)[^，。号]{0,4}号.{0,3}[交缴付]", "滞纳金 逾期"),
+        (r"名下|不是我.{0,3}办的|不是本人|冒用|盗用", "名下号码 非本人办理"),
         (r"网龄|在网.{0,2}(?:时间|多久|年)|年头", "在网时长"),
         (r"(?<!你们)(?:单位|公司)", "企业用户"),
         (r"连[了着上]?[^，。个台]{0,6}[个台](?![月天礼星小钟])|设备", "同时连接 设备"),
         (r"(?:网|网络|上网)\S{0,3}卡|卡顿|卡得", "网速 速率"),
-        (r"自己.{0,4}(?:怎么|咋|能|可以|先)(?:弄|办|处理|解决|排查|试|搞|整)|自查|自己检查|自己先试", "自查 步骤"),
+        (SELF_HELP.pattern, "自查 步骤"),
         (r"网上|线上|手机上办|app上|在家办|不想跑", "线上 app"),
         (r"怎么开|怎么开通|怎么办理|怎么订|怎么申请|在哪办|哪里办|如何办", "开通方式 办理渠道 订购方式 申请渠道"),
     )

@@ -737,6 +737,35 @@ async def test_a_claim_for_money_back_is_a_compensation_request_told_what_is_pro
     assert desk.tickets[0].slots["request_type"] == "compensation"
 
 
+@pytest.mark.parametrize(
+    ("said", "asks"),
+    [
+        ("那我自己能先弄弄吗", True),
+        ("我自个儿咋整", True),
+        ("我先试试看", True),
+        ("我能做点什么", True),
+        ("这个号不是我自己办的 怎么处理", False),  # done by themselves: asks nothing of self-help
+        ("我自己修好了", False),
+        ("自己查过了还是不行", False),
+    ],
+)
+def test_a_caller_asking_what_to_do_themselves_is_told_apart(said: str, asks: bool) -> None:
+    assert ("self_check" in asked_types(said)) is asks
+    assert ("自查" in expand_query(said)) is asks
+
+
+@pytestmark_kb
+async def test_what_a_caller_saw_on_the_modem_leads_their_self_help_question(demo_kb, pools):
+    _, _, replies, citations = await _conversation(
+        _manager(demo_kb, pools), ["光猫上那个灯一直闪红的 上不了网", "我自己能先弄弄吗"]
+    )
+    assert citations[1] and citations[1][0] == "ont-wifi-selfcheck", replies[1]
+
+
+def test_someone_elses_number_in_my_name_meets_the_documents_words():
+    assert "非本人办理" in expand_query("我名下冒出来一个号 不是我去办的")
+
+
 def test_a_long_run_of_fillers_is_read_at_once():
     # "嗯嗯嗯…" before the words: a nested repeat in the acknowledgement rules once backtracked for minutes
     assert guess_intent("嗯" * 200 + " 家里宽带坏了").intent is Intent.FAULT_REPORT
