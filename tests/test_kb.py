@@ -426,6 +426,7 @@ def test_demo_kb_answers_natural_questions(
         ("家里手机平板电视连了十几个 网卡得要命", "ont-wifi-selfcheck", "设备太多"),
         ("我妈腿脚不便 我替她去补卡行吗", "sim-replacement", "委托书"),
         ("公司的号超过二十号才缴 每天要多收多少", "billing-late-fees", "千分之三"),
+        ("卡丢了 能不能把新卡寄到我家里", "sim-replacement", "快递到家"),
     ],
 )
 def test_the_best_statement_holds_the_answer(
@@ -523,3 +524,11 @@ def test_what_callers_say_of_caps_tenure_devices_and_late_payment_meets_the_docu
     assert "同时连接" not in expand_query(normalise("连着三个月都没信号"))
     assert "滞纳金" in expand_query(normalise("超过二十号才缴的话"))
     assert "代办" in expand_query("我给老妈去办行不行")
+
+
+def test_a_store_named_is_where_and_balances_mail_and_counts_meet_the_documents_words() -> None:
+    assert "时间" not in expand_query("能不能寄过来 不想跑营业厅").split()
+    assert "时间" in expand_query("营业厅晚上开到几点").split()
+    assert "查询余额" in expand_query("帮我看看话费还剩多少")
+    assert "邮寄" in expand_query("新卡能快递到家吗")
+    assert "数量上限" in expand_query("一个人最多能办几张卡")
