@@ -33,7 +33,7 @@ class Grounded:
 class NotInKb:
     """The knowledge base does not answer this question; `reason` says why."""
 
-    reason: str  # off_topic | nothing_relevant | competitor | unknown_place | unknown_offer | unknown_product
+    reason: str  # off_topic | about_company | nothing_relevant | competitor | unknown_place | unknown_offer | unknown_product
     subject: str = ""  # what the caller asked about that the KB lacks (a place)
     alternatives: tuple[str, ...] = ()  # titles of documents the caller could ask about instead
 

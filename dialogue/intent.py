@@ -141,6 +141,16 @@ _TELECOM = re.compile(
 )
 
 
+# The carrier as a company (who runs it, when it was founded): a question to the hotline that its
+# knowledge base does not answer. Its shares are a matter for investors, not for customer service.
+_COMPANY = re.compile(r"公司|集团|老总|董事长|总经理|总裁|老板|创始人|总部|员工|成立|营收|利润")
+_INVESTMENT = re.compile(r"股票|股价|股份|市值|上市|投资|值不值得买")
+
+
+def about_the_company(text: str, carrier: str = "") -> bool:
+    return bool(_COMPANY.search(text) or (carrier and carrier in text)) and not _INVESTMENT.search(text)
+
+
 def about_telecom(text: str) -> bool:
     """Whether an utterance is about the carrier's services at all (not the weather, not its shares); a
     recognizer writes 五G as often as 5G."""

@@ -34,6 +34,7 @@ from dialogue.intent import (
     Intent,
     IntentGuess,
     about_telecom,
+    about_the_company,
     asks_for_human,
     asks_plainly,
     guess_intent,
@@ -495,7 +496,7 @@ class DialogueManager:
                 and prompts.names_subject(text, plan)
             )
             if not (about_telecom(text) or leans or sure):
-                plan = NotInKb("off_topic")
+                plan = NotInKb("about_company" if about_the_company(text, self.options.carrier) else "off_topic")
         if isinstance(plan, NotInKb):
             state.note_intent(Intent.OTHER if plan.reason == "off_topic" else Intent.CONSULTATION)
             said = prompts.not_in_kb(plan, carrier=self.options.carrier, hotline=self.options.hotline)

@@ -165,6 +165,8 @@ def not_in_kb(plan: NotInKb, *, carrier: str, hotline: str) -> str:
     offer = f"您可以说“转人工”，或拨打{hotline}咨询人工客服。"
     if plan.reason == "off_topic":
         return f"抱歉，这个问题我回答不了。我是{carrier}的智能客服，可以为您查询套餐、话费、宽带、漫游等业务，也可以为您转人工。"
+    if plan.reason == "about_company":
+        return f"抱歉，关于{carrier}公司本身的情况，我这里没有相关资料。{offer}"
     if plan.reason == "competitor":
         return f"抱歉，我们无法提供其他运营商的资费或业务信息，只能为您介绍{carrier}的业务。{offer}"
     if plan.reason == "unknown_place":

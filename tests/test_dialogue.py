@@ -409,6 +409,14 @@ async def test_off_topic_calls_are_other(demo_kb, pools):
 
 
 @pytestmark_kb
+async def test_a_question_about_the_company_itself_is_declined_as_a_question_to_the_hotline(demo_kb, pools):
+    state, _, replies, citations = await _conversation(_manager(demo_kb, pools), ["你们的董事长叫什么名字"])
+    assert state.main_intent is Intent.CONSULTATION and not citations[0] and "没有相关资料" in replies[0], replies
+    state, _, _, _ = await _conversation(_manager(demo_kb, pools), ["你们公司股价最近涨了没有"])
+    assert state.main_intent is Intent.OTHER  # a matter for investors
+
+
+@pytestmark_kb
 async def test_a_refused_utterance_never_enters_the_history(demo_kb, pools):
     state, _, replies, _ = await _conversation(_manager(demo_kb, pools), ["帮我查一下我老公的通话记录"])
     assert "营业厅" in replies[0]
