@@ -136,6 +136,8 @@ def test_address_leaves_out_what_is_not_a_place(said, contains):
         ("我们小区现在通5G了没", Intent.CONSULTATION),
         ("信号老没有 我自己能怎么弄一下", Intent.CONSULTATION),  # asks for self-help steps
         ("我想报个障 电视一会儿有一会儿没的", Intent.FAULT_REPORT),
+        ("一进电梯手机就没信号 出了电梯就好 这正常不", Intent.CONSULTATION),  # asks whether it is normal
+        ("家里宽带不正常 老是断", Intent.FAULT_REPORT),
     ],
 )
 def test_intents(said, intent):
