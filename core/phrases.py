@@ -11,5 +11,5 @@ from typing import Final
 _SELF_HELP_ACTS = r"弄|处理|解决|排查|检查|试|搞|整|查|修"
 SELF_HELP: Final[re.Pattern[str]] = re.compile(
     rf"(?:自己|自个儿?|我(?=能|可以|先))(?:能|可以|先|要|该)*"
-    rf"(?:(?:怎么|咋|怎样)(?:{_SELF_HELP_ACTS}|办)|(?:{_SELF_HELP_ACTS})(?![的了过好]))|自查|先试试|我能做(?:点|些)?什么"
+    rf"(?:(?:怎么|咋|怎样)(?:{_SELF_HELP_ACTS}|办)|(?:{_SELF_HELP_ACTS})(?![的了过好])|做(?:点|些)?什么)|自查|先试试"
 )

@@ -162,6 +162,8 @@ def plan_answer(
     hits = _ranked(kb.statements(query, options.candidates), wanted, options)
     if not _abroad(query):  # a 流量包 asked about at home is not a roaming day pass
         hits = [hit for hit in hits if hit.category != "roaming"] or hits
+    elif not _places(question):  # abroad, but nowhere named: the rules for everywhere, not one country's
+        hits = [hit for hit in hits if hit.category != "roaming" or not _places(hit.title)] or hits
     if previous is not None:
         hits = _lean_on_previous(kb, question, hits, previous, wanted, options)
     leaning = previous is not None and bool(hits) and hits[0].doc_id == previous.doc_id and is_follow_up(question)

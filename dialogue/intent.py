@@ -56,10 +56,13 @@ _COMPLAINT = re.compile(
     # no call back after a complaint; the caller's details sold or leaked
     rf"没人.{{0,4}}回(?:电话|复|话)|一直没.{{0,3}}(?:回复|回电|联系我)|不回电话|{DETAILS_SOLD}|"
     # worn out: called again and again for nothing, never told, "too much"
+    r"(?:从来|根本|压根儿?)没(?:开|订|办|开通|订购|用)过|"  # a charge for what the caller never took
     r"太过分|欺人太甚|[打来]了.{0,3}(?:[几两三四五六]|好几)[次回个趟]电话?.{0,6}(?:没|不)|没人通知|也不通知|都不通知|不通知一声"
 )
 # Charges or acts the caller says were wrong: a complaint even when put as a question ("怎么扣了八十 乱扣费").
-_ACCUSATION = re.compile(rf"乱收费|乱扣|多扣|瞎扣|坑人|骗人|欺骗|没经过.{{0,4}}同意|私自|{DETAILS_SOLD}")
+_ACCUSATION = re.compile(
+    rf"乱收费|乱扣|多扣|瞎扣|坑人|骗人|欺骗|没经过.{{0,4}}同意|私自|{DETAILS_SOLD}|(?:从来|根本|压根儿?)没(?:开|订|办|开通|订购|用)过"
+)
 # Said for effect, not asked: "慢得跟啥似的", "这什么服务啊".
 _RHETORICAL = re.compile(
     r"(?:跟|像)(?:啥|什么)(?:一样|似的)|这(?:叫|是)?(?:什么|啥)(?:服务|态度|事儿?|玩意儿?)[啊呀嘛]?|"

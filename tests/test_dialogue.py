@@ -86,6 +86,7 @@ def test_since_keeps_the_relative_wording(said, since):
         ("家里宽带一点网都没有", "no_connection"),
         ("晚上网速特别慢", "slow"),
         ("宽带老是断 断一下又好了", "intermittent"),
+        ("这阵子家里网动不动就断", "intermittent"),
         ("手机在家一格信号都没有", "no_signal"),
         ("打电话老掉线", "call_drop"),
     ],
@@ -754,6 +755,7 @@ async def test_a_claim_for_money_back_is_a_compensation_request_told_what_is_pro
         ("我自个儿咋整", True),
         ("我先试试看", True),
         ("我能做点什么", True),
+        ("我自己可以做些什么", True),
         ("这个号不是我自己办的 怎么处理", False),  # done by themselves: asks nothing of self-help
         ("我自己修好了", False),
         ("自己查过了还是不行", False),
@@ -770,6 +772,37 @@ async def test_what_a_caller_saw_on_the_modem_leads_their_self_help_question(dem
         _manager(demo_kb, pools), ["光猫上那个灯一直闪红的 上不了网", "我自己能先弄弄吗"]
     )
     assert citations[1] and citations[1][0] == "ont-wifi-selfcheck", replies[1]
+
+
+def test_a_charge_for_what_the_caller_never_took_is_a_complaint():
+    assert guess_intent("账单上多了个什么会员 我压根没开过").intent is Intent.COMPLAINT
+
+
+@pytest.fixture(scope="module")
+def roaming_kb(tmp_path_factory: pytest.TempPathFactory) -> HybridRetriever:
+    from kb.embedder import E5Embedder
+    from kb.evaluate import index_folder
+
+    folder = tmp_path_factory.mktemp("roaming-kb")
+    (folder / "roaming-rules.md").write_text(
+        "---\nid: roaming-rules\ntitle: 出境漫游须知\ncategory: roaming\nupdated: 2026-11-01\n---\n"
+        "# 出境漫游须知\n\n- 开通漫游不收功能费。\n- 流量日包当天有上网才扣费，哪天没上网就不扣。\n",
+        encoding="utf-8",
+    )
+    (folder / "roaming-japan.md").write_text(
+        "---\nid: roaming-japan\ntitle: 日本漫游资费\ncategory: roaming\nupdated: 2026-11-01\n---\n"
+        "# 日本漫游资费\n\n- 日包：每天28元，含2GB，当天不上网不扣费。\n- 打电话回国：每分钟1.5元。\n",
+        encoding="utf-8",
+    )
+    return index_folder(folder, E5Embedder(num_threads=2))
+
+
+@pytestmark_kb
+def test_a_question_about_going_abroad_that_names_no_country_gets_the_rules_for_everywhere(roaming_kb):
+    plan = plan_answer(roaming_kb, "出国以后哪天没上网 那天还扣钱吗")
+    assert not isinstance(plan, NotInKb) and plan.doc_id == "roaming-rules", plan
+    plan = plan_answer(roaming_kb, "在日本哪天没上网 那天还扣钱吗")
+    assert not isinstance(plan, NotInKb) and plan.doc_id == "roaming-japan", plan
 
 
 def test_someone_elses_number_in_my_name_meets_the_documents_words():

@@ -532,3 +532,4 @@ def test_a_store_named_is_where_and_balances_mail_and_counts_meet_the_documents_
     assert "查询余额" in expand_query("帮我看看话费还剩多少")
     assert "邮寄" in expand_query("新卡能快递到家吗")
     assert "数量上限" in expand_query("一个人最多能办几张卡")
+    assert "安装调试费" in expand_query("宽带装机费要交多少")
