@@ -46,6 +46,8 @@ _HUMAN_SOUNDS = re.compile(r"\bren gong\b|\bzhuan( \w+){0,3} ke fu\b|\bzhen ren\
 # Frustration with the bot itself: a person should take over unless the caller wants something else.
 _FRUSTRATED = re.compile(r"听不懂|听不明白|整不明白|说不明白|讲不明白|解决不了|破客服|什么破|没用的|答非所问|绕圈子")
 
+# A charge for what the caller never took ("会员我压根没开过").
+_NEVER_TOOK = r"(?:从来|根本|压根儿?)没(?:开|订|办|开通|订购|用)过"
 _COMPLAINT = re.compile(
     r"投诉|举报|曝光|乱收费|乱扣|多扣|瞎扣|坑人|骗人|欺骗|态度.{0,3}(?:差|恶劣|不好)|太差了|不像话|没人管|凭什么|讨个说法|给个说法|"
     r"不满意|很不满|太不负责|爱理不理|不理人|没经过.{0,4}同意|私自给我|"
@@ -53,16 +55,13 @@ _COMPLAINT = re.compile(
     # a visit promised and missed, a fault back soon after its repair, "do you care at all"
     r"(?:师傅|工程师|装维|维修的|人).{0,10}(?:都|也|还)?没(?:来(?!得及)|到(?!账)|上门)|约了.{0,3}[两三四五几好]+[次回]|等了(?:一整天|一天|半天|一上午|一下午)|"
     r"修好.{0,8}又|修完.{0,8}又|能不能管|管不管|有没有人管|"
-    # no call back after a complaint; the caller's details sold or leaked
-    rf"没人.{{0,4}}回(?:电话|复|话)|一直没.{{0,3}}(?:回复|回电|联系我)|不回电话|{DETAILS_SOLD}|"
+    # no call back after a complaint; the caller's details sold or leaked; a charge never agreed to
+    rf"没人.{{0,4}}回(?:电话|复|话)|一直没.{{0,3}}(?:回复|回电|联系我)|不回电话|{DETAILS_SOLD}|{_NEVER_TOOK}|"
     # worn out: called again and again for nothing, never told, "too much"
-    r"(?:从来|根本|压根儿?)没(?:开|订|办|开通|订购|用)过|"  # a charge for what the caller never took
     r"太过分|欺人太甚|[打来]了.{0,3}(?:[几两三四五六]|好几)[次回个趟]电话?.{0,6}(?:没|不)|没人通知|也不通知|都不通知|不通知一声"
 )
 # Charges or acts the caller says were wrong: a complaint even when put as a question ("怎么扣了八十 乱扣费").
-_ACCUSATION = re.compile(
-    rf"乱收费|乱扣|多扣|瞎扣|坑人|骗人|欺骗|没经过.{{0,4}}同意|私自|{DETAILS_SOLD}|(?:从来|根本|压根儿?)没(?:开|订|办|开通|订购|用)过"
-)
+_ACCUSATION = re.compile(rf"乱收费|乱扣|多扣|瞎扣|坑人|骗人|欺骗|没经过.{{0,4}}同意|私自|{DETAILS_SOLD}|{_NEVER_TOOK}")
 # Said for effect, not asked: "慢得跟啥似的", "这什么服务啊".
 _RHETORICAL = re.compile(
     r"(?:跟|像)(?:啥|什么)(?:一样|似的)|这(?:叫|是)?(?:什么|啥)(?:服务|态度|事儿?|玩意儿?)[啊呀嘛]?|"
