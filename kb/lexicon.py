@@ -55,6 +55,7 @@ def _tokenizer() -> jieba.Tokenizer:
 # Units as callers say them and as documents write them: 五个G -> 5gb, 五百兆 -> 500m, 二十块 -> 20元.
 _UNIT_FORMS: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
     (re.compile(r"(\d+)\s*(?:个\s*g|gb)"), r"\1gb"),  # a bare 5G is the network, not five gigabytes
+    (re.compile(r"(?<![\d.])(1|[6-9]|[1-9]\d+)\s*g(?![a-z])"), r"\1gb"),  # ... but no network is 1G or 30G
     (re.compile(r"(\d+)\s*兆"), r"\1m"),
     (re.compile(r"(\d+(?:\.\d+)?)\s*块(?:钱)?"), r"\1元"),
     (re.compile(r"wi-?fi"), "wi-fi"),
@@ -73,6 +74,7 @@ QUERY_EXPANSIONS: Final[tuple[tuple[re.Pattern[str], str], ...]] = tuple(
         (r"家里人|亲戚|别人替|替我|帮我去|代我|代替|[帮替给代](?:他|她|老人|家里|父亲|母亲|老?[爸妈]|老公|老婆|爱人)", "代办 授权书"),
         (r"村子|村里|乡下|农村|镇上", "农村 乡镇"),
         (r"装上|来装|上门装|安装", "安装 上门"),
+        (r"报修|维修|修理|来修|修好", "维修 修复"),
         (r"装机费|安装费|装的钱|安装的钱|初装费", "安装调试费"),
         (r"年纪|岁数|多大|年龄|几岁|\d+\s*周?岁", "周岁 年龄"),
         (r"儿子|女儿|孩子|小孩|未成年", "未成年人 监护人"),
@@ -87,7 +89,8 @@ QUERY_EXPANSIONS: Final[tuple[tuple[re.Pattern[str], str], ...]] = tuple(
         (r"退[点些钱费款]|返[点些还钱]|少收|减免|抵扣", "补偿 减免 返还"),
         (r"挪|搬家|搬到|换个地方", "移机"),
         (r"接电话|接听", "接听"),
-        (r"打电话|通话|语音", "语音 拨打 通话"),
+        (r"(?<!给我)(?<![给回])打电话|通话|语音", "语音 拨打 通话"),
+        (r"给我打电话|打给我|联系我|回电话|回个电话", "电话联系 联系用户"),  # we call them: contact, not a tariff
         (r"上网", "流量 上网"),
         (r"流量包|加流量|流量不够|流量快用完", "加油包"),
         (r"只管今天|今天用|就今天|一天的|当天", "日包 当日"),

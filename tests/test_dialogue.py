@@ -139,6 +139,8 @@ def test_address_leaves_out_what_is_not_a_place(said, contains):
         ("我想报个障 电视一会儿有一会儿没的", Intent.FAULT_REPORT),
         ("一进电梯手机就没信号 出了电梯就好 这正常不", Intent.CONSULTATION),  # asks whether it is normal
         ("家里宽带不正常 老是断", Intent.FAULT_REPORT),
+        ("我想把套餐降到五十九的", Intent.SERVICE_REQUEST),
+        ("二十G的日包有吗", Intent.CONSULTATION),  # a data size: on topic
     ],
 )
 def test_intents(said, intent):

@@ -441,6 +441,8 @@ def test_spoken_units_are_written_as_documents_write_them() -> None:
     assert normalise("二十块钱") == "20元"
     assert normalise("五百兆") == "500m"
     assert normalise("4G和5G网络") == "4g和5g网络"  # the network generation stays
+    assert normalise("三十G的月包") == "30gb的月包"  # no network is 30G or 1G
+    assert normalise("1G日包") == "1gb日包"
 
 
 def test_mentions_finds_whole_numbers_only(session: Session) -> None:
@@ -533,3 +535,5 @@ def test_a_store_named_is_where_and_balances_mail_and_counts_meet_the_documents_
     assert "邮寄" in expand_query("新卡能快递到家吗")
     assert "数量上限" in expand_query("一个人最多能办几张卡")
     assert "安装调试费" in expand_query("宽带装机费要交多少")
+    assert "电话联系" in expand_query("报修以后多久有人给我打电话")
+    assert "拨打" not in expand_query("报修以后多久有人给我打电话").split()[1:]
