@@ -107,6 +107,8 @@ _PLACE_SUFFIX = re.compile(r"^[路街道巷弄区县镇乡村里苑园庭城湾�
 _QUESTION_PAIRS = frozenset({"多少", "什么", "怎么", "可以", "一个", "现在", "我们", "你们", "时候", "这个", "那个", "一下",
                              "那要", "要是", "的话", "是不", "不是", "有没", "没有"})
 _LOCAL_PLACE = re.compile(r"[省市区县镇乡村]$")
+# A call to another country made from home: long distance, not roaming ("从国内打到美国").
+_CALLING_ABROAD_FROM_HOME = re.compile(r"国际长途|国内.{0,4}打(?:到|去|给|往)|(?:打|拨)(?:到|去|往)(?:国外|海外|境外)")
 _ABROAD = re.compile(r"漫游|出国|国外|境外|出境|入境|国际|海外|外国|港澳|香港|澳门|台湾")
 
 
@@ -160,7 +162,9 @@ def plan_answer(
     wanted = asked_types(question)
     query = _with_countries(f"{question} {context}" if context else question)
     hits = _ranked(kb.statements(query, options.candidates), wanted, options)
-    if not _abroad(query):  # a 流量包 asked about at home is not a roaming day pass
+    if _CALLING_ABROAD_FROM_HOME.search(question):  # a roaming rate would be a wrong answer, not a near one
+        hits = [hit for hit in hits if hit.category != "roaming" and _gives_international_rates(hit.text)]
+    elif not _abroad(query):  # a 流量包 asked about at home is not a roaming day pass
         hits = [hit for hit in hits if hit.category != "roaming"] or hits
     elif not _places(question):  # abroad, but nowhere named: the rules for everywhere, not one country's
         hits = [hit for hit in hits if hit.category != "roaming" or not _places(hit.title)] or hits
@@ -262,7 +266,8 @@ def _prefer_named(
 
 def _subjects(question: str) -> list[str]:
     offer = _offer_number(question)
-    return [*_places(question), *([offer] if offer else [])]
+    places = () if _CALLING_ABROAD_FROM_HOME.search(question) else _places(question)  # called, not visited
+    return [*places, *([offer] if offer else [])]
 
 
 def _names(title: str, term: str) -> bool:
@@ -412,6 +417,10 @@ def _covers(kb: KnowledgeSearch, place: str, doc_id: str | None = None) -> bool:
         return False
     naming = [p.text for p in kb.statements(place, 8, doc_ids=None if doc_id is None else [doc_id]) if place in p.text]
     return not naming or any(not _EXCLUDES.search(text) for text in naming)
+
+
+def _gives_international_rates(statement: str) -> bool:
+    return bool(re.search(r"国际|长途|境外|国外", statement)) and not _EXCLUDES.search(statement)
 
 
 def _abroad(question: str) -> bool:

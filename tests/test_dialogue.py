@@ -807,6 +807,13 @@ def test_a_question_about_going_abroad_that_names_no_country_gets_the_rules_for_
     assert not isinstance(plan, NotInKb) and plan.doc_id == "roaming-japan", plan
 
 
+@pytestmark_kb
+def test_a_call_abroad_made_from_home_is_not_priced_from_a_roaming_page(roaming_kb):
+    assert isinstance(plan_answer(roaming_kb, "在家里打国际长途到日本 一分钟多少钱"), NotInKb)
+    plan = plan_answer(roaming_kb, "人在日本 打电话回国多少钱一分钟")
+    assert not isinstance(plan, NotInKb) and plan.doc_id == "roaming-japan", plan
+
+
 def test_someone_elses_number_in_my_name_meets_the_documents_words():
     assert "非本人办理" in expand_query("我名下冒出来一个号 不是我去办的")
 

@@ -536,4 +536,6 @@ def test_a_store_named_is_where_and_balances_mail_and_counts_meet_the_documents_
     assert "数量上限" in expand_query("一个人最多能办几张卡")
     assert "安装调试费" in expand_query("宽带装机费要交多少")
     assert "电话联系" in expand_query("报修以后多久有人给我打电话")
+    assert "过户" in expand_query("想把号转到我儿子名下")
+    assert "非本人办理" not in expand_query("想把号转到我儿子名下")
     assert "拨打" not in expand_query("报修以后多久有人给我打电话").split()[1:]
