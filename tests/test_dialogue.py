@@ -657,17 +657,25 @@ def test_a_missed_visit_or_a_fault_back_after_its_repair_is_a_grievance(said, in
 
 @pytest.fixture(scope="module")
 def broadband_kb(tmp_path_factory: pytest.TempPathFactory) -> HybridRetriever:
+    return _small_kb(tmp_path_factory, {
+        "home-broadband": ("家庭宽带资费", "broadband",
+                           "- 300M宽带：69元/月。\n- 500M宽带：99元/月。\n\n优惠与合约：\n"
+                           "- 年付优惠：一次性预付12个月月费，多送2个月使用期。宽带可以不签合约，也可以签12个月合约，"
+                           "签约的免收安装费；合约期内销户的，须补交安装费100元，路由器须归还，未归还的按原价赔偿。"),
+    })
+
+
+def _small_kb(factory: pytest.TempPathFactory, documents: dict[str, tuple[str, str, str]]) -> HybridRetriever:
+    """A knowledge base of the given documents (id: title, category, Markdown body), indexed for real."""
     from kb.embedder import E5Embedder
     from kb.evaluate import index_folder
 
-    folder = tmp_path_factory.mktemp("broadband-kb")
-    (folder / "home-broadband.md").write_text(
-        "---\nid: home-broadband\ntitle: 家庭宽带资费\ncategory: broadband\nupdated: 2026-11-01\n---\n"
-        "# 家庭宽带资费\n\n- 300M宽带：69元/月。\n- 500M宽带：99元/月。\n\n优惠与合约：\n"
-        "- 年付优惠：一次性预付12个月月费，多送2个月使用期。宽带可以不签合约，也可以签12个月合约，"
-        "签约的免收安装费；合约期内销户的，须补交安装费100元，路由器须归还，未归还的按原价赔偿。\n",
-        encoding="utf-8",
-    )
+    folder = factory.mktemp("kb")
+    for doc_id, (title, category, body) in documents.items():
+        (folder / f"{doc_id}.md").write_text(
+            f"---\nid: {doc_id}\ntitle: {title}\ncategory: {category}\nupdated: 2026-11-01\n---\n# {title}\n\n{body}\n",
+            encoding="utf-8",
+        )
     return index_folder(folder, E5Embedder(num_threads=2))
 
 
@@ -782,21 +790,10 @@ def test_a_charge_for_what_the_caller_never_took_is_a_complaint():
 
 @pytest.fixture(scope="module")
 def roaming_kb(tmp_path_factory: pytest.TempPathFactory) -> HybridRetriever:
-    from kb.embedder import E5Embedder
-    from kb.evaluate import index_folder
-
-    folder = tmp_path_factory.mktemp("roaming-kb")
-    (folder / "roaming-rules.md").write_text(
-        "---\nid: roaming-rules\ntitle: 出境漫游须知\ncategory: roaming\nupdated: 2026-11-01\n---\n"
-        "# 出境漫游须知\n\n- 开通漫游不收功能费。\n- 流量日包当天有上网才扣费，哪天没上网就不扣。\n",
-        encoding="utf-8",
-    )
-    (folder / "roaming-japan.md").write_text(
-        "---\nid: roaming-japan\ntitle: 日本漫游资费\ncategory: roaming\nupdated: 2026-11-01\n---\n"
-        "# 日本漫游资费\n\n- 日包：每天28元，含2GB，当天不上网不扣费。\n- 打电话回国：每分钟1.5元。\n",
-        encoding="utf-8",
-    )
-    return index_folder(folder, E5Embedder(num_threads=2))
+    return _small_kb(tmp_path_factory, {
+        "roaming-rules": ("出境漫游须知", "roaming", "- 开通漫游不收功能费。\n- 流量日包当天有上网才扣费，哪天没上网就不扣。"),
+        "roaming-japan": ("日本漫游资费", "roaming", "- 日包：每天28元，含2GB，当天不上网不扣费。\n- 打电话回国：每分钟1.5元。"),
+    })
 
 
 @pytestmark_kb
