@@ -17,7 +17,7 @@ def test_bench_calls_with_two_callers_prints_its_summary_last_and_loses_nothing(
     audio = tmp_path / "turns"
     audio.mkdir()
     shutil.copy(say(QUESTION), audio / "01-question.wav")
-    code = main(["bench", "calls", "--concurrency", "2", "--duration", "3", "--url", live_hotline.url,
+    code = main(["bench", "calls", "--concurrency", "2", "--duration", "8", "--url", live_hotline.url,
                  "--audio", str(audio), "--token", live_hotline.headers["Authorization"].removeprefix("Bearer ")])
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert code == 0
