@@ -148,7 +148,8 @@ def dialect_of_language(language: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def _to_simplified() -> Callable[[str], str]:
+def to_simplified() -> Callable[[str], str]:
+    """Traditional to simplified characters: one converter for the recognizer and the dialogue."""
     with _converter_lock:
         import opencc
 
@@ -161,7 +162,7 @@ def _to_simplified() -> Callable[[str], str]:
 def _replacer(words: tuple[tuple[str, str], ...]) -> tuple[re.Pattern[str], dict[str, str]] | None:
     if not words:
         return None
-    simplified = _to_simplified()
+    simplified = to_simplified()
     table = {simplified(word): mandarin for word, mandarin in words}
     # Longest first, so that 唔该 is replaced as a whole before 唔 alone.
     pattern = re.compile("|".join(re.escape(w) for w in sorted(table, key=len, reverse=True)))
@@ -171,7 +172,7 @@ def _replacer(words: tuple[tuple[str, str], ...]) -> tuple[re.Pattern[str], dict
 def to_mandarin(text: str, dialect: str | None) -> str:
     """`text` in simplified characters, its dialect words replaced by their Mandarin words (the common
     ones for any dialect). Another recognizer, or a caller who types, may write traditional characters."""
-    text = _to_simplified()(text)
+    text = to_simplified()(text)
     reg = registry()
     words: dict[str, str] = dict(reg.common_lexicon)
     found = reg.get(dialect) if dialect else None

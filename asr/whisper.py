@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from asr.base import AsrError, Transcript
-from asr.dialects import AUTO_LANGUAGES, dialect_of_language, registry, route_dialect
+from asr.dialects import AUTO_LANGUAGES, dialect_of_language, registry, route_dialect, to_simplified
 from asr.samples import mono_float32
 
 SAMPLE_RATE = 16000
@@ -111,10 +111,7 @@ class WhisperTranscriber:
             )
         except (RuntimeError, ValueError, OSError) as exc:
             raise AsrError(f"cannot load whisper model from {model_path}: {exc}") from exc
-        import opencc
-
-        self._t2s = opencc.OpenCC("t2s")
-        self._t2s.convert("載入")  # it loads its dictionaries on first use: do that now, not in two threads
+        self._to_simplified = to_simplified()  # its dictionaries load now, with the model
         tokenizer = self._model.hf_tokenizer
         self._has_cantonese = tokenizer.token_to_id("<|yue|>") is not None
         self._special = {name: tokenizer.token_to_id(f"<|{name}|>") for name in
@@ -259,7 +256,7 @@ class WhisperTranscriber:
         return segment.no_speech_prob > self.no_speech_drop or is_hallucination(segment.text)
 
     def _simplified(self, segment: SegmentScore) -> SegmentScore:
-        return replace(segment, text=self._t2s.convert(segment.text.strip()))
+        return replace(segment, text=self._to_simplified(segment.text.strip()))
 
     def _retry(self) -> float | None:
         return next((t for t in self.temperature if t > 0), None)
