@@ -59,12 +59,14 @@ class AnswerOptions:
 _ANSWER_TYPES: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...] = tuple(
     (name, re.compile(asked, re.IGNORECASE), re.compile(held, re.IGNORECASE))
     for name, asked, held in (
-        ("price", r"多少钱|几块|几元|贵|便宜|实惠|划算|收不收|要不要钱|收钱|花钱|要钱|收费|怎么算|怎么收|费用|花多少|资费|月租|钞票|扣不扣|交多少|"
+        ("price", r"多少钱|几块|几元|贵|便宜(?![的那个种]{0,3}(?:套餐|卡|宽带))|实惠|划算|收不收|要不要钱|收钱|花钱|要钱|收费|怎么算|怎么收|费用|花多少|资费|月租|钞票|扣不扣|交多少|"
                   r"手续费|工本费|开通费|(?:收|要|交)[^，。？?]{0,6}[钱费][^，。？?]{0,2}(?:不|吗|么|没)[？?]?$",
          r"\d+(?:\.\d+)?元|免费|不收|免收|不再收取"),
         ("time", r"多久|多长时间|好久|(?<![这前过近好十])几天|多少天|小时|什么时候|啥时候|几点|时限|几号|最晚|最长|最短|哪天|"
-                 r"去年|前年|以前的|之前的|过期|还能(?!用)",
+                 r"去年|前年|以前的|之前的|过期",
          r"\d+(?:\.\d+)?个?(?:小时|天|分钟|秒|月|年|工作日|日)|\d+:\d+"),
+        ("deadline", r"最晚|最迟|截止|几号(?:之|以)?前|(?:之|以)前(?:要|得|必须)",
+         r"\d+(?:日|号)(?:之|以)?前|截止"),
         ("data", r"流量.{0,6}(?:多少|几)|(?:多少|几个?).{0,3}(?:流量|gb?\b)",
          r"\d+(?:\.\d+)?gb"),
         ("count", r"几个|几张|几次|几块|多少个|几多个",
@@ -75,8 +77,8 @@ _ANSWER_TYPES: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...] = tuple(
          r"身份证|证件|护照|授权书|通行证"),
         ("how", r"怎么(?:开|办|弄|订|申请|操作|查)|在哪(?:里|儿)?办|哪里办|如何|网上|线上|app",
          r"app|营业厅|拨打|发送|短信|渠道|方式|线上"),
-        ("conditions", r"条件|要求|资格|什么人能|谁能办|能不能办|可以办吗|能办吗",
-         r"条件|须|需|满\d|仅限|不可|不能|要求"),
+        ("conditions", r"条件|要求|资格|什么人能|谁能办|能不能办|可以办吗|能办吗|能办不|还能办|还可以办",
+         r"条件|须|需|满\d|仅限|不可|不能|要求|停止"),
         ("speed", r"多大|多少兆|几百兆|多快|速率|带宽",
          r"\d+M|\d+兆|Mbps"),
         ("limit", r"上限|封顶|最多|最高|顶多|一直算|没完",
@@ -88,6 +90,8 @@ _ANSWER_TYPES: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...] = tuple(
     )
 )
 
+# Either of two ("该连带5G的还是不带的"): the statements about both are said.
+_CHOICE = re.compile(r"(?:该|应该|选|用|连|办|是)[^，。？?]{1,12}还是|好还是")
 _FOLLOW_UP = re.compile(r"^(?:那|噉|还有|另外|再问|要是|如果|那要是|那如果)|呢[？?。]?$|^.{0,8}$")
 # Only a new subject: "那日本呢", "129的呢", "香港那边呢".
 _ELLIPSIS = re.compile(r"^(?:那|噉|那么|还有)?[^，,。？?\s]{1,10}?(?:的|那边|那里)?呢[？?。]?$")
@@ -215,7 +219,7 @@ def _ranked(passages: Sequence[KnowledgePassage], wanted: list[str], options: An
     hits = []
     for p in passages:
         types = frozenset(name for name, _, held in _ANSWER_TYPES if held.search(p.text))
-        bonus = options.answer_type_bonus if types.intersection(wanted) else 0.0
+        bonus = options.answer_type_bonus * len(types.intersection(wanted))  # a deadline is a time too
         hits.append(_Hit(p.doc_id, p.title, p.category, p.text, p.score, p.score + bonus, types))
     return sorted(hits, key=lambda h: -h.score)
 
@@ -295,9 +299,10 @@ def _follow_reference(
 def _select(hits: list[_Hit], question: str, wanted: list[str], options: AnswerOptions) -> tuple[str, ...]:
     """The best statement, and a second one when it is nearly as good or holds a value the first lacks."""
     chosen = [hits[0]]
+    close_ratio = options.second_type_ratio if _CHOICE.search(question) else options.close_ratio
     for hit in hits[1:]:
         missing = set(wanted) - set().union(*(h.types for h in chosen))
-        close = hit.fit >= options.close_ratio * chosen[0].fit
+        close = hit.fit >= close_ratio * chosen[0].fit
         completes = bool(missing & hit.types) and hit.fit >= options.second_type_ratio * chosen[0].fit
         if close or completes:
             chosen.append(hit)

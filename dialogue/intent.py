@@ -71,7 +71,7 @@ _RHETORICAL = re.compile(
 # A problem with the caller's own service: the thing, then what is wrong with it.
 _SERVICE_OBJECT = r"(?:宽带|网络?|wi-?fi|无线|光猫|路由器?|信号|手机|电话|上网|网速|流量|电视|iptv|机顶盒|号码?|卡)"
 _PROBLEM = (
-    r"(?:断|不通|上不了|上不去|上不到|连不上|连不了|没有?网|没有?信号|冇|掉线|掉话|老掉|慢|卡顿|很卡|好卡|特别卡|卡得|卡死|"
+    r"(?:断|不通|上不了|上不去|上不到|连不上|连不了|没有?网|没有?信号|冇|掉线|掉话|老掉|慢|卡顿|很卡|好卡|特别卡|卡得|卡死|(?:老是|总是|老|总|经常)卡|"
     r"坏|故障|不亮|红灯|亮红|闪红|用不了|打不出|打不了|打不通|接不到|听不清|无服务|没服务|显示.{0,4}(?:无|没)|"
     r"时好时坏|时断时续|时有时无|一会儿?有一会儿?没|一阵有一阵没|不稳定|延迟|转圈|缓冲|刷不出|打不开|看不了|不能用|没法用|没法上|用不成|瘫了|"
     r"测速.{0,6}(?:只有|才|就)|达不到|出问题|有问题|不正常|异常|很弱|太弱|很差|太差|特别差|极差|很费劲|费劲|"
@@ -83,6 +83,16 @@ _FAULT = re.compile(
     r"报.{0,2}故障|报修|报个?障|修一下|来修|断网|没网了|没信号了|一格信号|LOS灯.{0,4}(?:亮|红|闪)",
     re.IGNORECASE,
 )
+# A fault already over ("断了三天才修好"): asked about afterwards (compensation), not reported; one back
+# after its repair ("修好了又断") is still on.
+_FIXED = re.compile(r"(?:才|已经|早就|总算|终于|后来|现在)(?:修好|好|恢复|能用)了?|修好了")
+_BACK_AGAIN = re.compile(r"(?:修好|好|恢复|能用)了?.{0,8}又")
+
+
+def _reports_fault(text: str) -> bool:
+    return bool(_FAULT.search(text)) and not (_FIXED.search(text) and not _BACK_AGAIN.search(text))
+
+
 # Something the caller tried to get done did not work: a request for help with that service.
 _SERVICE_PROBLEM = re.compile(r"开不出|办不了|办不成|没收到|收不到|提示失败|失败了|不成功|没到账|不到账|没生效|用不上")
 _SERVICE = re.compile(
@@ -97,6 +107,7 @@ _PLAIN_QUESTION = re.compile(
     r"想问|问一下|问下|问问|请问|打听|了解一下|了解下|咨询|多少钱|几块钱|多久|多长时间|(?<![这前过近好十])几天|几号|几点|"
     rf"{SELF_HELP.pattern}|什么意思|正常吗|正不正常|是不是正常|正常不|正常么|啥意思|怎么收费|怎么算|收不收|要不要钱|要带|带什么|哪些|可不可以|能不能|有没有|是多少|有多少|给多少|找谁|问谁|"
     r"(?<!为)什么(?!都|也|破)|(?<!为)啥(?!都|也|子都)|怎么(?!回事|又|老|总|搞|这么|那么|还|就|会|办|整)|是.{1,12}还是|"
+    r"(?:该|应该|选|用|连|办)[^，。？?]{1,12}还是|好还是|"  # which of two: "该连带5G那个还是不带的"
     r"(?P<yes>要|是|能|会|可|用|收|扣|退|给|送|开)[不没](?P=yes)|[能会可要].{1,20}不[？?]?$|(?<![好这前过近十])几(?:次|张|个|回|块|岁|年|个月)"
 )
 _QUESTION = re.compile(
@@ -183,7 +194,7 @@ def guess_intent(text: str) -> IntentGuess:
     """The intent of one utterance by rules, and whether the rules are sure of it."""
     complaint = bool(_COMPLAINT.search(text))
     text = _RHETORICAL.sub("，", text)
-    fault = bool(_FAULT.search(text))
+    fault = _reports_fault(text)
     # "怎么办" asks for help with a fault, and how to get something done otherwise; "这是干什么" asks nothing.
     plain = bool(_PLAIN_QUESTION.search(_HELP.sub("，", text)) or (_HELP.search(text) and not fault))
     asking = plain or is_question(text)
@@ -230,9 +241,10 @@ def has_cue(text: str, intent: Intent) -> bool:
     patterns = {
         Intent.ESCALATION: (_HUMAN, _FRUSTRATED),
         Intent.COMPLAINT: (_COMPLAINT,),
-        Intent.FAULT_REPORT: (_FAULT,),
         Intent.SERVICE_REQUEST: (_SERVICE,),
     }.get(intent, ())
+    if intent is Intent.FAULT_REPORT:
+        return _reports_fault(text)
     return any(p.search(text) for p in patterns) or (intent is Intent.ESCALATION and asks_for_human(text))
 
 
