@@ -35,10 +35,13 @@ class IntentGuess:
 
 
 # A request for a person.
+_NOT_THE_MACHINE = r"不跟机器|不要机器|不想跟机器|别用机器|不和机器|不想和机器"
 _HUMAN = re.compile(
-    r"人工|真人|转接|接线员|客服代表|客服人员|经理|领导|主管|负责人|不跟机器|不要机器|不想跟机器|别用机器|机器人.{0,4}(?:不|没用|算了)|"
-    r"(?:跟|和|找)个?活?人(?:说话|讲话|聊|沟通)|都是机器|全是机器|老是机器"
+    rf"人工|真人|转接|接线员|客服代表|客服人员|经理|领导|主管|负责人|{_NOT_THE_MACHINE}|机器人.{{0,4}}(?:不|没用|算了)|"
+    r"(?:跟|和|找)个?活?人(?:说话|讲话|聊|沟通)|(?:跟|和|找|让)(?:你们)?的?工作人员.{0,2}(?:说|讲|聊|沟通|谈)|都是机器|全是机器|老是机器"
 )
+# Turning the machine down is a request for a person however it is put ("能不能别让机器跟我说").
+_REFUSES_MACHINE = re.compile(_NOT_THE_MACHINE)
 _WHEN = re.compile(r"几点|什么时候|啥时候|时间|上班|下班|营业")
 _TRANSFER = re.compile(r"转|接|叫|找|换|要|给我|帮我|来跟|来和|不跟机器|不要机器|不想跟机器|机器人")
 # The same request as it sounds, so that a misheard 转人工客服 (转员工克服) still reaches a human.
@@ -203,7 +206,8 @@ def guess_intent(text: str) -> IntentGuess:
         if _WHEN.search(text):
             return IntentGuess(Intent.CONSULTATION, True)  # "人工几点到几点有人接": when people answer
         # "转人工" is a request; "能不能找个真人" may be either, which the judge tells apart.
-        return IntentGuess(Intent.ESCALATION, bool(_TRANSFER.search(text)) and not plain)
+        sure = (bool(_TRANSFER.search(text)) and not plain) or bool(_REFUSES_MACHINE.search(text))
+        return IntentGuess(Intent.ESCALATION, sure)
     service = bool(_SERVICE.search(text))
     if complaint and (acting or not asking or _ACCUSATION.search(text)):
         return IntentGuess(Intent.COMPLAINT, True)

@@ -875,3 +875,12 @@ def test_a_question_between_two_options_hears_about_both(choice_kb):
         assert not isinstance(plan, NotInKb)
         said = "".join(plan.statements)
         assert "标清机顶盒" in said and "高清机顶盒" in said, plan
+
+
+def test_turning_the_machine_down_asks_for_a_person_even_as_a_question():
+    guess = guess_intent("可不可以让你们工作人员跟我讲 我不想和机器说话")
+    assert guess.intent is Intent.ESCALATION and guess.sure
+
+
+def test_a_fault_that_is_never_fixed_is_a_complaint_about_repeated_outages():
+    assert slots.classify("网络报了好久了一直没修好 我要投诉", slots.COMPLAINT_TYPES) == "repeated_outage"
