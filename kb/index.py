@@ -188,7 +188,9 @@ class HybridRetriever:
         if not chunks or not query.strip():
             return []
         query = normalise(query)
-        dense = matrix @ self._query_vector(query)
+        # Not `matrix @ vector`: OpenBLAS would run that on two threads that then spin for a while after it,
+        # on the cores the next query's embedding needs (p95 of a search at 10,000 statements 55 -> 32 ms).
+        dense = np.einsum("ij,j->i", matrix, self._query_vector(query))
         # The words as heard, or as they sound: whichever matches better.
         bm25 = np.maximum(lexical.scores(expand_query(query)), self.options.phonetic_weight * phonetic.scores(query))
         fused = self._fuse(dense, bm25, titles.scores(query))
