@@ -81,7 +81,7 @@ _ANSWER_TYPES: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...] = tuple(
          r"条件|须|需|满\d|仅限|不可|不能|要求|停止"),
         ("speed", r"多大|多少兆|几百兆|多快|速率|带宽",
          r"\d+M|\d+兆|Mbps"),
-        ("limit", r"上限|封顶|最多|最高|顶多|一直算|没完",
+        ("limit", r"上限|封顶|最多|最高|顶多|一直算|没完|(?:还能|能不能|可以|能)再(?:办|开|加|绑|订|买)",  # one more allowed?
          r"封顶|最多|不超过|上限|累计达到"),
         ("self_check", SELF_HELP.pattern,
          r"以下步骤|自查步骤|自查：|按.{0,6}步骤"),  # the steps as the document introduces them
@@ -92,7 +92,7 @@ _ANSWER_TYPES: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...] = tuple(
 
 # Either of two ("该连带5G的还是不带的"): the statements about both are said.
 _CHOICE = re.compile(r"(?:该|应该|选|用|连|办|是)[^，。？?]{1,12}还是|好还是")
-_FOLLOW_UP = re.compile(r"^(?:那|噉|还有|另外|再问|要是|如果|那要是|那如果)|呢[？?。]?$|^.{0,8}$")
+_FOLLOW_UP = re.compile(r"^(?:那|噉|还有|另外|再问|要是|如果|那要是|那如果|它|这个?套餐|那个?套餐)|呢[？?。]?$|^.{0,8}$")
 # Only a new subject: "那日本呢", "129的呢", "香港那边呢".
 _ELLIPSIS = re.compile(r"^(?:那|噉|那么|还有)?[^，,。？?\s]{1,10}?(?:的|那边|那里)?呢[？?。]?$")
 _FILLERS = re.compile(r"^(?:嗯+|哦+|噢|啊|喂|好的?|行|对|是吗|这样啊)[\s，,。]*")

@@ -38,7 +38,7 @@ class IntentGuess:
 _NOT_THE_MACHINE = r"不跟机器|不要机器|不想跟机器|别用机器|不和机器|不想和机器"
 _HUMAN = re.compile(
     rf"人工|真人|转接|接线员|客服代表|客服人员|经理|领导|主管|负责人|{_NOT_THE_MACHINE}|机器人.{{0,4}}(?:不|没用|算了)|"
-    r"(?:跟|和|找)个?活?人(?:说话|讲话|聊|沟通)|(?:跟|和|找|让)(?:你们)?的?工作人员.{0,2}(?:说|讲|聊|沟通|谈)|都是机器|全是机器|老是机器"
+    r"(?:跟|和|找)个?活?人(?:说话|讲话|聊|沟通)|(?:让|叫|找|换)个?真?人(?:来)?(?:接|听|说|讲|跟我)|(?:跟|和|找|让)(?:你们)?的?工作人员.{0,2}(?:说|讲|聊|沟通|谈)|都是机器|全是机器|老是机器"
 )
 # Turning the machine down is a request for a person however it is put ("能不能别让机器跟我说").
 _REFUSES_MACHINE = re.compile(_NOT_THE_MACHINE)
@@ -47,7 +47,7 @@ _TRANSFER = re.compile(r"转|接|叫|找|换|要|给我|帮我|来跟|来和|不
 # The same request as it sounds, so that a misheard 转人工客服 (转员工克服) still reaches a human.
 _HUMAN_SOUNDS = re.compile(r"\bren gong\b|\bzhuan( \w+){0,3} ke fu\b|\bzhen ren\b|\bgong ke fu\b")
 # Frustration with the bot itself: a person should take over unless the caller wants something else.
-_FRUSTRATED = re.compile(r"听不懂|听不明白|整不明白|说不明白|讲不明白|解决不了|破客服|什么破|没用的|答非所问|绕圈子")
+_FRUSTRATED = re.compile(r"听不懂|听不明白|没听懂|没听明白|整不明白|说不明白|讲不明白|绕来绕去|解决不了|破客服|什么破|没用的|答非所问|绕圈子")
 
 # A charge for what the caller never took ("会员我压根没开过").
 _NEVER_TOOK = r"(?:从来|根本|压根儿?)没(?:开|订|办|开通|订购|用)过"
@@ -83,7 +83,8 @@ _PROBLEM = (
 )
 _FAULT = re.compile(
     rf"{_SERVICE_OBJECT}.{{0,12}}{_PROBLEM}|{_PROBLEM}.{{0,6}}{_SERVICE_OBJECT}|"
-    r"报.{0,2}故障|报修|报个?障|修一下|来修|断网|没网了|没信号了|一格信号|LOS灯.{0,4}(?:亮|红|闪)",
+    r"报.{0,2}故障|报修|报个?障|修一下|来修|断网|没网了|没信号了|一格信号|LOS灯.{0,4}(?:亮|红|闪)|"
+    r"(?:网|网络|信号|宽带)[^，。]{0,10}(?:就|都|全|突然|一下)?没了",
     re.IGNORECASE,
 )
 # A fault already over ("断了三天才修好"): asked about afterwards (compensation), not reported; one back
@@ -101,7 +102,7 @@ _SERVICE_PROBLEM = re.compile(r"开不出|办不了|办不成|没收到|收不�
 _SERVICE = re.compile(
     r"停机保号|保号|号.{0,6}(?:留着|保留|保住|留住)|补卡|补办|补一张|补.{0,2}张.{0,2}卡|换卡|换套餐|改套餐|换成|改成|变更|"
     r"套餐.{0,6}(?:升|降)|(?:升|降)(?:到|成).{0,8}套餐|升档|降档|"
-    r"装.{0,3}宽带|办.{0,4}宽带|宽带.{0,4}(?:装|办)(?!的)|新装|宽带.{0,6}(?:移|挪|迁|搬)|"
+    r"装[^，。]{0,8}宽带|办[^，。]{0,8}宽带|宽带.{0,4}(?:装|办)(?!的)|新装|宽带.{0,6}(?:移|挪|迁|搬)|"
     r"移机|挪|迁移|搬.{0,4}宽带|宽带.{0,4}搬|发票|补偿|赔偿|预约|申请|开通|取消|退订|销户|过户|办理|办一个|办个|帮我办|给我办|"
     r"改成|换成|套餐.{0,6}(?:改|换)"
 )

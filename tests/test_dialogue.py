@@ -884,3 +884,26 @@ def test_turning_the_machine_down_asks_for_a_person_even_as_a_question():
 
 def test_a_fault_that_is_never_fixed_is_a_complaint_about_repeated_outages():
     assert slots.classify("网络报了好久了一直没修好 我要投诉", slots.COMPLAINT_TYPES) == "repeated_outage"
+
+
+def test_an_install_named_with_its_speed_is_a_request_for_broadband():
+    said = slots.normalise("麻烦给我家装一条一千兆的宽带")
+    assert guess_intent(said).intent is Intent.SERVICE_REQUEST
+    assert slots.classify(said, slots.REQUEST_TYPES) == "broadband_install"
+
+
+def test_a_connection_that_is_gone_is_a_fault_and_northern_words_for_yesterday_are_kept():
+    said = slots.normalise("我们家宽带昨个夜里突然就没了")
+    assert guess_intent(said).intent is Intent.FAULT_REPORT
+    assert slots.extract_since("网是前儿个凌晨开始断的") == "前儿个凌晨开始"
+    assert guess_intent("我这个月流量没了 咋加").intent is not Intent.FAULT_REPORT
+
+
+def test_not_understanding_the_bot_and_asking_someone_to_take_over_is_heard():
+    guess = guess_intent("听了半天也没听明白 叫个人来跟我说")
+    assert guess.intent is Intent.ESCALATION and guess.sure
+
+
+def test_asking_whether_one_more_is_allowed_asks_for_a_limit():
+    assert "limit" in asked_types("我已经绑了两块手表 能再绑一块不")
+    assert "数量上限" in expand_query("我名下3个号了 还想再开1个")
