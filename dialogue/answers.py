@@ -131,6 +131,8 @@ def _carried_over(question: str, previous: Grounded | None) -> str:
         for place in earlier_places:
             earlier = earlier.replace(place, now_places[0])
         return earlier
+    if now_places:  # "那要是去一个礼拜呢" then "泰国的呢": the same question, there
+        return f"{now_places[0]} {earlier}"
     bare = re.search(r"\d{2,}", chinese_to_digits(question))  # inside "那129的呢" a number names an offer
     now_offer = _offer_number(question) or (bare.group(0) if bare else None)
     earlier_offer = _offer_number(earlier)

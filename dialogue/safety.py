@@ -23,6 +23,7 @@ _SOMEONE_ELSE = r"(?:别人|他人|我老公|我老婆|我丈夫|我妻子|我�
 _OTHERS_DATA = re.compile(
     rf"{_SOMEONE_ELSE}.{{0,16}}(?:通话记录|话单|详单|位置|定位|在哪|短信|聊天记录|身份证|机主|实名信息|住址|地址|"
     r"跟谁|和谁|给谁|谁打|打给谁|联系过谁|都联系|叫什么名字|名字叫|是谁|谁在用|谁的)"
+    rf"|(?:定位|位置|在哪|通话记录|话单|详单|短信记录).{{0,24}}{_SOMEONE_ELSE}|定位.{{0,8}}(?:手机号|号码|\d{{11}})"
 )
 # Lists of customers, numbers or records: nobody may have them through the hotline.
 _BULK_DATA = re.compile(r"(?:用户|客户|号码|手机号).{0,8}(?:都|全部|所有).{0,6}(?:列|导出|发|给我|念)|(?:所有|全部)(?:用户|客户)的")

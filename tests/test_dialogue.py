@@ -907,3 +907,40 @@ def test_not_understanding_the_bot_and_asking_someone_to_take_over_is_heard():
 def test_asking_whether_one_more_is_allowed_asks_for_a_limit():
     assert "limit" in asked_types("我已经绑了两块手表 能再绑一块不")
     assert "数量上限" in expand_query("我名下3个号了 还想再开1个")
+
+
+def test_asking_where_someone_is_is_refused_whichever_comes_first():
+    assert refusal_reason("能不能帮我定位下这个号码现在在哪 他是我同事") == "others_data"
+    assert refusal_reason("帮我定位一下一三九一二三四五六七八") == "others_data"
+    assert refusal_reason("我在哪能查到自己的通话记录") is None
+
+
+def test_a_number_stopped_but_kept_and_a_promised_call_never_made_are_told_apart():
+    said = slots.normalise("要去外地一年 号码先停掉 不过得保留")
+    assert guess_intent(said).intent is Intent.SERVICE_REQUEST
+    assert slots.classify(said, slots.REQUEST_TYPES) == "suspend_keep_number"
+    assert slots.classify("报修以后说好当天联系 结果一直没人给我打电话 我要投诉", slots.COMPLAINT_TYPES) == "service_quality"
+    assert about_telecom("那个测速软件准不准")
+
+
+@pytest.fixture(scope="module")
+def two_countries_kb(tmp_path_factory: pytest.TempPathFactory) -> HybridRetriever:
+    def page(country: str, day: int, week: int) -> str:
+        return (f"- 流量日包：在{country}每天{day}元，含1GB高速流量，当天用完后降速，不再另外收费，当天不上网不收费。\n"
+                f"- 七天流量包：{week}元，含10GB高速流量，自第一次使用起七天内有效，须在出发以前发短信订购。\n"
+                f"- 语音：在{country}拨打当地电话或者打回国内，每分钟1.5元，接听电话同样每分钟1.5元。")
+    return _small_kb(tmp_path_factory, {
+        "roam-jp": ("日本漫游资费", "roaming", page("日本", 25, 128)),
+        "roam-th": ("泰国漫游资费", "roaming", page("泰国", 15, 68)),
+    })
+
+
+@pytestmark_kb
+def test_a_place_named_after_a_question_that_named_none_asks_that_question_there(two_countries_kb):
+    first = plan_answer(two_countries_kb, "去日本上网怎么收费")
+    assert not isinstance(first, NotInKb) and first.doc_id == "roam-jp"
+    week = plan_answer(two_countries_kb, "那要是待一个礼拜呢 有没有划算点的包", previous=first)
+    assert not isinstance(week, NotInKb) and "128元" in "".join(week.statements), week
+    there = plan_answer(two_countries_kb, "泰国的呢", previous=week)
+    assert not isinstance(there, NotInKb) and there.doc_id == "roam-th", there
+    assert "68元" in "".join(there.statements), there
