@@ -54,8 +54,8 @@ _AREA_MARK = re.compile(
 # Marks that only continue an address already begun (弄 and 里 are also everyday words).
 _MORE_MARK = re.compile(r"(弄|里|室|楼|居|阁|轩|岸|中心|期|\d+|[一二三四五六七八九十百]+号)")  # 三号 alone is a date
 _FILLER = re.compile(
-    r"^(喂|嗯+|呃|啊|哦|那个|就是那个|就是|地址是?|地址啊|地方么?|装在|安装在|我的地址是?|新地址是?|我家住?在?|我家里?在?|"
-    r"俺家在?|我屋头在?|我住在?|住在|家住|位置是?|我人在|人在|我在|我们在|在|是)+"
+    r"^(喂|嗯+|呃|啊|哦|那个|就是那个|就是|的?(?:家庭|家里|我的|新的?|安装|装机|具体)?(?:住址|地址|位置)(?:是|在|啊)?|地方么?|装在|安装在|我家住?在?|我家里?在?|"
+    r"俺家在?|我屋头在?|我住在?|住在|家住|我人在|人在|我在|我们在|在|是)+"
 )
 _TRAILER = re.compile(r"(那一片|这一片|那一下|那一哈|一带|那边|这边|那里|附近|上班的地方|上班|工作|那块|那儿|这儿|这里|的)+$")
 # Where the address stops within a piece: the caller goes on about themselves.

@@ -944,3 +944,16 @@ def test_a_place_named_after_a_question_that_named_none_asks_that_question_there
     there = plan_answer(two_countries_kb, "泰国的呢", previous=week)
     assert not isinstance(there, NotInKb) and there.doc_id == "roam-th", there
     assert "68元" in "".join(there.statements), there
+
+
+@pytest.mark.parametrize(("said", "address"), [
+    ("住址是南港区滨海路 蓝湾花园", "南港区滨海路蓝湾花园"),
+    ("具体位置在北塘区长青路", "北塘区长青路"),
+    ("我家的新地址是西岭区枫林路 桂花园", "西岭区枫林路桂花园"),
+])
+def test_the_label_before_an_address_is_not_part_of_it(said, address):
+    assert slots.extract_address(said) == address
+
+
+def test_money_about_to_run_out_meets_the_words_of_the_low_balance_reminder():
+    assert "短信提醒" in expand_query("余额快用完了 会不会通知我一下")
