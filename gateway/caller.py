@@ -154,7 +154,7 @@ class Caller:
         kind = event.get("type")
         if kind == "final":
             self.trace.finals += 1
-            if timing and timing.final is None:
+            if timing and timing.final is None and now >= timing.speech_end:  # not a pause inside the turn
                 timing.final = now
         elif kind == "reply":
             self.trace.current_turn = event["turn"]
@@ -212,10 +212,14 @@ class Caller:
         finals_before, ends_before = self.trace.finals, len(self.trace.reply_ends)
         frame = rate * FRAME_MS // 1000
         started = time.monotonic()
+        # The turn is timed from the start: its final may come while the trailing silence is still being sent.
+        timing = TurnTiming(speech_end=started + len(pcm) / rate - _speech_tail(pcm, rate))
+        self.trace.timings.append(timing)
         for index, offset in enumerate(range(0, len(pcm), frame)):
             await ws.send(encode(pcm[offset : offset + frame], self.codec))
             await self._pace(started, index + 1)
-        self.trace.timings.append(TurnTiming(speech_end=time.monotonic() - _speech_tail(pcm, rate)))
+        if self.options.fast:  # sent faster than spoken: the speech ended, for the hotline, once all was sent
+            timing.speech_end = time.monotonic() - _speech_tail(pcm, rate)
         if not wait_for_answer:
             return
 

@@ -336,3 +336,27 @@ def test_metrics_follow_a_real_call_and_carry_no_personal_data(hotline, voice, t
     text = httpx.get(f"{base}/metrics").text
     for personal in (phone, "139****5678", QUESTION[:4], caller.trace.of_type("ready")[0]["call_id"]):
         assert personal not in text
+
+
+async def test_a_final_that_comes_while_the_trailing_silence_is_still_sent_is_timed() -> None:
+    """The hotline may end a turn before the caller's clip has sent its last silence: the final still
+    belongs to that turn, and a final from a pause inside the speech does not."""
+    rate = 16000
+    speech = (np.sin(np.arange(rate // 2) * 0.3) * 8000).astype(np.int16)
+    pause, tail = np.zeros(rate // 2, dtype=np.int16), np.zeros(rate, dtype=np.int16)
+    clip = np.concatenate([speech, pause, speech, tail])  # 0.5 s speech, 0.5 s pause, 0.5 s speech, 1 s silence
+    caller = Caller("ws://unused", CallOptions(files=[], quiet=True))
+
+    class Line:
+        def __init__(self) -> None:
+            self.frames = 0
+
+        async def send(self, _frame: bytes) -> None:
+            self.frames += 1
+            if self.frames in (40, 100):  # 0.8 s, inside the pause; 2.0 s, half-way through the tail
+                caller._on_event({"type": "final", "text": "…"}, time.monotonic())
+
+    await caller.speak(Line(), clip, wait_for_answer=False)
+    timing = caller.trace.timings[0]
+    assert timing.final is not None
+    assert 0.4 < timing.final - timing.speech_end < 0.7
