@@ -97,7 +97,9 @@ _FOLLOW_UP = re.compile(r"^(?:那|噉|还有|另外|再问|要是|如果|那要�
 _ELLIPSIS = re.compile(r"^(?:那|噉|那么|还有)?[^，,。？?\s]{1,10}?(?:的|那边|那里)?呢[？?。]?$")
 _FILLERS = re.compile(r"^(?:嗯+|哦+|噢|啊|喂|好的?|行|对|是吗|这样啊)[\s，,。]*")
 _REFERENCE = re.compile(r"(?:请参阅|详见|参见|参考|见)《([^》]+)》")
-_COMPETITOR = re.compile(r"联通|电信|广电|中国移动|移动公司|移动的套餐|隔壁|别家|别的运营商|其他运营商|其它运营商|友商")
+_COMPETITOR = re.compile(
+    r"联通|电信|广电|中国移动|移动公司|移动的套餐|(?:跟|和|比|同)移动|移动(?:那边|那家|家的|的信号)|隔壁|别家|别的运营商|其他运营商|其它运营商|友商"
+)
 # Leaving for (or coming from) another carrier with one's number: a question about porting, not about them.
 _PORTING = re.compile(r"携号转网|转网|转出|转入|转到|转走|换到|换去|换个运营商|换运营商|号码?不变|不换号|号码?带走|带着号|保留号码")
 # A number that names an offer ("129的套餐", "三十九块那个青春卡"), or a bare price ("二十块钱左右的").

@@ -103,7 +103,7 @@ _SERVICE = re.compile(
     r"停机保号|保号|号[^。？?]{0,10}(?:留着|保留|保住|留住)|补卡|补办|补一张|补.{0,2}张.{0,2}卡|换卡|换套餐|改套餐|换成|改成|变更|"
     r"套餐.{0,6}(?:升|降)|(?:升|降)(?:到|成).{0,8}套餐|升档|降档|"
     r"装[^，。]{0,8}宽带|办[^，。]{0,8}宽带|宽带.{0,4}(?:装|办)(?!的)|新装|宽带.{0,6}(?:移|挪|迁|搬)|"
-    r"移机|挪|迁移|搬.{0,4}宽带|宽带.{0,4}搬|发票|补偿|赔偿|预约|申请|开通|取消|退订|销户|过户|办理|办一个|办个|帮我办|给我办|"
+    r"移机|挪|迁移|搬.{0,4}宽带|宽带.{0,4}搬|发票|专票|补偿|赔偿|预约|申请|开通|取消|退订|销户|过户|办理|办一个|办个|帮我办|给我办|"
     r"改成|换成|套餐.{0,6}(?:改|换)"
 )
 # The caller asks about something rather than asking us to act on it; a plain question word settles it.
@@ -151,7 +151,7 @@ _NUMERAL = re.compile(r"[0-9零一二两三四五六七八九十]")  # "五十" 
 _WAIT = re.compile(r"^(?:哎|诶|唉|喂)?(?:等一下|等一等|等下|等等|稍等|停一下|停|别说了|先别说)+[啊呀吧了嘛]*$")
 
 _TELECOM = re.compile(
-    r"套餐|流量|话费|宽带|信号|网络|上网|网速|测速|漫游|号码|手机|电话|卡|营业厅|发票|缴费|交费|充值|账单|欠费|停机|通话|短信|"
+    r"套餐|流量|话费|宽带|信号|网络|上网|网速|测速|专票|增值税|漫游|号码|手机|电话|卡|营业厅|发票|缴费|交费|充值|账单|欠费|停机|通话|短信|"
     r"光猫|路由|wi-?fi|5g|4g|携号|补卡|实名|投诉|报修|客服|资费|合约|运营商|热线|详单|手表|esim|加油包|月费|业务|"
     r"开门|关门|营业|上班|下班|付费|交钱|缴|扣费|扣钱|费用|收费|号|证件|身份证|办理|开通|安装|装机|长途|国际|出国|出境|境外|分钟|"
     r"月包|日包|周包|天包|\d+\s*g|"
@@ -164,10 +164,13 @@ _TELECOM = re.compile(
 # knowledge base does not answer. Its shares are a matter for investors, not for customer service.
 _COMPANY = re.compile(r"公司|集团|老总|董事长|总经理|总裁|老板|创始人|总部|员工|成立|营收|利润")
 _INVESTMENT = re.compile(r"股票|股价|股份|市值|上市|投资|值不值得买")
+# The caller's own company ("公司用的", "我们单位的号"): a customer, not a question about the carrier.
+_OWN_COMPANY = re.compile(r"(?:我们|我的|我|咱们?)的?(?:公司|单位)|(?:公司|单位)(?:用|的号|的发票|的账|的宽带|的套餐)|给(?:公司|单位)")
 
 
 def about_the_company(text: str, carrier: str = "") -> bool:
-    return bool(_COMPANY.search(text) or (carrier and carrier in text)) and not _INVESTMENT.search(text)
+    asked = bool(_COMPANY.search(text) or (carrier and carrier in text))
+    return asked and not _INVESTMENT.search(text) and not _OWN_COMPANY.search(text)
 
 
 def about_telecom(text: str) -> bool:

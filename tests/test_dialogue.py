@@ -30,6 +30,7 @@ from dialogue.intent import (
     Intent,
     IntentGuess,
     about_telecom,
+    about_the_company,
     classify_intent,
     guess_intent,
     has_cue,
@@ -957,3 +958,16 @@ def test_the_label_before_an_address_is_not_part_of_it(said, address):
 
 def test_money_about_to_run_out_meets_the_words_of_the_low_balance_reminder():
     assert "短信提醒" in expand_query("余额快用完了 会不会通知我一下")
+
+
+def test_the_callers_own_company_is_not_a_question_about_the_carrier():
+    assert not about_the_company("我们单位要开增值税专票")
+    assert about_the_company("你们公司总部在哪")
+    said = slots.normalise("想给公司开张专票")
+    assert guess_intent(said).intent is Intent.SERVICE_REQUEST
+    assert slots.classify(said, slots.REQUEST_TYPES) == "invoice"
+
+
+@pytestmark_kb
+def test_another_carrier_named_by_its_short_name_is_not_compared(demo_kb):
+    assert plan_answer(demo_kb, "你们的网速和移动比谁快") == NotInKb("competitor")
