@@ -43,7 +43,7 @@ _HUMAN = re.compile(
 # Turning the machine down is a request for a person however it is put ("能不能别让机器跟我说").
 _REFUSES_MACHINE = re.compile(_NOT_THE_MACHINE)
 _WHEN = re.compile(r"几点|什么时候|啥时候|时间|上班|下班|营业")
-_TRANSFER = re.compile(r"转|接|叫|找|换|要|给我|帮我|来跟|来和|不跟机器|不要机器|不想跟机器|机器人")
+_TRANSFER = re.compile(rf"转|接|叫|找|换|要|给我|帮我|来跟|来和|{_NOT_THE_MACHINE}|机器人")
 # The same request as it sounds, so that a misheard 转人工客服 (转员工克服) still reaches a human.
 _HUMAN_SOUNDS = re.compile(r"\bren gong\b|\bzhuan( \w+){0,3} ke fu\b|\bzhen ren\b|\bgong ke fu\b")
 # Frustration with the bot itself: a person should take over unless the caller wants something else.
