@@ -77,7 +77,8 @@ _ANSWER_TYPES: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...] = tuple(
          r"身份证|证件|护照|授权书|通行证"),
         ("how", r"怎么(?:开|办|弄|订|申请|操作|查)|在哪(?:里|儿)?办|哪里办|如何|网上|线上|app",
          r"app|营业厅|拨打|发送|短信|渠道|方式|线上"),
-        ("conditions", r"条件|要求|资格|什么人能|谁能办|能不能办|可以办吗|能办吗|能办不|还能办|还可以办",
+        ("conditions", r"条件|要求|资格|什么人能|谁能办|能不能办|可以办吗|能办吗|能办不|还能办|还可以办|"
+                       r"刚(?:刚|才)?(?:去|在)?(?:办|补|换|开|充|交|装|买|入网|激活).{0,16}(?:能|可以)",  # soon after
          r"条件|须|需|满\d|仅限|不可|不能|要求|停止"),
         ("speed", r"多大|多少兆|几百兆|多快|速率|带宽",
          r"\d+M|\d+兆|Mbps"),
@@ -98,7 +99,7 @@ _ELLIPSIS = re.compile(r"^(?:那|噉|那么|还有)?[^，,。？?\s]{1,10}?(?:�
 _FILLERS = re.compile(r"^(?:嗯+|哦+|噢|啊|喂|好的?|行|对|是吗|这样啊)[\s，,。]*")
 _REFERENCE = re.compile(r"(?:请参阅|详见|参见|参考|见)《([^》]+)》")
 _COMPETITOR = re.compile(
-    r"联通|电信|广电|中国移动|移动公司|移动的套餐|(?:跟|和|比|同)移动|移动(?:那边|那家|家的|的信号)|隔壁|别家|别的运营商|其他运营商|其它运营商|友商"
+    r"联通|电信|广电|中国移动|移动公司|移动的套餐|(?:跟|和|比|同)移动|移动(?:那边|那家|家的|的信号)|移动的?[^，。数网宽]{0,6}套餐|隔壁|别家|别的运营商|其他运营商|其它运营商|友商"
 )
 # Leaving for (or coming from) another carrier with one's number: a question about porting, not about them.
 _PORTING = re.compile(r"携号转网|转网|转出|转入|转到|转走|换到|换去|换个运营商|换运营商|号码?不变|不换号|号码?带走|带着号|保留号码")
@@ -115,6 +116,7 @@ _QUESTION_PAIRS = frozenset({"多少", "什么", "怎么", "可以", "一个", "
 _LOCAL_PLACE = re.compile(r"[省市区县镇乡村]$")
 # A call to another country made from home: long distance, not roaming ("从国内打到美国").
 _CALLING_ABROAD_FROM_HOME = re.compile(r"国际长途|国内.{0,4}打(?:到|去|给|往)|(?:打|拨)(?:到|去|往)(?:国外|海外|境外)")
+_CALL_TO = r"(?:打|拨)(?:个|一个)?(?:电话)?(?:到|去|往|给)(?:在)?"
 _ABROAD = re.compile(r"漫游|出国|国外|境外|出境|入境|国际|海外|外国|港澳|香港|澳门|台湾")
 
 
@@ -170,7 +172,7 @@ def plan_answer(
     wanted = asked_types(question)
     query = _with_countries(f"{question} {context}" if context else question)
     hits = _ranked(kb.statements(query, options.candidates), wanted, options)
-    if _CALLING_ABROAD_FROM_HOME.search(question):  # a roaming rate would be a wrong answer, not a near one
+    if _calls_abroad_from_home(question):  # a roaming rate would be a wrong answer, not a near one
         hits = [hit for hit in hits if hit.category != "roaming" and _gives_international_rates(hit.text)]
     elif not _abroad(query):  # a 流量包 asked about at home is not a roaming day pass
         hits = [hit for hit in hits if hit.category != "roaming"] or hits
@@ -274,7 +276,7 @@ def _prefer_named(
 
 def _subjects(question: str) -> list[str]:
     offer = _offer_number(question)
-    places = () if _CALLING_ABROAD_FROM_HOME.search(question) else _places(question)  # called, not visited
+    places = () if _calls_abroad_from_home(question) else _places(question)  # called, not visited
     return [*places, *([offer] if offer else [])]
 
 
@@ -430,6 +432,16 @@ def _covers(kb: KnowledgeSearch, place: str, doc_id: str | None = None) -> bool:
 
 def _gives_international_rates(statement: str) -> bool:
     return bool(re.search(r"国际|长途|境外|国外", statement)) and not _EXCLUDES.search(statement)
+
+
+def _calls_abroad_from_home(question: str) -> bool:
+    """"在家打到美国去": a call to another country made from home, unless the caller says they are abroad."""
+    if _CALLING_ABROAD_FROM_HOME.search(question):
+        return True
+    foreign = [p for p in _places(question) if not _LOCAL_PLACE.search(p)]
+    called = [p for p in foreign if re.search(_CALL_TO + re.escape(p), question)]
+    visited = [p for p in foreign if p not in called and re.search(rf"[在去到]{re.escape(p)}", question)]
+    return bool(called) and not visited and not re.search(r"漫游|出国|出境|在(?:国外|境外|海外)", question)
 
 
 def _abroad(question: str) -> bool:

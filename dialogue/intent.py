@@ -38,7 +38,7 @@ class IntentGuess:
 _NOT_THE_MACHINE = r"不跟机器|不要机器|不想跟机器|别用机器|不和机器|不想和机器"
 _HUMAN = re.compile(
     rf"人工|真人|转接|接线员|客服代表|客服人员|经理|领导|主管|负责人|{_NOT_THE_MACHINE}|机器人.{{0,4}}(?:不|没用|算了)|"
-    r"(?:跟|和|找)个?活?人(?:说话|讲话|聊|沟通)|(?:让|叫|找|换)个?真?人(?:来)?(?:接|听|说|讲|跟我)|(?:跟|和|找|让)(?:你们)?的?工作人员.{0,2}(?:说|讲|聊|沟通|谈)|都是机器|全是机器|老是机器"
+    r"管事的|说了算的|能做主的|做得了主的|(?:跟|和|找)个?活?人(?:说话|讲话|聊|沟通)|(?:让|叫|找|换)个?真?人(?:来)?(?:接|听|说|讲|跟我)|(?:跟|和|找|让)(?:你们)?的?工作人员.{0,2}(?:说|讲|聊|沟通|谈)|都是机器|全是机器|老是机器"
 )
 # Turning the machine down is a request for a person however it is put ("能不能别让机器跟我说").
 _REFUSES_MACHINE = re.compile(_NOT_THE_MACHINE)
@@ -78,7 +78,7 @@ _PROBLEM = (
     r"坏|故障|不亮|红灯|亮红|闪红|用不了|打不出|打不了|打不通|接不到|听不清|无服务|没服务|显示.{0,4}(?:无|没)|"
     r"时好时坏|时断时续|时有时无|一会儿?有一会儿?没|一阵有一阵没|不稳定|延迟|转圈|缓冲|刷不出|打不开|看不了|不能用|没法用|没法上|用不成|瘫了|"
     r"测速.{0,6}(?:只有|才|就)|达不到|出问题|有问题|不正常|异常|很弱|太弱|很差|太差|特别差|极差|很费劲|费劲|"
-    r"烫|发热|焦味|糊味|冒烟|烧了|烧起来|异响|死机|收不到|发不出|信号都没有|一点信号|没有一点|"
+    r"烫|发热|焦味|糊味|冒烟|烧了|烧起来|异响|死机|收不到|发不出|信号都没有|一点信号|没有一点|(?:一点|一格|一丁点|半点)(?:都|也)没|"
     r"还是没有?用|还是不行|还是一样|还是上不|没有用|不管用|不顶用)"
 )
 _FAULT = re.compile(
@@ -93,6 +93,18 @@ _FIXED = re.compile(r"(?:才|已经|早就|总算|终于|后来|现在)(?:修好
 _BACK_AGAIN = re.compile(r"(?:修好|好|恢复|能用)了?.{0,8}又")
 
 
+# What the caller asks of a report or complaint as they make it: when it is handled, what they get back.
+_ASKS_OUTCOME = re.compile(
+    r"(?:多久|多长时间|几天|什么时候|啥时候|多快|要等多久).{0,10}(?:修|处理|好|来|上门|说法|答复|回复|回电|解决|恢复|结果)|"
+    r"怎么赔|赔多少|赔不赔|怎么补偿|补偿多少|补不补偿|能退|退不退|退回来|能不能退|会不会退"
+)
+
+
+def asks_outcome(text: str) -> bool:
+    """The caller asks when their report will be handled or what they will get back ("多久能修好", "怎么赔")."""
+    return bool(_ASKS_OUTCOME.search(text))
+
+
 def _reports_fault(text: str) -> bool:
     return bool(_FAULT.search(text)) and not (_FIXED.search(text) and not _BACK_AGAIN.search(text))
 
@@ -101,9 +113,9 @@ def _reports_fault(text: str) -> bool:
 _SERVICE_PROBLEM = re.compile(r"开不出|办不了|办不成|没收到|收不到|提示失败|失败了|不成功|没到账|不到账|没生效|用不上")
 _SERVICE = re.compile(
     r"停机保号|保号|号[^。？?]{0,10}(?:留着|保留|保住|留住)|补卡|补办|补一张|补.{0,2}张.{0,2}卡|换卡|换套餐|改套餐|换成|改成|变更|"
-    r"套餐.{0,6}(?:升|降)|(?:升|降)(?:到|成).{0,8}套餐|升档|降档|"
+    r"套餐.{0,6}(?:升|降)|(?:升|降)(?:到|成).{0,8}套餐|升级?(?:到|成)[^，。]{0,8}(?:的|套餐|那个|那种)|升档|降档|"
     r"装[^，。]{0,8}宽带|办[^，。]{0,8}宽带|宽带.{0,4}(?:装|办)(?!的)|新装|宽带.{0,6}(?:移|挪|迁|搬)|"
-    r"移机|挪|迁移|搬.{0,4}宽带|宽带.{0,4}搬|发票|专票|补偿|赔偿|预约|申请|开通|取消|退订|销户|过户|办理|办一个|办个|帮我办|给我办|"
+    r"移机|挪|迁移|搬.{0,4}宽带|宽带.{0,4}搬|发票|专票|补偿|赔偿|预约|约个?时间|约(?:个|在)?(?:周|星期|礼拜|明天|后天|今天)|申请|开通|取消|退订|销户|过户|办理|办一个|办个|帮我办|给我办|"
     r"改成|换成|套餐.{0,6}(?:改|换)"
 )
 # The caller asks about something rather than asking us to act on it; a plain question word settles it.
@@ -219,7 +231,7 @@ def guess_intent(text: str) -> IntentGuess:
         return IntentGuess(Intent.ESCALATION, not (fault or service))
     if service and (acting or _SERVICE_PROBLEM.search(text)):
         return IntentGuess(Intent.SERVICE_REQUEST, True)
-    if fault and (acting or not asking or (_HELP.search(text) and not plain)):
+    if fault and (acting or not asking or (_HELP.search(text) and not plain) or _ASKS_OUTCOME.search(text)):
         return IntentGuess(Intent.FAULT_REPORT, not service)
     if service and not asking:
         return IntentGuess(Intent.SERVICE_REQUEST, True)

@@ -36,6 +36,7 @@ from dialogue.intent import (
     about_telecom,
     about_the_company,
     asks_for_human,
+    asks_outcome,
     asks_plainly,
     guess_intent,
     has_cue,
@@ -408,7 +409,9 @@ class DialogueManager:
     ) -> AsyncIterator[ReplySentence]:
         changed = self._update_slots(state, flow, text)
         asks = guess.intent is Intent.CONSULTATION or asks_plainly(text)
-        asking = asks and is_question(text) and not changed and len(state.history) > 1
+        # A report's first turn is its telling; a question in it is answered when it asks what comes of it.
+        first = len(state.history) <= 1
+        asking = is_question(text) and (asks_outcome(text) if first else asks and not changed)
         if flow.ticket is not None:
             async for sentence in self._after_ticket(state, flow, text, changed, desk):
                 yield sentence
@@ -419,7 +422,7 @@ class DialogueManager:
         missing = [name for name in flow.required() if name not in flow.slots]
         askable = [name for name in missing if flow.asks[name] < self.options.max_asks_per_slot]
         if askable:
-            opening = prompts.acknowledge(flow.intent.value) if flow.asks.total() == 0 and not asking else "好的。"
+            opening = prompts.acknowledge(flow.intent.value) if flow.asks.total() == 0 else "好的。"
             flow.asks[askable[0]] += 1
             yield ReplySentence(opening + prompts.SLOT_QUESTIONS[askable[0]])
             return
@@ -498,7 +501,8 @@ class DialogueManager:
             if not (about_telecom(text) or leans or sure):
                 plan = NotInKb("about_company" if about_the_company(text, self.options.carrier) else "off_topic")
         if isinstance(plan, NotInKb):
-            state.note_intent(Intent.OTHER if plan.reason == "off_topic" else Intent.CONSULTATION)
+            # Not about a service (the company itself, the weather): other; a service the KB lacks: a consultation.
+            state.note_intent(Intent.OTHER if plan.reason in ("off_topic", "about_company") else Intent.CONSULTATION)
             said = prompts.not_in_kb(plan, carrier=self.options.carrier, hotline=self.options.hotline)
             if plan.reason == "nothing_relevant" and desk is not None:
                 async for sentence in self._not_understood(state, text, desk, said):

@@ -31,6 +31,7 @@ from dialogue.intent import (
     IntentGuess,
     about_telecom,
     about_the_company,
+    asks_outcome,
     classify_intent,
     guess_intent,
     has_cue,
@@ -423,9 +424,10 @@ async def test_off_topic_calls_are_other(demo_kb, pools):
 
 
 @pytestmark_kb
-async def test_a_question_about_the_company_itself_is_declined_as_a_question_to_the_hotline(demo_kb, pools):
-    state, _, replies, citations = await _conversation(_manager(demo_kb, pools), ["你们的董事长叫什么名字"])
-    assert state.main_intent is Intent.CONSULTATION and not citations[0] and "没有相关资料" in replies[0], replies
+async def test_a_question_about_the_company_itself_is_declined_and_is_not_about_a_service(demo_kb, pools):
+    for question in ("你们的董事长叫什么名字", "你们一共有多少个员工"):
+        state, _, replies, citations = await _conversation(_manager(demo_kb, pools), [question])
+        assert state.main_intent is Intent.OTHER and not citations[0] and "没有相关资料" in replies[0], replies
     state, _, _, _ = await _conversation(_manager(demo_kb, pools), ["你们公司股价最近涨了没有"])
     assert state.main_intent is Intent.OTHER  # a matter for investors
 
@@ -971,3 +973,69 @@ def test_the_callers_own_company_is_not_a_question_about_the_carrier():
 @pytestmark_kb
 def test_another_carrier_named_by_its_short_name_is_not_compared(demo_kb):
     assert plan_answer(demo_kb, "你们的网速和移动比谁快") == NotInKb("competitor")
+
+
+@pytestmark_kb
+async def test_what_comes_of_a_report_asked_as_it_is_made_is_answered_before_the_details(demo_kb, pools):
+    state, desk, replies, citations = await _conversation(
+        _manager(demo_kb, pools),
+        ["家里手机信号一点都没有 好几天了 大概要多久能处理好", "北塘区长青路九号", "一三八 二二二二 四四四四"],
+    )
+    assert state.main_intent is Intent.FAULT_REPORT and "72小时" in replies[0], replies[0]
+    assert set(citations[0]) == {"complaints-repair-sla"} and "地址" in replies[0]
+    assert desk.tickets and desk.tickets[0].slots["fault_type"] == "no_signal"
+    state, desk, replies, citations = await _conversation(
+        _manager(demo_kb, pools), ["上个月话费平白多扣了五十 我要投诉 核实了能退回来吗", "一三九 一二一二 五六五六"]
+    )
+    assert state.main_intent is Intent.COMPLAINT and "退回" in replies[0] and citations[0], replies[0]
+    assert desk.tickets and desk.tickets[0].slots["complaint_type"] == "billing_dispute"
+
+
+def test_a_reports_first_words_are_not_taken_for_a_question_about_its_outcome():
+    assert not asks_outcome("家里宽带断了 你们能不能派个人来看看")
+    assert not asks_outcome("我要投诉 你们怎么回事")
+    assert asks_outcome("网断了两天了 到底什么时候能修好")
+
+
+@pytestmark_kb
+def test_what_may_not_be_done_soon_after_something_else_is_found(demo_kb):
+    plan = plan_answer(demo_kb, "前两天刚补办了卡 现在能不能办携号转网")
+    assert not isinstance(plan, NotInKb) and plan.doc_id == "sim-replacement", plan
+    assert "48小时内不能办理携号转网" in "".join(plan.statements), plan
+
+
+@pytest.mark.parametrize(("said", "address"), [
+    ("单位在高新区科技路八号", "高新区科技路八号"),
+    ("我们公司在东湖区湖滨路", "东湖区湖滨路"),
+])
+def test_where_the_callers_workplace_is_is_an_address_without_its_label(said, address):
+    assert slots.extract_address(said) == address
+
+
+def test_moving_up_to_another_plan_is_a_plan_change_and_the_number_called_from_is_the_callers():
+    said = slots.normalise("现在这个十九的不够用 想升级到九十九那个")
+    assert guess_intent(said) == IntentGuess(Intent.SERVICE_REQUEST, True)
+    assert slots.classify(said, slots.REQUEST_TYPES) == "plan_change"
+    assert slots.refers_to_own_number("号码你们系统里能看到 就是我现在用的这个")
+    assert not slots.refers_to_own_number("我现在用的这个套餐流量不够")
+
+
+@pytestmark_kb
+def test_a_call_to_another_country_made_from_home_is_not_priced_as_roaming(demo_kb):
+    assert isinstance(plan_answer(demo_kb, "在家里拨个电话到日本去 每分钟怎么收"), NotInKb)
+    abroad = plan_answer(demo_kb, "人在日本的时候 打电话多少钱一分钟")
+    assert not isinstance(abroad, NotInKb) and abroad.doc_id == "roaming-guide", abroad
+
+
+@pytestmark_kb
+def test_paying_a_year_at_once_and_another_carriers_plans_are_heard_in_other_words(demo_kb):
+    plan = plan_answer(demo_kb, "宽带要是一年的钱一次付清 有没有什么优惠")
+    assert not isinstance(plan, NotInKb) and "送1个月" in "".join(plan.statements), plan
+    assert plan_answer(demo_kb, "帮我看看移动家一百来块的套餐送多少流量") == NotInKb("competitor")
+
+
+def test_a_time_to_come_in_booked_is_a_request_and_whoever_is_in_charge_is_a_person():
+    said = slots.normalise("卡不见了 我想约个时间去营业厅补一下 礼拜天行不行")
+    assert guess_intent(said) == IntentGuess(Intent.SERVICE_REQUEST, True)
+    assert slots.classify(said, slots.REQUEST_TYPES) == "sim_replacement"
+    assert guess_intent("别放录音了 让你们说了算的人来接") == IntentGuess(Intent.ESCALATION, True)
