@@ -1039,3 +1039,21 @@ def test_a_time_to_come_in_booked_is_a_request_and_whoever_is_in_charge_is_a_per
     assert guess_intent(said) == IntentGuess(Intent.SERVICE_REQUEST, True)
     assert slots.classify(said, slots.REQUEST_TYPES) == "sim_replacement"
     assert guess_intent("别放录音了 让你们说了算的人来接") == IntentGuess(Intent.ESCALATION, True)
+
+
+@pytestmark_kb
+def test_a_neighbouring_town_is_not_another_carrier(demo_kb):
+    assert plan_answer(demo_kb, "要搬去隔壁县城住了 宽带能跟着移过去吗") != NotInKb("competitor")
+    assert plan_answer(demo_kb, "隔壁那家的宽带比你们便宜吗") == NotInKb("competitor")
+
+
+@pytest.mark.parametrize(("said", "intent", "slot", "value"), [
+    ("签的是一百兆的宽带 测下来才十几兆", Intent.FAULT_REPORT, "fault_type", "slow"),
+    ("宽带想从一百兆提到三百兆", Intent.SERVICE_REQUEST, "request_type", "plan_change"),
+    ("想给新家接一条宽带", Intent.SERVICE_REQUEST, "request_type", "broadband_install"),
+])
+def test_a_slow_line_a_speed_change_and_a_new_line_in_everyday_words(said, intent, slot, value):
+    said = slots.normalise(said)
+    assert guess_intent(said) == IntentGuess(intent, True)
+    kinds = slots.FAULT_TYPES if slot == "fault_type" else slots.REQUEST_TYPES
+    assert slots.classify(said, kinds) == value
