@@ -258,7 +258,7 @@ class DialogueManager:
                 yield sentence
             return
         opening = text
-        if intent is Intent.CONSULTATION and not is_question(text) and slots.gives_details(text):
+        if intent is Intent.CONSULTATION and not is_question(text) and slots.only_details(text):
             # Only an address or a number: the details of something said earlier ("网又断了" answered
             # as a question); take that up again rather than search the knowledge base for an address.
             earlier = _earlier_request(state)
@@ -294,7 +294,7 @@ class DialogueManager:
         """The intent of an utterance outside a ticket flow: the rules', or the judge's when they are unsure;
         None when the judge was needed and failed."""
         follows_answer = state.last_answer is not None and is_follow_up(text)
-        only_details = not is_question(text) and slots.gives_details(text)  # an address, a number: no intent
+        only_details = not is_question(text) and slots.only_details(text)  # an address, a number: no intent
         if guess.sure or follows_answer or only_details or self._judge is None:
             return guess.intent, None
         try:

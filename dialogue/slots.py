@@ -43,6 +43,24 @@ def gives_details(text: str) -> bool:
     return extract_phone(text) is not None or extract_address(text) is not None or refers_to_own_number(text)
 
 
+# Words that only frame details ("我家地址是…", "电话就是…").
+_DETAIL_FRAME = re.compile(r"我们?|你们|应该|能?[看查][得到]到?|家里?|的|地址|住址|位置|电话|号码?|手机|联系|就是|是|在|那个|这个|那边|嗯|啊|呢|吧|对|好|喂|哦")
+
+
+def only_details(text: str) -> bool:
+    """Whether the utterance is details and nothing more (an address, a number, since when): said for
+    something asked or told earlier, so it names no intent of its own."""
+    if not gives_details(text):
+        return False
+    rest = re.sub(r"\s", "", normalise(text))
+    for found in (extract_address(text), extract_since(text)):
+        if found:
+            rest = rest.replace(re.sub(r"\s", "", found), "")
+    rest = _OWN_NUMBER.sub("", _DIGIT_RUN.sub("", rest))
+    rest = _DETAIL_FRAME.sub("", re.sub(r"[^\u4e00-\u9fff]", "", rest))
+    return len(rest) <= 6
+
+
 def refers_to_own_number(text: str) -> bool:
     return bool(_OWN_NUMBER.search(text))
 

@@ -476,6 +476,15 @@ async def test_the_judge_decides_when_the_rules_are_unsure(demo_kb, pools):
 
 
 @pytestmark_kb
+async def test_an_address_said_with_more_than_details_still_has_its_intent_judged(demo_kb, pools):
+    manager = _manager(demo_kb, pools, '{"intent": "fault_report", "kind": "no_connection"}')
+    state, desk, _, _ = await _conversation(manager, ["我住东城区文昌路八号 家里的机顶盒这两天一直黑屏", "13800001111"])
+    assert state.main_intent is Intent.FAULT_REPORT and desk.tickets, state
+    assert desk.tickets[0].slots["address"] == "东城区文昌路八号"
+    assert slots.only_details("地址是东城区文昌路八号 从昨天晚上开始的")
+
+
+@pytestmark_kb
 async def test_the_judge_cannot_invent_an_intent_the_caller_never_voiced(demo_kb, pools):
     manager = _manager(demo_kb, pools, '{"intent": "escalation", "kind": "none"}')
     state, desk, _, _ = await _conversation(manager, ["我想了解一下你们的业务"])
