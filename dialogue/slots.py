@@ -154,7 +154,7 @@ FAULT_TYPES: tuple[tuple[str, str], ...] = (
 )
 
 # The caller's details sold or leaked: a grievance of its own kind, and an accusation however it is put.
-DETAILS_SOLD = r"(?:信息|资料|号码).{0,6}(?:卖|泄)|卖给别人|泄露"
+DETAILS_SOLD = r"(?:信息|资料|号码).{0,6}(?:卖|泄)|卖给别人|泄露|(?:漏|泄|传|卖)出去"
 
 COMPLAINT_TYPES: tuple[tuple[str, str], ...] = (
     # a count of failures, not of anything else ("约了三次" is of visits)
@@ -169,13 +169,13 @@ COMPLAINT_TYPES: tuple[tuple[str, str], ...] = (
 )
 
 REQUEST_TYPES: tuple[tuple[str, str], ...] = (
-    ("suspend_keep_number", r"停机保号|保号|号[^。？?]{0,10}(?:留着|保留|保住|留住)"),
+    ("suspend_keep_number", r"停机保号|保号|号[^。？?]{0,10}(?:留着|保留|保住|留住)|(?:别|不要|不能|不想)(?:给我?|被)?(?:注销|销号|收回)"),
     ("sim_replacement", r"补卡|补办.*卡|补.{0,2}张.{0,2}卡|换卡|卡.{0,2}(?:丢了|坏了|掉了|不见了)"),
     ("broadband_move", r"移机|宽带.*搬|搬家.*宽带|宽带.{0,6}(?:移|挪|迁)|(?:移|挪|迁)到新"),
     ("broadband_install", r"装[^，。]{0,8}宽带|办.{0,3}宽带|(?:拉|接|开)[^，。的]{0,4}宽带|宽带.*安装|新装"),
     ("plan_change", r"换套餐|改套餐|变更套餐|换成.*的|改成.*的|换个套餐|套餐.{0,6}(?:换|改|变|升|降)|升档|降档|(?:升|降)级?(?:成|到).{0,8}(?:的|套餐|那个|那种)|"
                     r"宽带.{0,10}(?:升|提|降)(?:到|成|速)|(?:升|提|降)速"),
-    ("compensation", r"补偿|赔偿|赔钱|赔[我给]|补给我|补回来|(?:钱|费)[^，。]{0,6}(?:补|赔|退|返)回"),
+    ("compensation", r"补偿|赔偿|赔钱|赔[我给]|补给?我|补回来|(?:钱|费)[^，。]{0,6}(?:补|赔|退|返)回"),
     ("invoice", r"发票|专票"),
 )
 

@@ -1066,3 +1066,20 @@ def test_a_slow_line_a_speed_change_and_a_new_line_in_everyday_words(said, inten
     assert guess_intent(said) == IntentGuess(intent, True)
     kinds = slots.FAULT_TYPES if slot == "fault_type" else slots.REQUEST_TYPES
     assert slots.classify(said, kinds) == value
+
+
+@pytest.mark.parametrize(("said", "intent", "kinds", "kind"), [
+    ("有人知道我住哪还天天打电话推销 你们把我资料传出去了吧", Intent.COMPLAINT, slots.COMPLAINT_TYPES, "other"),
+    ("我要去外地两年 号码这段时间不用 可千万别被销号", Intent.SERVICE_REQUEST, slots.REQUEST_TYPES, "suspend_keep_number"),
+    ("网断了三天才修好 照规定你们得补我 帮我提交一下", Intent.SERVICE_REQUEST, slots.REQUEST_TYPES, "compensation"),
+])
+def test_details_let_out_a_number_not_to_be_cancelled_and_what_is_owed_in_other_words(said, intent, kinds, kind):
+    said = slots.normalise(said)
+    assert guess_intent(said) == IntentGuess(intent, True)
+    assert slots.classify(said, kinds) == kind
+
+
+@pytestmark_kb
+def test_a_balance_gone_below_zero_meets_the_line_on_when_service_stops(demo_kb):
+    plan = plan_answer(demo_kb, "账户要是欠费了 什么时候会停我的机")
+    assert not isinstance(plan, NotInKb) and plan.doc_id == "billing-late-fees", plan
