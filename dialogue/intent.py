@@ -143,6 +143,11 @@ _EXPLICIT_ACT = re.compile(
     r"那就(?:办|换|改|开|装)|就(?:办|换|改)(?:吧|一个)|(?:办|换|改)吧|报个故障|报修一下|派人|来修|上门修|快点修|修一下|"
     r"想约|约个|帮我约|给我约|想把|要把|帮我把|给我把|给我补偿|要补偿|得补偿|申请补偿|赔我|补偿我|给个补偿"
 )
+# Asking for something to be done, whatever the service ("想给我妈开个副卡", "号想换个便宜点的").
+_REQUEST_FORM = re.compile(
+    r"(?:想|要|得|需要|麻烦|请)(?:给[^，。]{1,4}|帮我|把[^，。]{1,8})?(?:办|申请|预约|开|装|改|换|停|补|移|拉|接|加|弄|搞|整|取消|退订)|"
+    r"帮我(?:办|开|弄|换|改|加|停|补)|给我(?:办|开|弄|换|改|加|停|补)"
+)
 # "好的 知道了": the caller has what they needed, for now.
 _ACKNOWLEDGE = re.compile(
     # one word per repeat (嗯, not 嗯+): a nested repeat would backtrack for ever on "嗯嗯嗯…" that does not match
@@ -199,6 +204,11 @@ def sounds(text: str) -> str:
 
 def asks_for_human(text: str) -> bool:
     return bool(_HUMAN.search(text) or _HUMAN_SOUNDS.search(sounds(text)))
+
+
+def requests_service(text: str) -> bool:
+    """The caller asks for something to be done, in words that may name no service the rules know."""
+    return bool(_REQUEST_FORM.search(text))
 
 
 def asks_plainly(text: str) -> bool:

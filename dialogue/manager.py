@@ -42,6 +42,7 @@ from dialogue.intent import (
     has_cue,
     is_question,
     objection,
+    requests_service,
 )
 from dialogue.judge import IntentJudge, JudgeUnavailable
 from dialogue.safety import insists, refusal_reason
@@ -309,7 +310,13 @@ class DialogueManager:
         grounded = judgement.intent in (Intent.CONSULTATION, Intent.OTHER) or has_cue(text, judgement.intent) or (
             judgement.intent is Intent.FAULT_REPORT and judgement.kind not in (None, "other")
         ) or (judgement.intent is Intent.COMPLAINT and slots.classify(text, slots.COMPLAINT_TYPES) is not None)
-        return (judgement.intent, judgement.kind) if grounded else (guess.intent, None)
+        if grounded:
+            return judgement.intent, judgement.kind
+        if judgement.intent is Intent.SERVICE_REQUEST and requests_service(text):
+            # Asked for in words the rules do not know: a request, but the judge's kind is left out (the
+            # bundled model often names a wrong one), so the agent reads what was asked in the summary.
+            return judgement.intent, None
+        return guess.intent, None
 
     async def hang_up(self, state: CallState, desk: ActionDesk) -> None:
         """The caller is gone: a report or request they made is filed with what they said, so that

@@ -485,6 +485,16 @@ async def test_an_address_said_with_more_than_details_still_has_its_intent_judge
 
 
 @pytestmark_kb
+async def test_a_request_in_words_no_rule_knows_is_taken_from_the_judge_without_its_kind(demo_kb, pools):
+    manager = _manager(demo_kb, pools, '{"intent": "service_request", "kind": "sim_replacement"}')
+    state, desk, _, _ = await _conversation(manager, ["想给我老婆也弄个副号 跟我共用流量", "13800002222"])
+    assert state.main_intent is Intent.SERVICE_REQUEST and desk.tickets, state
+    assert "request_type" not in desk.tickets[0].slots and "副号" in desk.tickets[0].summary
+    state, desk, _, _ = await _conversation(manager, ["副号这个东西一个月多少钱"])
+    assert state.main_intent is Intent.CONSULTATION and not desk.tickets
+
+
+@pytestmark_kb
 async def test_the_judge_cannot_invent_an_intent_the_caller_never_voiced(demo_kb, pools):
     manager = _manager(demo_kb, pools, '{"intent": "escalation", "kind": "none"}')
     state, desk, _, _ = await _conversation(manager, ["我想了解一下你们的业务"])
