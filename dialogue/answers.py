@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -75,11 +75,13 @@ _ANSWER_TYPES: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...] = tuple(
          r"周岁"),
         ("papers", r"证件|带什么|带啥|材料|手续(?!费)",
          r"身份证|证件|护照|授权书|通行证"),
-        ("how", r"怎么(?:开|办|弄|订|申请|操作|查)|在哪(?:里|儿)?办|哪里办|如何|网上|线上|app",
+        ("how", r"怎么(?:开|办|弄|订|申请|操作|查)|在哪(?:里|儿)?(?:能)?(?:办|查)|哪里(?:能)?(?:办|查)|如何|网上|线上|app",
          r"app|营业厅|拨打|发送|短信|渠道|方式|线上"),
         ("conditions", r"条件|要求|资格|什么人能|谁能办|能不能办|可以办吗|能办吗|能办不|还能办|还可以办|"
                        r"刚(?:刚|才)?(?:去|在)?(?:办|补|换|开|充|交|装|买|入网|激活).{0,16}(?:能|可以)",  # soon after
          r"条件|须|需|满\d|仅限|不可|不能|要求|停止"),
+        ("ability", r"还(?:能|可以)|[打接用上](?:得|不)(?:通|到|了)",  # "还能打通吗": what can still be done
+         r"不能|可以|不可|无法|仍可|照常"),
         ("speed", r"多大|多少兆|几百兆|多快|速率|带宽",
          r"\d+M|\d+兆|Mbps"),
         ("limit", r"上限|封顶|最多|最高|顶多|一直算|没完|(?:还能|能不能|可以|能)再(?:办|开|加|绑|订|买)",  # one more allowed?
@@ -204,6 +206,7 @@ def plan_answer(
     same_doc = _ranked(kb.statements(query, options.candidates, doc_ids=[doc_id]), wanted, options)
     if not same_doc:
         return NotInKb("nothing_relevant")
+    same_doc = _naming_the_place_first(same_doc, question, options.answer_type_bonus)
     statements = _select(sorted(same_doc, key=lambda h: -h.fit), kb.in_document_words(question), wanted, options)
     return Grounded(doc_id, same_doc[0].title, same_doc[0].category, statements, same_doc[0].score, question)
 
@@ -272,6 +275,15 @@ def _prefer_named(
     if there and there[0].score >= options.second_type_ratio * hits[0].score:
         return there + [h for h in hits if h.doc_id not in named]
     return hits
+
+
+def _naming_the_place_first(hits: list[_Hit], question: str, bonus: float) -> list[_Hit]:
+    """"去阿拉斯加…美国的资费也算吗": the statement of the US page that names Alaska answers it. Only for a
+    place the page's title does not name (every line of the Japan page is about Japan)."""
+    places = [p for p in _places(question) if hits and p not in hits[0].title]
+    if not places:
+        return hits
+    return [replace(h, fit=h.fit + bonus) if any(p in h.text for p in places) else h for h in hits]
 
 
 def _subjects(question: str) -> list[str]:

@@ -38,7 +38,7 @@ class IntentGuess:
 _NOT_THE_MACHINE = r"不跟机器|不要机器|不想跟机器|别用机器|不和机器|不想和机器"
 _HUMAN = re.compile(
     rf"人工|真人|转接|接线员|客服代表|客服人员|经理|领导|主管|负责人|{_NOT_THE_MACHINE}|机器人.{{0,4}}(?:不|没用|算了)|"
-    r"管事的|说了算的|能做主的|做得了主的|(?:跟|和|找)个?活?人(?:说话|讲话|聊|沟通)|(?:让|叫|找|换)个?真?人(?:来)?(?:接|听|说|讲|跟我)|(?:跟|和|找|让)(?:你们)?的?工作人员.{0,2}(?:说|讲|聊|沟通|谈)|都是机器|全是机器|老是机器"
+    r"管事的|说了算的|能做主的|做得了主的|活人|(?:跟|和|找)个?人(?:说话|讲话|聊|沟通)|(?:让|叫|找|换)个?真?人(?:来)?(?:接|听|说|讲|跟我)|(?:跟|和|找|让)(?:你们)?的?工作人员.{0,2}(?:说|讲|聊|沟通|谈)|都是机器|全是机器|老是机器"
 )
 # Turning the machine down is a request for a person however it is put ("能不能别让机器跟我说").
 _REFUSES_MACHINE = re.compile(_NOT_THE_MACHINE)
@@ -191,10 +191,17 @@ def about_the_company(text: str, carrier: str = "") -> bool:
     return asked and not _INVESTMENT.search(text) and not _OWN_COMPANY.search(text)
 
 
+# The same words as they sound, for what a recognizer wrote with the wrong characters (签照款待: 千兆宽带).
+_TELECOM_SOUNDS = re.compile(
+    r"\b(?:kuan dai|tao can|liu liang|hua fei|xin hao|man you|guang mao|qian zhao|zhang dan|fa piao|bu ka|"
+    r"ting ji|shang wang|wang su|chong zhi|jiao fei|qian fei|bao xiu|tou su|ying ye ting|xie hao)\b"
+)
+
+
 def about_telecom(text: str) -> bool:
     """Whether an utterance is about the carrier's services at all (not the weather, not its shares); a
-    recognizer writes 五G as often as 5G."""
-    return bool(_TELECOM.search(text) or _TELECOM.search(chinese_to_digits(text)))
+    recognizer writes 五G as often as 5G, and 签照款待 for 千兆宽带."""
+    return bool(_TELECOM.search(text) or _TELECOM.search(chinese_to_digits(text)) or _TELECOM_SOUNDS.search(sounds(text)))
 
 
 def sounds(text: str) -> str:
