@@ -83,7 +83,7 @@ def endpoint_options(settings: Settings) -> Any:
 
     s = settings.asr
     return EndpointOptions(endpoint_silence_s=s.endpoint_silence_s, hold_silence_s=s.hold_silence_s,
-                           partial_interval_s=s.partial_interval_s)
+                           speculate_after_s=s.speculate_after_s, partial_interval_s=s.partial_interval_s)
 
 
 class ModelsFailed(RuntimeError):

@@ -265,10 +265,16 @@ async def test_stream_reports_onset_and_final_per_burst(pool: InferencePool) -> 
 
 async def test_final_audio_has_preroll_and_tail(pool: InferencePool) -> None:
     transcriber = DurationTranscriber()
-    options = EndpointOptions(preroll_s=0.3, tail_s=0.2, partial_interval_s=10.0)
+    options = EndpointOptions(preroll_s=0.3, tail_s=0.2, speculate_after_s=0.2, partial_interval_s=10.0)
     asr = StreamingAsr(transcriber, EnergyVad, pool, options)
     await collect(asr, frames(np.concatenate([silence(1.0), tone(1.5), silence(1.0)]), RATE))
     assert transcriber.requests == [pytest.approx(1.5 + 0.3 + 0.2, abs=0.07)]
+    # Decoded as soon as the pause begins, the final holds only that much of it.
+    transcriber = DurationTranscriber()
+    options = EndpointOptions(preroll_s=0.3, tail_s=0.2, speculate_after_s=0.08, partial_interval_s=10.0)
+    await collect(StreamingAsr(transcriber, EnergyVad, pool, options),
+                  frames(np.concatenate([silence(1.0), tone(1.5), silence(1.0)]), RATE))
+    assert transcriber.requests == [pytest.approx(1.5 + 0.3 + 0.08, abs=0.07)]
 
 
 async def test_stream_closes_speech_still_open_at_the_end(pool: InferencePool) -> None:
