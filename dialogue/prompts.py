@@ -120,6 +120,9 @@ def ticket_opened(
     text += f"工单号是{number}。" if number else "工单号稍后会通过短信发给您。"
     if address := slots.get("address"):
         text += f"地址是{address}。"
+    when, where = slots.get("date"), slots.get("store")
+    if when or where:
+        text += "预约" + (when or "") + (f"到{where}" if where else "") + "办理。"
     if phone := slots.get("phone"):
         text += f"我们会通过{phone}联系您。"
     elif own_number:

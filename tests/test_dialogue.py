@@ -334,6 +334,15 @@ async def test_a_caller_with_an_open_ticket_hears_its_number_and_status(demo_kb,
     assert state.flow is not None and state.flow.ticket is not None and state.flow.ticket.id == 7
 
 
+def test_a_booking_is_read_back_with_its_day_and_store():
+    from dialogue import prompts
+
+    said = prompts.ticket_opened("service-request", "2612020001", {"date": "周日下午", "store": "人民路营业厅"}, 72)
+    assert "预约周日下午到人民路营业厅办理。" in said
+    assert "预约" not in prompts.ticket_opened("broadband", "2612020002", {"address": "东城区文昌路八号"}, 24)
+    assert "how" in asked_types("卡丢了 想约个时间去营业厅补一张")  # how to book, quoted before filing
+
+
 def test_ticket_statuses_have_spoken_names():
     from dialogue import prompts
     from ticketing import TicketStatus
