@@ -61,7 +61,7 @@ _ANSWER_TYPES: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...] = tuple(
     for name, asked, held in (
         ("price", r"多少钱|几块|几元|贵|便宜(?![的那个种]{0,3}(?:套餐|卡|宽带))|实惠|划算|收不收|要不要钱|收钱|花钱|要钱|收费|怎么算|怎么收|费用|花多少|资费|月租|钞票|扣不扣|交多少|"
                   r"手续费|工本费|开通费|(?:收|要|交)[^，。？?]{0,6}[钱费][^，。？?]{0,2}(?:不|吗|么|没)[？?]?$",
-         r"\d+(?:\.\d+)?元|免费|不收|免收|不再收取"),
+         r"\d+(?:\.\d+)?元|免费|不收|免收|不再收取|折算"),  # 折算: how a fee is worked out
         ("time", r"多久|多长时间|好久|(?<![这前过近好十])几天|多少天|小时|什么时候|啥时候|几点|时限|几号|最晚|最长|最短|哪天|"
                  r"去年|前年|以前的|之前的|过期",
          r"\d+(?:\.\d+)?个?(?:小时|天|分钟|秒|月|年|工作日|日)|\d+:\d+"),
@@ -114,6 +114,8 @@ _OFFER_NAME = re.compile(
 )
 _PRICE = re.compile(r"(\d+)\s*(?:元|块钱|块)\s*(?:钱)?(?:左右|以内|以下|之内|上下|的那种|的那个)")
 _PLACE_SUFFIX = re.compile(r"^[路街道巷弄区县镇乡村里苑园庭城湾号栋]")
+# Where someone is from ("香港居民", "台湾同胞"), not where the question is about.
+_ORIGIN = re.compile(r"^(?:居民|人|籍|同胞|身份证|护照|户口)")
 _QUESTION_PAIRS = frozenset({"多少", "什么", "怎么", "可以", "一个", "现在", "我们", "你们", "时候", "这个", "那个", "一下",
                              "那要", "要是", "的话", "是不", "不是", "有没", "没有"})
 _LOCAL_PLACE = re.compile(r"[省市区县镇乡村]$")
@@ -398,7 +400,7 @@ def _places(question: str) -> tuple[str, ...]:
         name = str(word.word)
         after = words[index + 1].word if index + 1 < len(words) else ""
         known = name in _gazetteer() or (word.flag == "ns" and len(name) >= 3 and name[-1] in "国省市州岛")
-        if known and not _PLACE_SUFFIX.match(after):
+        if known and not _PLACE_SUFFIX.match(after) and not _ORIGIN.match(after):
             found.append(name)
     return tuple(found)
 

@@ -17,7 +17,7 @@ import pytest
 
 from asr.base import AsrInputError, Transcript, UnsupportedDialect
 from asr.cer import cer, corpus_cer, edit_distance, normalize_for_cer
-from asr.dialects import route_dialect
+from asr.dialects import route_dialect, to_mandarin
 from asr.lid import AutoDialect, DialectClassifier
 from asr.stream import EndpointOptions, StreamingAsr, StreamingUpsampler
 from asr.vad import SileroVadModel
@@ -745,3 +745,9 @@ async def test_no_lasting_events_unless_asked_for(pool: InferencePool) -> None:
     asr = StreamingAsr(DurationTranscriber(), EnergyVad, pool, EndpointOptions())
     events = await collect(asr, frames(np.concatenate([silence(0.5), tone(2.0), silence(1.5)]), RATE))
     assert not any(isinstance(e, SpeechLasting) for e in events)
+
+
+def test_cantonese_s_hai_becomes_shi_but_mandarin_words_written_with_it_stay_whole() -> None:
+    assert to_mandarin("我係佢嘅同事", "cantonese") == "我是他的同事"
+    for said in ("留个联系方式", "跟这个没关系吧", "你们系统是不是坏了"):
+        assert to_mandarin(said, "mandarin") == said
