@@ -13,3 +13,6 @@ SELF_HELP: Final[re.Pattern[str]] = re.compile(
     rf"(?:自己|自个儿?|我(?=能|可以|先))(?:能|可以|先|要|该)*"
     rf"(?:(?:怎么|咋|怎样)(?:{_SELF_HELP_ACTS}|办)|(?:{_SELF_HELP_ACTS})(?![的了过好])|做(?:点|些)?什么)|自查|先试试"
 )
+
+# Something just done ("刚补了卡", "上个月刚办的"): a question after it is about what may not follow it yet.
+JUST_DID: Final[str] = r"刚(?:刚|才)?(?:去|在)?(?:办|补|换|开|充|交|装|买|入网|激活)"

@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from core.numbers import chinese_to_digits
-from core.phrases import SELF_HELP
+from core.phrases import JUST_DID, SELF_HELP
 from dialogue.base import KnowledgePassage, KnowledgeSearch
 
 
@@ -79,7 +79,7 @@ _ANSWER_TYPES: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...] = tuple(
                 r"预约|约个?时间",  # a booking: where and how to book
          r"app|营业厅|拨打|发送|短信|渠道|方式|线上"),
         ("conditions", r"条件|要求|资格|什么人能|谁能办|能不能办|可以办吗|能办吗|能办不|还能办|还可以办|"
-                       r"刚(?:刚|才)?(?:去|在)?(?:办|补|换|开|充|交|装|买|入网|激活).{0,16}(?:能|可以)",  # soon after
+                       rf"{JUST_DID}.{{0,16}}(?:能|可以)",  # soon after
          r"条件|须|需|满\d|仅限|不可|不能|要求|停止"),
         ("ability", r"还(?:能|可以)|[打接用上](?:得|不)(?:通|到|了)",  # "还能打通吗": what can still be done
          r"不能|可以|不可|无法|仍可|照常"),

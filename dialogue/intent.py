@@ -135,8 +135,9 @@ _QUESTION = re.compile(
 # Asking for help with something that is wrong ("这可咋整", "怎么回事"): a report, not a question.
 _HELP = re.compile(r"怎么办|怎么整|咋整|咋办|怎么回事|咋回事|怎么搞的|咋搞的|如何是好|这是(?:干|搞|弄)(?:什么|啥)(?![的用])|(?:干|搞|弄)(?:什么|啥)呢?这是")
 # A wish ("我想开个发票") is an act unless the same utterance plainly asks something about it.
+_ACTS = r"办|申请|预约|开|装|改|换|停|补|移"  # what a caller asks to have done
 _WISH = re.compile(
-    r"我(?:要|想)(?:(?:在|去|到)[^，。\s]{1,12}?)?(?:报修|报障|办|申请|预约|开|装|改|换|停|补|移)"  # 我想在旗舰店补张卡
+    rf"我(?:要|想)(?:(?:在|去|到)[^，。\s]{{1,12}}?)?(?:报修|报障|{_ACTS})"  # 我想在旗舰店补张卡
 )
 _EXPLICIT_ACT = re.compile(
     r"我要投诉|我想投诉|要投诉|投诉一下|帮我(?:办|报|登记|预约|申请|提交|开|查|处理|修|弄)|给我(?:办|报|登记|预约|开|处理|修)|"
@@ -145,7 +146,7 @@ _EXPLICIT_ACT = re.compile(
 )
 # Asking for something to be done, whatever the service ("想给我妈开个副卡", "号想换个便宜点的").
 _REQUEST_FORM = re.compile(
-    r"(?:想|要|得|需要|麻烦|请)(?:给[^，。]{1,4}|帮我|把[^，。]{1,8})?(?:办|申请|预约|开|装|改|换|停|补|移|拉|接|加|弄|搞|整|取消|退订)|"
+    rf"(?:想|要|得|需要|麻烦|请)(?:给[^，。]{{1,4}}|帮我|把[^，。]{{1,8}})?(?:{_ACTS}|拉|接|加|弄|搞|整|取消|退订)|"
     r"帮我(?:办|开|弄|换|改|加|停|补)|给我(?:办|开|弄|换|改|加|停|补)"
 )
 # "好的 知道了": the caller has what they needed, for now.

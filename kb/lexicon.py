@@ -11,7 +11,7 @@ import jieba
 from pypinyin import lazy_pinyin
 
 from core.numbers import chinese_to_digits
-from core.phrases import SELF_HELP
+from core.phrases import JUST_DID, SELF_HELP
 
 # Terms jieba would otherwise cut apart; high frequencies keep them whole.
 TELECOM_TERMS: Final[tuple[str, ...]] = tuple(
@@ -108,7 +108,7 @@ QUERY_EXPANSIONS: Final[tuple[tuple[re.Pattern[str], str], ...]] = tuple(
         (r"手机卡|电话卡|sim|卡.{0,4}(?:坏了|丢了|掉了|不见了|没了)", "sim卡 补卡"),
         (r"补[了个张一办]{1,3}卡", "补卡"),
         # "刚补了卡 能不能…": what may not be done soon after something else (a waiting period, a condition)
-        (r"刚(?:刚|才)?(?:去|在)?(?:办|补|换|开|充|交|装|买|入网|激活)", "限制 条件 入网满 小时内"),
+        (JUST_DID, "限制 条件 入网满 小时内"),
         (r"不想用了|不打算用了|不要了|注销|销号|退掉.{0,2}(?:卡|号|套餐)", "销户 解约 违约金"),
         (r"网速|速度", "速率 网速"),
         (r"(?:亮|闪|是|变|发)红|红灯|红色", "红灯 los灯"),  # the light a modem turns red is the fibre-loss one
