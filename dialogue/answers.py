@@ -6,6 +6,7 @@ tied to the document it cites. Planning is blocking (it embeds the question): ru
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -52,6 +53,7 @@ class AnswerOptions:
     follow_up_margin: float = 0.2  # how much a follow-up prefers the previous answer's document
     follow_up_min_score: float = 0.15  # a follow-up's answer in the previous document may score this low
     new_topic_gap: float = 0.3  # a question that names no other subject leaves the topic only for a hit this much better
+    type_tie_margin: float = 0.03  # a document this close to the best one wins when only it holds what is asked
     max_statement_chars: int = 90  # a longer statement is cut to its sentences about the question
 
 
@@ -81,7 +83,8 @@ _ANSWER_TYPES: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...] = tuple(
         ("conditions", r"条件|要求|资格|什么人能|谁能办|能不能办|可以办吗|能办吗|能办不|还能办|还可以办|"
                        rf"{JUST_DID}.{{0,16}}(?:能|可以)",  # soon after
          r"条件|须|需|满\d|仅限|不可|不能|要求|停止"),
-        ("ability", r"还(?:能|可以)|[打接用上](?:得|不)(?:通|到|了)",  # "还能打通吗": what can still be done
+        # "还能打通吗", "上得了网吗": what can still be done; "网也上不了" only tells the trouble
+        ("ability", r"还(?:能|可以)|[打接用上](?:得(?:通|到|了)|不(?:通|到|了)(?=[^，。？?\s]{0,2}[吗么]))",
          r"不能|可以|不可|无法|仍可|照常"),
         ("speed", r"多大|多少兆|几百兆|多快|速率|带宽",
          r"\d+M|\d+兆|Mbps"),
@@ -101,6 +104,7 @@ _FOLLOW_UP = re.compile(r"^(?:那|噉|还有|另外|再问|要是|如果|那要�
 _ELLIPSIS = re.compile(r"^(?:那|噉|那么|还有)?[^，,。？?\s]{1,10}?(?:的|那边|那里)?呢[？?。]?$")
 _FILLERS = re.compile(r"^(?:嗯+|哦+|噢|啊|喂|好的?|行|对|是吗|这样啊)[\s，,。]*")
 _REFERENCE = re.compile(r"(?:请参阅|详见|参见|参考|见)《([^》]+)》")
+_POINTER = re.compile(r"《[^》]+》")
 _COMPETITOR = re.compile(
     r"联通|电信|广电|中国移动|移动公司|移动的套餐|(?:跟|和|比|同)移动|移动(?:那边|那家|家的|的信号)|移动的?[^，。数网宽]{0,6}套餐|隔壁(?:那?家|的?运营商|公司)|别家|别的运营商|其他运营商|其它运营商|友商"
 )
@@ -185,6 +189,8 @@ def plan_answer(
         hits = [hit for hit in hits if hit.category != "roaming" or not _places(hit.title)] or hits
     if previous is not None:
         hits = _lean_on_previous(kb, question, hits, previous, wanted, options)
+    else:
+        hits = _holding_what_is_asked(hits, wanted, options.type_tie_margin)
     leaning = previous is not None and bool(hits) and hits[0].doc_id == previous.doc_id and is_follow_up(question)
     if not hits or hits[0].score < (options.follow_up_min_score if leaning else options.min_score):
         return NotInKb("nothing_relevant")
@@ -236,6 +242,22 @@ def _ranked(passages: Sequence[KnowledgePassage], wanted: list[str], options: An
     return sorted(hits, key=lambda h: -h.score)
 
 
+def _holding_what_is_asked(hits: list[_Hit], wanted: list[str], margin: float) -> list[_Hit]:
+    """Two documents nearly tied: the one with a statement of the kind asked for answers ("断了三天能赔吗"
+    in a fault report: the compensation policy, not the repair page's list of what a report needs)."""
+    def holds(hit: _Hit) -> bool:  # itself, not by pointing to another page (按《故障补偿政策》给予补偿)
+        return bool(hit.types.intersection(wanted)) and not _POINTER.search(hit.text)
+
+    if not hits or not wanted or any(holds(h) for h in hits if h.doc_id == hits[0].doc_id):
+        return hits
+    for hit in hits[1:]:
+        if hit.score < hits[0].score - margin:
+            break
+        if holds(hit):
+            return [hit] + [h for h in hits if h is not hit]
+    return hits
+
+
 def _lean_on_previous(
     kb: KnowledgeSearch,
     question: str,
@@ -271,13 +293,35 @@ def _prefer_named(
 ) -> list[_Hit]:
     """A question that names a document's subject (a place, an offer's price) in its title is about that
     document: "香港能用5G吗" is about Hong Kong roaming, not 5G coverage."""
-    named = [doc_id for doc_id, title, _ in kb.catalog() if any(_names(title, term) for term in _subjects(question))]
+    catalog = kb.catalog()
+    named = [doc_id for doc_id, title, _ in catalog if any(_names(title, term) for term in _subjects(question))]
+    named += [doc_id for doc_id, name in _offer_names(catalog) if doc_id not in named and _says_offer(question, name)]
     if not named or hits[0].doc_id in named or len(named) > 2:
         return hits
     there = _ranked(kb.statements(question, options.candidates, doc_ids=named), wanted, options)
     if there and there[0].score >= options.second_type_ratio * hits[0].score:
         return there + [h for h in hits if h.doc_id not in named]
     return hits
+
+
+def _offer_names(catalog: Sequence[tuple[str, str, str]]) -> list[tuple[str, str]]:
+    """(document id, the offer's own name) for each plan: its title without the brand all plans share, the
+    network and the price ("星河5G青春卡39元套餐" -> 青春卡)."""
+    plans = [(doc_id, title) for doc_id, title, category in catalog if category == "plans"]
+    if len(plans) < 2:
+        return []
+    brand = os.path.commonprefix([title for _, title in plans])
+    names = []
+    for doc_id, title in plans:
+        match = re.match(r"[0-9a-zA-Z]*([\u4e00-\u9fff]{2,})", title[len(brand):])
+        if match and match.group(1) != "套餐":
+            names.append((doc_id, match.group(1).removesuffix("套餐")))
+    return names
+
+
+def _says_offer(question: str, name: str) -> bool:
+    """The offer named as itself ("青春卡", "尊享那个套餐"), not a word it shares ("家庭宽带" is no 家庭 plan)."""
+    return bool(re.search(rf"{re.escape(name)}(?:$|(?<=卡)|(?=[卡套的那这个吗呢啊，。？?\s]))", question))
 
 
 def _naming_the_place_first(hits: list[_Hit], question: str, bonus: float) -> list[_Hit]:

@@ -91,6 +91,8 @@ _FAULT = re.compile(
 # after its repair ("修好了又断") is still on.
 _FIXED = re.compile(r"(?:才|已经|早就|总算|终于|后来|现在)(?:修好|好|恢复|能用)了?|修好了")
 _BACK_AGAIN = re.compile(r"(?:修好|好|恢复|能用)了?.{0,8}又")
+_ASKS_REPAIR = re.compile(r"来修|修一下")
+_REPORTED_BEFORE = re.compile(r"(?<![要想去])报(?:了|过)修|(?<![要想去])报修(?:过|[^，。？?\s]{0,4}了)")
 
 
 # What the caller asks of a report or complaint as they make it: when it is handled, what they get back.
@@ -106,6 +108,10 @@ def asks_outcome(text: str) -> bool:
 
 
 def _reports_fault(text: str) -> bool:
+    # A report already made ("我报修宽带了 多久来修") is asked about; only a problem told again counts.
+    text, reported = _REPORTED_BEFORE.subn("，", text)
+    if reported:
+        text = _ASKS_REPAIR.sub("，", text)
     return bool(_FAULT.search(text)) and not (_FIXED.search(text) and not _BACK_AGAIN.search(text))
 
 

@@ -168,6 +168,13 @@ _FAULT_WORDS = {"no_connection": "无法上网", "slow": "网速慢", "intermitt
 _EQUIPMENT_SIGNS = re.compile(r"光猫|路由器?|网线|机顶盒|wi-?fi|sim卡|(?:los|pon|lan|电源)灯|(?:亮|闪|是|变|发)?红灯?|闪", re.IGNORECASE)
 
 
+_WHAT_IT_MEANS = re.compile(r"怎么回事|咋回事|什么意思|啥意思|什么情况|啥情况|怎么办|咋办|为什么|为啥|正常吗|正常不")
+
+
+def _asks_about_sign(flow: TicketFlow, text: str) -> bool:
+    return flow.intent is Intent.FAULT_REPORT and bool(_EQUIPMENT_SIGNS.search(text) and _WHAT_IT_MEANS.search(text))
+
+
 def _flow_context(flow: TicketFlow) -> str:
     """What a question asked during a report is about, in the knowledge base's words: "多久能修好" after
     a fault is about repair times, "多久回复" after a complaint about complaint handling, "我自己能怎么弄"
@@ -178,13 +185,20 @@ def _flow_context(flow: TicketFlow) -> str:
     return " ".join([topic, fault, *signs]).strip()
 
 
+_BROADBAND_GEAR = re.compile(r"宽带|光猫|wi-?fi|无线|路由|网线|电视|机顶盒|iptv", re.IGNORECASE)
+_HOME_NET = re.compile(r"家里.{0,2}网|家.{0,3}网")
+_PHONE_SERVICE = re.compile(r"手机|信号|打电话|通话|电话|4G|5G|流量|无服务", re.IGNORECASE)
+
+
 def _fault_category(text: str) -> str | None:
-    """Which service the fault is on, when the caller names it."""
-    if re.search(r"宽带|光猫|wi-?fi|无线|路由|网线|家里.{0,2}网|家.{0,3}网|电视|机顶盒|iptv", text, re.IGNORECASE):
+    """Which service the fault is on, when the caller names it: home gear is broadband's; otherwise the
+    one named first ("手机在家上不了网" is the phone's, "家里网断了 手机也上不了" the line's)."""
+    if _BROADBAND_GEAR.search(text):
         return "broadband"
-    if re.search(r"手机|信号|打电话|通话|电话|4G|5G|流量|无服务", text, re.IGNORECASE):
-        return "mobile-network"
-    return None
+    home, phone = _HOME_NET.search(text), _PHONE_SERVICE.search(text)
+    if home and not (phone and phone.start() < home.start()):
+        return "broadband"
+    return "mobile-network" if phone else None
 
 
 def _service_category(request_type: str | None) -> str:
@@ -220,8 +234,7 @@ class DialogueManager:
         reason = refusal_reason(text) or (state.refused if insists(text) else None)
         if reason:  # never reaches the history, nor anything after it
             state.refused = reason
-            # Asking for someone's call records is a question about the service, refused; an injection is not.
-            state.note_intent(Intent.CONSULTATION if reason == "others_data" else Intent.OTHER)
+            state.note_intent(Intent.OTHER)  # a request that must not be served, whatever it asked for
             yield ReplySentence(prompts.refusal(reason))
             return
         state.refused = None
@@ -416,9 +429,12 @@ class DialogueManager:
     ) -> AsyncIterator[ReplySentence]:
         changed = self._update_slots(state, flow, text)
         asks = guess.intent is Intent.CONSULTATION or asks_plainly(text)
-        # A report's first turn is its telling; a question in it is answered when it asks what comes of it.
-        first = len(state.history) <= 1
-        asking = is_question(text) and (asks_outcome(text) if first else asks and not changed)
+        # A report's first turn is its telling; a question in it is answered when it asks what comes of it,
+        # or what the light or device the caller describes means ("光猫闪红灯 怎么回事").
+        if len(state.history) <= 1:
+            asking = (is_question(text) and asks_outcome(text)) or _asks_about_sign(flow, text)
+        else:
+            asking = is_question(text) and asks and not changed
         if flow.ticket is not None:
             async for sentence in self._after_ticket(state, flow, text, changed, desk):
                 yield sentence

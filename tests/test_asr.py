@@ -397,6 +397,7 @@ def test_finals_carry_a_normalized_form_for_the_dialogue() -> None:
     assert for_dialogue("这个月套餐一百二十九块", "mandarin") == "这个月套餐129块"
     assert for_dialogue("屋头宽带用不了咋个办", "sichuanese") == "家宽带用不了怎么办"
     assert for_dialogue("幺妹你好", "sichuanese") == "幺妹你好"  # 幺 outside a number is a word
+    assert for_dialogue("电视也看不成 网络上不起 咋个搞的", "sichuanese") == "电视也看不成 网络上不了 怎么搞的"
     assert for_dialogue("我毋欲", "minnan") == "我不要"
 
 

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from core.concurrency import InferencePool
-from dialogue import slots
+from dialogue import prompts, slots
 from dialogue.answers import NotInKb, asked_types, plan_answer
 from dialogue.base import (
     ChatMessage,
@@ -99,6 +99,7 @@ def test_since_keeps_the_relative_wording(said, since):
         ("这阵子家里网动不动就断", "intermittent"),
         ("手机在家一格信号都没有", "no_signal"),
         ("打电话老掉线", "call_drop"),
+        ("光猫那个灯变红了", "no_connection"),  # a red light: the fibre signal is lost
     ],
 )
 def test_fault_types(said, kind):
@@ -151,6 +152,8 @@ def test_address_leaves_out_what_is_not_a_place(said, contains):
         ("家里宽带不正常 老是断", Intent.FAULT_REPORT),
         ("我想把套餐降到五十九的", Intent.SERVICE_REQUEST),
         ("二十G的日包有吗", Intent.CONSULTATION),  # a data size: on topic
+        ("上周就报过修了 师傅到底哪天上门啊", Intent.CONSULTATION),  # asks about a report already made
+        ("报修过一回了 今天还是连不上网", Intent.FAULT_REPORT),  # the trouble told again
     ],
 )
 def test_intents(said, intent):
@@ -335,7 +338,6 @@ async def test_a_caller_with_an_open_ticket_hears_its_number_and_status(demo_kb,
 
 
 def test_a_booking_is_read_back_with_its_day_and_store():
-    from dialogue import prompts
 
     said = prompts.ticket_opened("service-request", "2612020001", {"date": "周日下午", "store": "人民路营业厅"}, 72)
     assert "预约周日下午到人民路营业厅办理。" in said
@@ -344,7 +346,6 @@ def test_a_booking_is_read_back_with_its_day_and_store():
 
 
 def test_ticket_statuses_have_spoken_names():
-    from dialogue import prompts
     from ticketing import TicketStatus
 
     assert set(prompts.STATUS_NAMES) == {status.value for status in TicketStatus}
@@ -446,7 +447,7 @@ async def test_a_refused_utterance_never_enters_the_history(demo_kb, pools):
     state, _, replies, _ = await _conversation(_manager(demo_kb, pools), ["帮我查一下我老公的通话记录"])
     assert "营业厅" in replies[0]
     assert [m for m in state.history if m.role == "user"] == []
-    assert state.main_intent is Intent.CONSULTATION  # a question about the service, refused
+    assert state.main_intent is Intent.OTHER  # refused: a request that must not be served
 
 
 @pytestmark_kb
@@ -1154,3 +1155,57 @@ def first_month_kb(tmp_path_factory: pytest.TempPathFactory) -> HybridRetriever:
 def test_how_a_first_months_fee_is_worked_out_answers_what_it_costs(first_month_kb):
     plan = plan_answer(first_month_kb, "四十九那个套餐 头一个月怎么收钱")
     assert not isinstance(plan, NotInKb) and "折算" in plan.statements[0], plan
+
+
+@pytestmark_kb
+@pytest.mark.parametrize(
+    ("said", "category"),
+    [
+        ("我这手机一到家里就上不到网", "mobile-network"),  # the phone, at home
+        ("家里的网断了 手机电脑都连不上", "broadband"),  # the home line, felt on the phone
+    ],
+)
+async def test_the_service_named_first_is_the_one_at_fault(demo_kb, pools, said, category):
+    state, _, _, _ = await _conversation(_manager(demo_kb, pools), [said])
+    assert state.flow is not None and state.flow.category == category
+
+
+@pytestmark_kb
+async def test_a_report_that_asks_what_a_light_means_hears_it_before_the_address(demo_kb, pools):
+    state, _, replies, citations = await _conversation(_manager(demo_kb, pools), ["猫上那个LOS灯亮红了 网也断了 咋回事"])
+    assert state.main_intent is Intent.FAULT_REPORT
+    assert "光纤" in replies[0] and replies[0].endswith(prompts.SLOT_QUESTIONS["address"])
+    assert "ont-wifi-selfcheck" in citations[0]
+
+
+def test_a_trouble_told_is_not_a_question_of_what_still_works():
+    assert "ability" not in asked_types("网也上不了 这是怎么回事")
+    assert "ability" in asked_types("欠费了现在还打得通电话吗")
+
+
+@pytest.fixture(scope="module")
+def repair_and_compensation_kb(tmp_path_factory: pytest.TempPathFactory) -> HybridRetriever:
+    return _small_kb(tmp_path_factory, {
+        "repair-times": ("报修与修复时限", "policies",
+                         "- 报修需要提供：联系电话、装机地址、故障现象。\n- 宽带故障受理后24小时内修复。\n"
+                         "- 超时未修复的，按《停网补偿办法》补偿。"),
+        "outage-refund": ("停网补偿办法", "policies",
+                          "- 宽带超过修复时限仍未修复的，每超1天补偿2天月费。\n- 补偿以话费形式返还，不给现金。"),
+        "plan-a": ("海鸥5G学生卡25元套餐", "plans",
+                   "- 月费：25元/月，含流量20GB。\n- 办理条件：仅限年满16周岁的在校学生，凭学生证办理。"),
+        "plan-b": ("海鸥5G畅联88元套餐", "plans", "- 月费：88元/月，含流量50GB。"),
+        "real-name": ("实名制规定", "policies",
+                      "- 未满16周岁的未成年人入网，须由监护人陪同办理。\n- 每人最多登记5个号码。"),
+    })
+
+
+@pytestmark_kb
+def test_of_two_near_pages_the_one_holding_what_is_asked_answers(repair_and_compensation_kb):
+    plan = plan_answer(repair_and_compensation_kb, "停网好几天了 以后能给我赔点吗", context="宽带故障报修 无法上网")
+    assert not isinstance(plan, NotInKb) and plan.doc_id == "outage-refund", plan
+
+
+@pytestmark_kb
+def test_a_plan_named_by_its_own_name_is_the_one_asked_about(repair_and_compensation_kb):
+    plan = plan_answer(repair_and_compensation_kb, "我女儿十五岁 那个学生卡能给她办吗")
+    assert not isinstance(plan, NotInKb) and plan.doc_id == "plan-a", plan
