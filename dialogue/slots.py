@@ -113,15 +113,50 @@ def extract_address(text: str) -> str | None:
 _CORRECTION = re.compile(r"不是\s*(?P<wrong>[^\s，,。]+?)\s*[，,]?\s*(?:而)?是\s*(?P<right>[^\s，,。]+)")
 
 
+# A part of an address by what ends it: 东湖区 | 梧桐路 | 十八号 | 3号楼 | 五零一室.
+_ADDRESS_PART = re.compile(r".*?(?:小区|花园|家园|公寓|大厦|号楼|单元|胡同|[区县镇乡村路街道巷弄苑园栋幢座楼号室])")
+# "不对 是二十八号": only the right part is said; it replaces the part of the same kind.
+_CORRECTED_TO = re.compile(r"(?:不对|错了|说错|搞错|记错|更正|纠正|应该是)[^是，,。]{0,6}是\s*(?P<right>[^\s，,。]+)")
+
+
 def apply_address_correction(text: str, current: str | None) -> str | None:
-    """不是锦绣小区 是锦秀家园 -> the current address with the wrong part replaced."""
-    match = _CORRECTION.search(normalise(text))
-    if not match or not current:
+    """不是锦绣小区 是锦秀家园, or 不对 是二十八号 -> the current address with the wrong part replaced."""
+    text = normalise(text)
+    if not current:
         return None
-    wrong, right = match.group("wrong"), match.group("right")
-    if wrong in current:
-        return current.replace(wrong, right)
+    if (match := _CORRECTION.search(text)) and match.group("wrong") in current:
+        return current.replace(match.group("wrong"), match.group("right"))
+    if match := _CORRECTED_TO.search(text):
+        return _replace_parts(current, match.group("right"))
     return None
+
+
+def _replace_parts(current: str, right: str) -> str | None:
+    """The parts of `current` from the kind `right` starts with to the kind it ends with, replaced by it."""
+    said = _ADDRESS_PART.findall(right)
+    if "".join(said) != right:
+        return None  # not an address part ("是我记错了")
+    parts = _ADDRESS_PART.findall(current)
+    kinds = [_kind(part) for part in parts]
+    first, last = _kind(said[0]), _kind(said[-1])
+    if first not in kinds or last not in kinds:
+        return None
+    start = kinds.index(first)
+    end = len(kinds) - 1 - kinds[::-1].index(last)
+    if end < start:
+        return None
+    return "".join(parts[:start]) + right + "".join(parts[end + 1:]) + current[len("".join(parts)):]
+
+
+_SAME_KIND = {"街": "路", "道": "路", "巷": "路", "弄": "路", "胡同": "路",
+              "花园": "小区", "家园": "小区", "公寓": "小区", "苑": "小区", "园": "小区", "大厦": "小区",
+              "幢": "栋", "座": "栋", "号楼": "栋", "乡": "镇"}
+
+
+def _kind(part: str) -> str:
+    """What a part of an address names: a road (路, 街, 巷 …), an estate (小区, 花园 …), a building …"""
+    ending = re.search(r"(?:小区|花园|家园|公寓|大厦|号楼|单元|胡同|.)$", part).group(0)  # type: ignore[union-attr]
+    return _SAME_KIND.get(ending, ending)
 
 
 _SINCE = re.compile(

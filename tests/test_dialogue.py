@@ -81,6 +81,18 @@ def test_address_correction_replaces_the_wrong_part():
 
 
 @pytest.mark.parametrize(
+    ("said", "corrected"),
+    [
+        ("啊说错了 是六十六号", "北港区银杏路六十六号二单元"),  # only the right part said: the part of its kind
+        ("不对 应该是银杏街三十号", "北港区银杏街三十号二单元"),  # a road and its number
+        ("搞错了 是我搞错了", None),  # no part of an address
+    ],
+)
+def test_a_correction_that_says_only_the_right_part(said, corrected):
+    assert slots.apply_address_correction(said, "北港区银杏路十六号二单元") == corrected
+
+
+@pytest.mark.parametrize(
     ("said", "since"),
     [("从前天下午开始就没信号", "前天下午"), ("大概有两个星期了吧", "两个星期"), ("网速挺慢的", None),
      ("好像是上个礼拜四开始的", "上个礼拜四"), ("这个月初就这样了", "月初")],
@@ -154,6 +166,8 @@ def test_address_leaves_out_what_is_not_a_place(said, contains):
         ("二十G的日包有吗", Intent.CONSULTATION),  # a data size: on topic
         ("上周就报过修了 师傅到底哪天上门啊", Intent.CONSULTATION),  # asks about a report already made
         ("报修过一回了 今天还是连不上网", Intent.FAULT_REPORT),  # the trouble told again
+        ("等了一个礼拜都没人回个电话 这叫什么效率", Intent.COMPLAINT),  # said for effect, not asked
+        ("路由器有两个信号 打游戏选哪个", Intent.CONSULTATION),  # which of them
     ],
 )
 def test_intents(said, intent):
