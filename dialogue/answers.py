@@ -296,12 +296,29 @@ def _prefer_named(
     catalog = kb.catalog()
     named = [doc_id for doc_id, title, _ in catalog if any(_names(title, term) for term in _subjects(question))]
     named += [doc_id for doc_id, name in _offer_names(catalog) if doc_id not in named and _says_offer(question, name)]
+    named += [doc_id for doc_id in _sole_mentions(kb, question, catalog, hits[0].doc_id) if doc_id not in named]
     if not named or hits[0].doc_id in named or len(named) > 2:
         return hits
     there = _ranked(kb.statements(question, options.candidates, doc_ids=named), wanted, options)
     if there and there[0].score >= options.second_type_ratio * hits[0].score:
         return there + [h for h in hits if h.doc_id not in named]
     return hits
+
+
+def _sole_mentions(
+    kb: KnowledgeSearch, question: str, catalog: Sequence[tuple[str, str, str]], best: str
+) -> list[str]:
+    """Documents that alone say a thing the question names and the best document does not: "地铁三号线上
+    没有5G" is about the coverage page's line on the metro, not the general page on weak signal."""
+    found = []
+    for word in _pos_tagger().cut(question, HMM=False):
+        noun = str(word.flag).startswith("n") and not str(word.flag).startswith("nr")  # not a person's name
+        if len(word.word) < 2 or not noun or kb.mentions(word.word, best):
+            continue
+        saying = [doc_id for doc_id, _, _ in catalog if kb.mentions(word.word, doc_id)]
+        if len(saying) == 1:
+            found.append(saying[0])
+    return found
 
 
 def _offer_names(catalog: Sequence[tuple[str, str, str]]) -> list[tuple[str, str]]:
@@ -422,7 +439,8 @@ def _titles(kb: KnowledgeSearch, category: str) -> tuple[str, ...]:
 
 
 _PRODUCTS = re.compile(
-    r"苹果|iphone|ipad|华为|小米|红米|荣耀|oppo|vivo|三星|一加|魅族|realme|合约机|裸机|手机.{0,3}(?:多少钱|价格|报价)", re.IGNORECASE
+    r"苹果|iphone|ipad|华为|小米|红米|荣耀|oppo|vivo|三星|一加|魅族|realme|合约机|裸机|手机.{0,3}(?:多少钱|价格|报价)|"
+    r"(?:送|赠)[^，。？?]{0,3}手机|购机|手机.{0,2}(?:补贴|分期)", re.IGNORECASE
 )
 
 

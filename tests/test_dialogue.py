@@ -1223,3 +1223,25 @@ def test_of_two_near_pages_the_one_holding_what_is_asked_answers(repair_and_comp
 def test_a_plan_named_by_its_own_name_is_the_one_asked_about(repair_and_compensation_kb):
     plan = plan_answer(repair_and_compensation_kb, "我女儿十五岁 那个学生卡能给她办吗")
     assert not isinstance(plan, NotInKb) and plan.doc_id == "plan-a", plan
+
+
+@pytest.fixture(scope="module")
+def coverage_kb(tmp_path_factory: pytest.TempPathFactory) -> HybridRetriever:
+    return _small_kb(tmp_path_factory, {
+        "weak-signal": ("手机信号弱自查", "mobile-network",
+                        "- 电梯、地下室、车库里信号较弱，请到开阔的地方再试。\n- 开了5G网速不稳的，可先切到4G优先。"),
+        "coverage": ("5G覆盖范围", "mobile-network",
+                     "- 城区已连续覆盖5G。\n- 轮渡码头和过江隧道：隧道内计划于2027年开通5G。"),
+    })
+
+
+@pytestmark_kb
+def test_a_thing_only_one_page_names_brings_the_question_to_that_page(coverage_kb):
+    plan = plan_answer(coverage_kb, "车开进过江隧道里面 5G信号就没了 怎么回事")
+    assert not isinstance(plan, NotInKb) and plan.doc_id == "coverage" and "2027年" in plan.statements[0], plan
+
+
+@pytestmark_kb
+async def test_a_phone_given_with_a_plan_is_not_invented(demo_kb, pools):
+    plan = plan_answer(demo_kb, "办九十九的套餐 送不送手机啊")
+    assert isinstance(plan, NotInKb) and plan.reason == "unknown_product", plan
