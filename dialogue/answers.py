@@ -34,7 +34,8 @@ class Grounded:
 class NotInKb:
     """The knowledge base does not answer this question; `reason` says why."""
 
-    reason: str  # off_topic | about_company | nothing_relevant | competitor | unknown_place | unknown_offer | unknown_product
+    # off_topic | about_company | nothing_relevant | competitor | bargain | unknown_place | unknown_offer | unknown_product
+    reason: str
     subject: str = ""  # what the caller asked about that the KB lacks (a place)
     alternatives: tuple[str, ...] = ()  # titles of documents the caller could ask about instead
 
@@ -105,6 +106,11 @@ _ELLIPSIS = re.compile(r"^(?:那|噉|那么|还有)?[^，,。？?\s]{1,10}?(?:�
 _FILLERS = re.compile(r"^(?:嗯+|哦+|噢|啊|喂|好的?|行|对|是吗|这样啊)[\s，,。]*")
 _REFERENCE = re.compile(r"(?:请参阅|详见|参见|参考|见)《([^》]+)》")
 _POINTER = re.compile(r"《[^》]+》")
+# A price of the caller's own asked for ("给我个内部优惠", "便宜点吧"): not the bot's to give, whatever pages say 优惠.
+_BARGAIN = re.compile(
+    r"给我(?:个|点|一点|些|来个|弄个)?(?:内部)?(?:优惠|折扣|便宜)(?![的套])|打个?折(?:吧|呗|嘛|啊)|内部(?:优惠|价|折扣|渠道)|"
+    r"便宜(?:点|一点|些)(?:吧|呗|嘛|啊)|老客户.{0,8}(?:优惠|便宜|折扣)"
+)
 _COMPETITOR = re.compile(
     r"联通|电信|广电|中国移动|移动公司|移动的套餐|(?:跟|和|比|同)移动|移动(?:那边|那家|家的|的信号)|移动的?[^，。数网宽]{0,6}套餐|隔壁(?:那?家|的?运营商|公司)|别家|别的运营商|其他运营商|其它运营商|友商"
 )
@@ -176,6 +182,8 @@ def plan_answer(
     question = _carried_over(question, previous)
     if _COMPETITOR.search(question) and not _PORTING.search(question):
         return NotInKb("competitor")
+    if _BARGAIN.search(question):
+        return NotInKb("bargain")
     if (place := _unknown_place(kb, question)) is not None:
         return NotInKb("unknown_place", place, _titles(kb, "roaming"))
     wanted = asked_types(question)

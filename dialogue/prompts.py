@@ -172,6 +172,8 @@ def not_in_kb(plan: NotInKb, *, carrier: str, hotline: str) -> str:
         return f"抱歉，关于{carrier}公司本身的情况，我这里没有相关资料。{offer}"
     if plan.reason == "competitor":
         return f"抱歉，我们无法提供其他运营商的资费或业务信息，只能为您介绍{carrier}的业务。{offer}"
+    if plan.reason == "bargain":
+        return f"抱歉，我这里不能给出资料以外的价格或优惠，能为您介绍的是现有的套餐和活动。需要的话{offer}"
     if plan.reason == "unknown_place":
         listed = f"我这里有的是：{'、'.join(plan.alternatives)}。" if plan.alternatives else ""
         return f"抱歉，我这里没有{plan.subject}的相关资料。{listed}{offer}"

@@ -167,8 +167,8 @@ _SINCE = re.compile(
     r"|(?:一|两|三|半|好几|几|十)个?[多来]个?(?:小时|钟头|天|星期|礼拜|周|月)"
     r"|(?:今天|今儿个?)?(?:早上|上午|中午|下午|晚上)(?:起来)?)"
 )
-# "这两天", "最近": a later, plainer answer ("从大前天开始") replaces them.
-VAGUE_SINCE = re.compile(r"^(?:(?:这|近)(?:几|两|两三)天|最近|近来)$")
+# "这两天", "最近", a bare "晚上" (when it happens, not since when): a later, plainer answer ("从大前天开始") replaces them.
+VAGUE_SINCE = re.compile(r"^(?:(?:这|近)(?:几|两|两三)天|最近|近来|(?:早上|上午|中午|下午|晚上)(?:起来)?)$")
 
 
 def extract_since(text: str) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -1245,3 +1246,19 @@ def test_a_thing_only_one_page_names_brings_the_question_to_that_page(coverage_k
 async def test_a_phone_given_with_a_plan_is_not_invented(demo_kb, pools):
     plan = plan_answer(demo_kb, "办九十九的套餐 送不送手机啊")
     assert isinstance(plan, NotInKb) and plan.reason == "unknown_product", plan
+
+
+@pytestmark_kb
+async def test_when_a_fault_happens_gives_way_to_when_it_began(demo_kb, pools):
+    turns = ["家里宽带一到晚上就老掉线", "西港区海澄路十号", "前天开始的", "幺三九 零零零零 五五五五"]
+    _, desk, _, _ = await _conversation(_manager(demo_kb, pools), turns)
+    assert desk.tickets and desk.tickets[-1].slots["since"].startswith("前天")
+
+
+@pytestmark_kb
+@pytest.mark.parametrize("said", ["我都用了十年了 老用户给我便宜点吧", "有没有内部价 不给我就销号"])
+async def test_a_caller_bargaining_hears_no_price_of_the_bots_own(demo_kb, pools, said):
+    plan = plan_answer(demo_kb, said)
+    assert isinstance(plan, NotInKb) and plan.reason == "bargain", plan
+    _, _, replies, _ = await _conversation(_manager(demo_kb, pools), [said])
+    assert "人工" in replies[0] and not re.search(r"\d", replies[0].replace("10077", ""))
