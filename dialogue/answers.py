@@ -54,7 +54,7 @@ class AnswerOptions:
     follow_up_margin: float = 0.2  # how much a follow-up prefers the previous answer's document
     follow_up_min_score: float = 0.15  # a follow-up's answer in the previous document may score this low
     new_topic_gap: float = 0.3  # a question that names no other subject leaves the topic only for a hit this much better
-    type_tie_margin: float = 0.03  # a document this close to the best one wins when only it holds what is asked
+    type_tie_margin: float = 0.05  # a document this close to the best one wins when only it holds what is asked
     max_statement_chars: int = 90  # a longer statement is cut to its sentences about the question
 
 
@@ -78,9 +78,9 @@ _ANSWER_TYPES: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...] = tuple(
          r"周岁"),
         ("papers", r"证件|带什么|带啥|材料|手续(?!费)",
          r"身份证|证件|护照|授权书|通行证"),
-        ("how", r"怎么(?:开|办|弄|订|申请|操作|查)|在哪(?:里|儿)?(?:能)?(?:办|查)|哪里(?:能)?(?:办|查)|如何|网上|线上|app|"
+        ("how", r"怎么(?:开|办|弄|订|申请|操作|查|交|缴|充)|在哪(?:里|儿)?(?:能)?(?:办|查)|哪里(?:能)?(?:办|查)|如何|网上|线上|app|"
                 r"预约|约个?时间",  # a booking: where and how to book
-         r"app|营业厅|拨打|发送|短信|渠道|方式|线上"),
+         r"app|营业厅|拨打|发送|渠道|方式|线上"),  # not 短信 alone: "短信提醒" is no way of doing anything
         ("conditions", r"条件|要求|资格|什么人能|谁能办|能不能办|可以办吗|能办吗|能办不|还能办|还可以办|"
                        rf"{JUST_DID}.{{0,16}}(?:能|可以)",  # soon after
          r"条件|须|需|满\d|仅限|不可|不能|要求|停止"),
@@ -95,8 +95,12 @@ _ANSWER_TYPES: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...] = tuple(
          r"以下步骤|自查步骤|自查：|按.{0,6}步骤"),  # the steps as the document introduces them
         ("refund", r"退[点些钱费款]|返[点还钱]|补偿|赔|减免|少收|抵扣|补回|补给我",
          r"补偿|减免|退回|返还|抵扣|赔"),
+        ("payment", r"(?:怎么|在哪|哪里|去哪|帮[他她]|替[他她])(?:交|缴|充)|(?:交|缴|充)(?:钱|费|话费)|缴费|充值|续费",
+         r"缴费|充值"),
     )
 )
+# "查一下我名下有几个号": the caller's own account, which the bot cannot see; how to look it up answers it.
+_OWN_LOOKUP = re.compile(r"(?:帮我|给我)查|查(?:一下|下|查)?(?:我|自己)")
 
 # Either of two ("该连带5G的还是不带的"): the statements about both are said.
 _CHOICE = re.compile(r"(?:该|应该|选|用|连|办|是)[^，。？?]{1,12}还是|好还是")
@@ -163,6 +167,8 @@ def _carried_over(question: str, previous: Grounded | None) -> str:
 def asked_types(question: str) -> list[str]:
     """The kinds of value `question` asks for (price, time, papers …)."""
     found = [name for name, asked, _ in _ANSWER_TYPES if asked.search(question)]
+    if _OWN_LOOKUP.search(question):
+        found = ["how", *(name for name in found if name not in ("how", "count", "data", "price"))]
     if "self_check" in found:  # "我自己能怎么弄": steps the caller takes, not a channel to apply through
         return [name for name in found if name != "how"]
     return found
@@ -251,17 +257,18 @@ def _ranked(passages: Sequence[KnowledgePassage], wanted: list[str], options: An
 
 
 def _holding_what_is_asked(hits: list[_Hit], wanted: list[str], margin: float) -> list[_Hit]:
-    """Two documents nearly tied: the one with a statement of the kind asked for answers ("断了三天能赔吗"
-    in a fault report: the compensation policy, not the repair page's list of what a report needs)."""
-    def holds(hit: _Hit) -> bool:  # itself, not by pointing to another page (按《故障补偿政策》给予补偿)
-        return bool(hit.types.intersection(wanted)) and not _POINTER.search(hit.text)
+    """Two documents nearly tied: the one with a statement of more of the kinds asked for answers ("断了三天
+    能赔吗" in a fault report: the compensation policy, not the repair page's list of what a report needs)."""
+    def held(hit: _Hit) -> int:  # by the statement itself, not by pointing to another page (按《…》给予补偿)
+        return 0 if _POINTER.search(hit.text) else len(hit.types.intersection(wanted))
 
-    if not hits or not wanted or any(holds(h) for h in hits if h.doc_id == hits[0].doc_id):
+    if not hits or not wanted:
         return hits
+    best_held = max(held(h) for h in hits if h.doc_id == hits[0].doc_id)
     for hit in hits[1:]:
         if hit.score < hits[0].score - margin:
             break
-        if holds(hit):
+        if held(hit) > best_held:
             return [hit] + [h for h in hits if h is not hit]
     return hits
 

@@ -91,6 +91,7 @@ _FAULT = re.compile(
 # after its repair ("修好了又断") is still on.
 _FIXED = re.compile(r"(?:才|已经|早就|总算|终于|后来|现在)(?:修好|好|恢复|能用)了?|修好了")
 _BACK_AGAIN = re.compile(r"(?:修好|好|恢复|能用)了?.{0,8}又")
+_SUPPOSING = re.compile(r"如果|要是|万一|假如|假设|的话")
 _ASKS_REPAIR = re.compile(r"来修|修一下")
 _REPORTED_BEFORE = re.compile(r"(?<![要想去])报(?:了|过)修|(?<![要想去])报修(?:过|[^，。？?\s]{0,4}了)")
 
@@ -108,6 +109,8 @@ def asks_outcome(text: str) -> bool:
 
 
 def _reports_fault(text: str) -> bool:
+    # What might go wrong ("坏了的话多久能修") is asked about, not reported.
+    text = "，".join(clause for clause in re.split(r"[，,。？?！!\s]+", text) if not _SUPPOSING.search(clause))
     # A report already made ("我报修宽带了 多久来修") is asked about; only a problem told again counts.
     text, reported = _REPORTED_BEFORE.subn("，", text)
     if reported:

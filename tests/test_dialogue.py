@@ -169,6 +169,7 @@ def test_address_leaves_out_what_is_not_a_place(said, contains):
         ("报修过一回了 今天还是连不上网", Intent.FAULT_REPORT),  # the trouble told again
         ("等了一个礼拜都没人回个电话 这叫什么效率", Intent.COMPLAINT),  # said for effect, not asked
         ("路由器有两个信号 打游戏选哪个", Intent.CONSULTATION),  # which of them
+        ("要是光猫哪天坏了 一般几天能修好", Intent.CONSULTATION),  # a fault supposed, not reported
     ],
 )
 def test_intents(said, intent):
@@ -1191,6 +1192,11 @@ async def test_a_report_that_asks_what_a_light_means_hears_it_before_the_address
     assert state.main_intent is Intent.FAULT_REPORT
     assert "光纤" in replies[0] and replies[0].endswith(prompts.SLOT_QUESTIONS["address"])
     assert "ont-wifi-selfcheck" in citations[0]
+
+
+def test_a_look_at_the_callers_own_account_asks_how_to_look_and_paying_for_someone_asks_how_to_pay():
+    assert asked_types("帮我查一下我还剩几个G") == ["how"]  # the bot cannot see the account
+    assert "payment" in asked_types("我妈手机停了 我能替她充吗")
 
 
 def test_a_trouble_told_is_not_a_question_of_what_still_works():
