@@ -336,6 +336,20 @@ def _sole_mentions(
     return found
 
 
+def says_what_it_answers(question: str, plan: Grounded) -> bool:
+    """Whether the question names a thing (a word of its own, not a place or a person) that the answer's
+    statements say: "移机要收钱吗" is on topic because the answer speaks of 移机."""
+    said = "".join(plan.statements)
+    return any(
+        len(word.word) >= 2 and re.match(r"(?:n(?![rst])|v)", str(word.flag)) and word.word in said
+        and word.word not in _GENERIC_WORDS
+        for word in _pos_tagger().cut(question, HMM=False)
+    )
+
+
+_GENERIC_WORDS = frozenset({"知道", "可以", "问问", "请问", "想问", "需要", "觉得", "时候", "东西", "事情", "问题", "情况"})
+
+
 def _offer_names(catalog: Sequence[tuple[str, str, str]]) -> list[tuple[str, str]]:
     """(document id, the offer's own name) for each plan: its title without the brand all plans share, the
     network and the price ("星河5G青春卡39元套餐" -> 青春卡)."""

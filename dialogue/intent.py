@@ -136,6 +136,8 @@ _PLAIN_QUESTION = re.compile(
     r"(?:该|应该|选|用|连|办)[^，。？?]{1,12}还是|好还是|(?:该|应该|选|用|连|办|买|订)哪(?:个|一个|种|样)|"  # which of two
     r"(?P<yes>要|是|能|会|可|用|收|扣|退|给|送|开)[不没](?P=yes)|[能会可要].{1,20}不[？?]?$|(?<![好这前过近十])几(?:次|张|个|回|块|岁|年|个月)"
 )
+# After a wish, a yes-or-no question about what it would get ("我要开发票 能要纸质的吗"), not a plea to do it.
+_ASKS_ABOUT_WISH = re.compile(r"(?:能|可以)(?!帮|给我|替我|办一?下)[^，。？?\s]{1,10}[吗么](?=\s|$|[？?，,。])")
 _QUESTION = re.compile(
     rf"{_PLAIN_QUESTION.pattern}|多少|几个|好久|多大|谁|哪|是不是|可以吗|能吗|行不行|要不要|吗|呢|了没有?(?=\s|$|[？?，,。])|(?<![怎什])么(?=\s|$|[？?，,。])|"
     r"(?P<verb>[\u4e00-\u9fff])[不没](?P=verb)"  # 贵不贵, 开不开, 扣不扣: a question whatever the topic
@@ -183,7 +185,7 @@ _TELECOM = re.compile(
     r"光猫|路由|wi-?fi|5g|4g|携号|补卡|实名|投诉|报修|客服|资费|合约|运营商|热线|详单|手表|esim|加油包|月费|业务|"
     r"开门|关门|营业|上班|下班|付费|交钱|缴|扣费|扣钱|费用|收费|号|证件|身份证|办理|开通|安装|装机|长途|国际|出国|出境|境外|分钟|"
     r"月包|日包|周包|天包|\d+\s*g|"
-    r"断网|补偿|赔偿|故障|维修|修复|网",
+    r"断网|补偿|赔偿|故障|维修|修复|网|移机|拆机|销户|过户|副卡|升速|提速|降速|光纤|基站",
     re.IGNORECASE,
 )
 
@@ -196,9 +198,18 @@ _INVESTMENT = re.compile(r"股票|股价|股份|市值|上市|投资|值不值�
 _OWN_COMPANY = re.compile(r"(?:我们|我的|我|咱们?)的?(?:公司|单位)|(?:公司|单位)(?:用|的号|的发票|的账|的宽带|的套餐)|给(?:公司|单位)")
 
 
+# What only the company itself can say (its money, its people), whatever service words come with it.
+_COMPANY_MATTERS = re.compile(r"老总|董事长|总经理|总裁|老板|创始人|总部|营收|利润|财报|年报|投了多少|投入了?多少|花了多少钱(?:建|投)")
+
+
 def about_the_company(text: str, carrier: str = "") -> bool:
     asked = bool(_COMPANY.search(text) or (carrier and carrier in text))
     return asked and not _INVESTMENT.search(text) and not _OWN_COMPANY.search(text)
+
+
+def asks_company_matters(text: str) -> bool:
+    """"你们公司今年5G投了多少钱": about the company, though it names a service."""
+    return bool(_COMPANY_MATTERS.search(text)) and not _OWN_COMPANY.search(text)
 
 
 # The same words as they sound, for what a recognizer wrote with the wrong characters (签照款待: 千兆宽带).
@@ -245,7 +256,7 @@ def guess_intent(text: str) -> IntentGuess:
     # "怎么办" asks for help with a fault, and how to get something done otherwise; "这是干什么" asks nothing.
     plain = bool(_PLAIN_QUESTION.search(_HELP.sub("，", text)) or (_HELP.search(text) and not fault))
     asking = plain or is_question(text)
-    acting = bool(_EXPLICIT_ACT.search(text) or (_WISH.search(text) and not plain))
+    acting = bool(_EXPLICIT_ACT.search(text) or (_WISH.search(text) and not (plain or _ASKS_ABOUT_WISH.search(text))))
     if asks_for_human(text):
         if _WHEN.search(text):
             return IntentGuess(Intent.CONSULTATION, True)  # "人工几点到几点有人接": when people answer

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from core.concurrency import InferencePool
 from dialogue import prompts, slots
-from dialogue.answers import AnswerOptions, Grounded, NotInKb, is_follow_up, plan_answer
+from dialogue.answers import AnswerOptions, Grounded, NotInKb, is_follow_up, plan_answer, says_what_it_answers
 from dialogue.base import (
     ActionDesk,
     ChatMessage,
@@ -35,6 +35,7 @@ from dialogue.intent import (
     IntentGuess,
     about_telecom,
     about_the_company,
+    asks_company_matters,
     asks_for_human,
     asks_outcome,
     asks_plainly,
@@ -513,13 +514,14 @@ class DialogueManager:
         """The KB's answer; with `desk` (a question on its own, not inside a report) a question the bot
         cannot make out counts towards handing the call to a person."""
         plan: Grounded | NotInKb = NotInKb("off_topic")
-        if not off_topic:
+        if asks_company_matters(text):
+            plan = NotInKb("about_company")
+        elif not off_topic:
             plan = await self._plan(text, state.last_answer, context)
             leans = state.last_answer is not None or context is not None  # a follow-up needs no topic words
-            sure = (
-                isinstance(plan, Grounded)
-                and plan.score >= self.options.answers.confident_score
-                and prompts.names_subject(text, plan)
+            sure = isinstance(plan, Grounded) and (
+                (plan.score >= self.options.answers.confident_score and prompts.names_subject(text, plan))
+                or says_what_it_answers(text, plan)
             )
             if not (about_telecom(text) or leans or sure):
                 plan = NotInKb("about_company" if about_the_company(text, self.options.carrier) else "off_topic")

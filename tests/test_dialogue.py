@@ -170,6 +170,8 @@ def test_address_leaves_out_what_is_not_a_place(said, contains):
         ("等了一个礼拜都没人回个电话 这叫什么效率", Intent.COMPLAINT),  # said for effect, not asked
         ("路由器有两个信号 打游戏选哪个", Intent.CONSULTATION),  # which of them
         ("要是光猫哪天坏了 一般几天能修好", Intent.CONSULTATION),  # a fault supposed, not reported
+        ("我想补办张卡 外地身份证可以用吗", Intent.CONSULTATION),  # a wish, then a yes-or-no question about it
+        ("我想停机保号 能帮我办一下吗", Intent.SERVICE_REQUEST),  # a plea to do it
     ],
 )
 def test_intents(said, intent):
@@ -1268,3 +1270,31 @@ async def test_a_caller_bargaining_hears_no_price_of_the_bots_own(demo_kb, pools
     assert isinstance(plan, NotInKb) and plan.reason == "bargain", plan
     _, _, replies, _ = await _conversation(_manager(demo_kb, pools), [said])
     assert "人工" in replies[0] and not re.search(r"\d", replies[0].replace("10077", ""))
+
+
+@pytest.mark.parametrize(
+    "said", ["上次那个接线员跟这次说的都不一样 我要投诉", "问了三个人都解决不了 推来推去的 我要投诉"]
+)
+def test_a_grievance_about_being_answered_badly_is_about_service_quality(said):
+    assert slots.classify(said, slots.COMPLAINT_TYPES) == "service_quality"
+
+
+@pytestmark_kb
+async def test_a_question_about_the_companys_own_money_is_declined_though_it_names_a_service(demo_kb, pools):
+    state, _, replies, _ = await _conversation(_manager(demo_kb, pools), ["你们公司建宽带网络投了多少钱"])
+    assert state.main_intent is Intent.OTHER and not re.search(r"\d", replies[0].replace("10077", ""))
+
+
+@pytest.fixture(scope="module")
+def lending_kb(tmp_path_factory: pytest.TempPathFactory) -> HybridRetriever:
+    return _small_kb(tmp_path_factory, {
+        "lending": ("设备借用规定", "broadband", "- 光猫免费借用，无需押金；销户时须归还，损坏的赔偿150元。"),
+        "hours": ("营业时间", "policies", "- 自营厅每天9:00–18:00营业。"),
+    })
+
+
+@pytestmark_kb
+@pytest.mark.parametrize(("said", "fact"), [("押金要交多少啊", "无需押金"), ("搬家移机收不收钱", None)])
+async def test_a_short_question_naming_what_the_answer_speaks_of_is_on_topic(demo_kb, lending_kb, pools, said, fact):
+    state, _, replies, _ = await _conversation(_manager(lending_kb if fact else demo_kb, pools), [said])
+    assert state.main_intent is Intent.CONSULTATION and (fact or "50元") in replies[0]
