@@ -230,6 +230,7 @@ def plan_answer(
     if not same_doc:
         return NotInKb("nothing_relevant")
     same_doc = _naming_the_place_first(same_doc, question, options.answer_type_bonus)
+    same_doc = _naming_the_target_first(same_doc, question, options.answer_type_bonus)
     statements = _select(sorted(same_doc, key=lambda h: -h.fit), kb.in_document_words(question), wanted, options)
     return Grounded(doc_id, same_doc[0].title, same_doc[0].category, statements, same_doc[0].score, question)
 
@@ -377,6 +378,18 @@ def _naming_the_place_first(hits: list[_Hit], question: str, bonus: float) -> li
     if not places:
         return hits
     return [replace(h, fit=h.fit + bonus) if any(p in h.text for p in places) else h for h in hits]
+
+
+# What the caller would change to ("三百兆的 想换成一千兆的"): the one asked about, not the one they have.
+_CHANGE_TO = re.compile(r"(?:换成|改成|换到|改到|升到|升级到|升级成|降到|转成|转到)(?:那个|个)?\s*(\d+(?:\.\d+)?)")
+
+
+def _naming_the_target_first(hits: list[_Hit], question: str, bonus: float) -> list[_Hit]:
+    match = _CHANGE_TO.search(chinese_to_digits(question))
+    if not match:
+        return hits
+    number = re.compile(rf"(?<![\d.]){re.escape(match.group(1))}(?![\d.]*\d)")
+    return [replace(h, fit=h.fit + bonus) if number.search(h.text) else h for h in hits]
 
 
 def _subjects(question: str) -> list[str]:

@@ -137,7 +137,10 @@ _PLAIN_QUESTION = re.compile(
     r"(?P<yes>要|是|能|会|可|用|收|扣|退|给|送|开)[不没](?P=yes)|[能会可要].{1,20}不[？?]?$|(?<![好这前过近十])几(?:次|张|个|回|块|岁|年|个月)"
 )
 # After a wish, a yes-or-no question about what it would get ("我要开发票 能要纸质的吗"), not a plea to do it.
-_ASKS_ABOUT_WISH = re.compile(r"(?:能|可以)(?!帮|给我|替我|办一?下)[^，。？?\s]{1,10}[吗么](?=\s|$|[？?，,。])")
+_ASKS_ABOUT_WISH = re.compile(
+    r"(?:能|可以)(?!帮|给我|替我|办一?下)[^，。？?\s]{1,10}[吗么](?=\s|$|[？?，,。])|"
+    r"(?:^|[\s，,])[^，。？?\s]{1,4}多少钱?[啊呀呢]?[？?]?$"  # "…想换成一千兆的 月租多少"
+)
 _QUESTION = re.compile(
     rf"{_PLAIN_QUESTION.pattern}|多少|几个|好久|多大|谁|哪|是不是|可以吗|能吗|行不行|要不要|吗|呢|了没有?(?=\s|$|[？?，,。])|(?<![怎什])么(?=\s|$|[？?，,。])|"
     r"(?P<verb>[\u4e00-\u9fff])[不没](?P=verb)"  # 贵不贵, 开不开, 扣不扣: a question whatever the topic
@@ -148,12 +151,12 @@ _HELP = re.compile(r"怎么办|怎么整|咋整|咋办|怎么回事|咋回事|�
 # A wish ("我想开个发票") is an act unless the same utterance plainly asks something about it.
 _ACTS = r"办|申请|预约|开|装|改|换|停|补|移"  # what a caller asks to have done
 _WISH = re.compile(
-    rf"我(?:要|想)(?:(?:在|去|到)[^，。\s]{{1,12}}?)?(?:报修|报障|{_ACTS})"  # 我想在旗舰店补张卡
+    rf"我(?:要|想)(?:(?:在|去|到)[^，。\s]{{1,12}}?)?(?:报修|报障|{_ACTS})|想把|要把"  # 我想在旗舰店补张卡
 )
 _EXPLICIT_ACT = re.compile(
     r"我要投诉|我想投诉|要投诉|投诉一下|帮我(?:办|报|登记|预约|申请|提交|开|查|处理|修|弄)|给我(?:办|报|登记|预约|开|处理|修)|"
     r"那就(?:办|换|改|开|装)|就(?:办|换|改)(?:吧|一个)|(?:办|换|改)吧|报个故障|报修一下|派人|来修|上门修|快点修|修一下|"
-    r"想约|约个|帮我约|给我约|想把|要把|帮我把|给我把|给我补偿|要补偿|得补偿|申请补偿|赔我|补偿我|给个补偿"
+    r"想约|约个|帮我约|给我约|帮我把|给我把|给我补偿|要补偿|得补偿|申请补偿|赔我|补偿我|给个补偿"
 )
 # Asking for something to be done, whatever the service ("想给我妈开个副卡", "号想换个便宜点的").
 _REQUEST_FORM = re.compile(

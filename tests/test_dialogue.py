@@ -172,6 +172,7 @@ def test_address_leaves_out_what_is_not_a_place(said, contains):
         ("要是光猫哪天坏了 一般几天能修好", Intent.CONSULTATION),  # a fault supposed, not reported
         ("我想补办张卡 外地身份证可以用吗", Intent.CONSULTATION),  # a wish, then a yes-or-no question about it
         ("我想停机保号 能帮我办一下吗", Intent.SERVICE_REQUEST),  # a plea to do it
+        ("想把宽带换成五百兆的 月费多少", Intent.CONSULTATION),  # a wish, then how much it would cost
     ],
 )
 def test_intents(said, intent):
@@ -1298,3 +1299,18 @@ def lending_kb(tmp_path_factory: pytest.TempPathFactory) -> HybridRetriever:
 async def test_a_short_question_naming_what_the_answer_speaks_of_is_on_topic(demo_kb, lending_kb, pools, said, fact):
     state, _, replies, _ = await _conversation(_manager(lending_kb if fact else demo_kb, pools), [said])
     assert state.main_intent is Intent.CONSULTATION and (fact or "50元") in replies[0]
+
+
+@pytest.fixture(scope="module")
+def speeds_kb(tmp_path_factory: pytest.TempPathFactory) -> HybridRetriever:
+    return _small_kb(tmp_path_factory, {
+        "speeds": ("光纤宽带资费", "broadband",
+                   "- 300M宽带：69元/月，上行速率30M，适合两三口之家看视频、上网课。\n\n"
+                   "- 1000M千兆宽带：149元/月，上行速率100M，配1台Wi-Fi 6路由器，适合多人同时打游戏、开直播。"),
+    })
+
+
+@pytestmark_kb
+def test_what_the_caller_would_change_to_is_the_one_priced(speeds_kb):
+    plan = plan_answer(speeds_kb, "现在用的三百兆 要是改成一千兆的 一个月多少钱")
+    assert not isinstance(plan, NotInKb) and plan.statements[0].startswith("1000M"), plan
