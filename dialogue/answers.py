@@ -431,7 +431,19 @@ def _select(hits: list[_Hit], question: str, wanted: list[str], options: AnswerO
         if close or completes:
             chosen.append(hit)
             break
-    return tuple(_focus(hit.text, question, hit.types & set(wanted), options.max_statement_chars) for hit in chosen)
+    said = [_focus(hit.text, question, hit.types & set(wanted), options.max_statement_chars) for hit in chosen]
+    said[0] = _with_rest_of_list(said[0], [h.text for h in hits if h not in chosen])
+    return tuple(said)
+
+
+def _with_rest_of_list(statement: str, others: list[str]) -> str:
+    """A list the knowledge base cut into pieces ("使用5G需同时满足：A；B" and "使用5G需同时满足：C") is
+    said whole: what all of its items are needed for is not answered by some of them."""
+    lead, colon, _ = statement.partition("：")
+    if not colon or len(lead) < 4:
+        return statement
+    rest = [other[len(lead) + 1:] for other in others if other.startswith(lead + "：")]
+    return "；".join([statement.rstrip("。；;"), *(item.rstrip("。；;") for item in rest)]) + "。" if rest else statement
 
 
 def _focus(statement: str, question: str, types: frozenset[str], budget: int) -> str:

@@ -1316,3 +1316,19 @@ def speeds_kb(tmp_path_factory: pytest.TempPathFactory) -> HybridRetriever:
 def test_what_the_caller_would_change_to_is_the_one_priced(speeds_kb):
     plan = plan_answer(speeds_kb, "现在用的三百兆 要是改成一千兆的 一个月多少钱")
     assert not isinstance(plan, NotInKb) and plan.statements[0].startswith("1000M"), plan
+
+
+@pytest.fixture(scope="module")
+def list_kb(tmp_path_factory: pytest.TempPathFactory) -> HybridRetriever:
+    return _small_kb(tmp_path_factory, {
+        "volte": ("高清通话说明", "mobile-network",
+                  "开通高清通话需同时满足：\n\n- 手机支持高清通话功能；\n- 号码已办理任意5G套餐（星河4G老套餐不能开通）；\n"
+                  "- 在手机设置中打开高清通话开关。\n\n高清通话不另收费，通话按套餐内分钟数计算。"),
+    })
+
+
+@pytestmark_kb
+def test_a_list_the_kb_cut_in_pieces_is_said_whole(list_kb):
+    plan = plan_answer(list_kb, "4G老套餐能开高清通话吗")
+    said = "".join(plan.statements) if not isinstance(plan, NotInKb) else ""
+    assert all(item in said for item in ("支持高清通话功能", "任意5G套餐", "高清通话开关")), plan
