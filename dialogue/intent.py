@@ -99,7 +99,8 @@ _REPORTED_BEFORE = re.compile(r"(?<![要想去])报(?:了|过)修|(?<![要想去
 # What the caller asks of a report or complaint as they make it: when it is handled, what they get back.
 _ASKS_OUTCOME = re.compile(
     r"(?:多久|多长时间|几天|什么时候|啥时候|多快|要等多久).{0,10}(?:修|处理|好|来|上门|说法|答复|回复|回电|解决|恢复|结果)|"
-    r"怎么赔|赔多少|赔不赔|怎么补偿|补偿多少|补不补偿|能退|退不退|退回来|能不能退|会不会退"
+    r"怎么赔|赔多少|赔不赔|怎么补偿|补偿多少|补不补偿|能退|退不退|退回来|能不能退|会不会退|"
+    r"能(?:不能)?解决|解决得了|有(?:没有)?(?:什么)?办法"  # whether anything can be done about it
 )
 
 
@@ -202,7 +203,9 @@ _OWN_COMPANY = re.compile(r"(?:我们|我的|我|咱们?)的?(?:公司|单位)|(
 
 
 # What only the company itself can say (its money, its people), whatever service words come with it.
-_COMPANY_MATTERS = re.compile(r"老总|董事长|总经理|总裁|老板|创始人|总部|营收|利润|财报|年报|投了多少|投入了?多少|花了多少钱(?:建|投)")
+_COMPANY_MATTERS = re.compile(
+    r"老总|董事长|总经理|总裁|老板|创始人|总部|营收|利润|财报|年报|投了多少|投入了?多少|花了多少钱(?:建|投)|股票|股价|市值"
+)
 
 
 def about_the_company(text: str, carrier: str = "") -> bool:
