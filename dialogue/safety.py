@@ -25,6 +25,7 @@ _OTHERS_DATA = re.compile(
     r"跟谁|和谁|给谁|谁打|打给谁|联系过谁|都联系|叫什么名字|名字叫|是谁|谁在用|谁的|"
     r"花了多少|消费了多少|用了多少(?:话费|钱|流量)|余额|上网记录|浏览记录|缴费记录|充值记录)"  # their spending
     rf"|(?:定位|位置|在哪|通话记录|话单|详单|短信记录).{{0,24}}{_SOMEONE_ELSE}|定位.{{0,8}}(?:手机号|号码|\d{{11}})"
+    r"|查(?:查|一下|下|出)?(?:对方|他|她)?是谁"  # who someone is
 )
 # Lists of customers, numbers or records: nobody may have them through the hotline.
 _BULK_DATA = re.compile(r"(?:用户|客户|号码|手机号).{0,8}(?:都|全部|所有).{0,6}(?:列|导出|发|给我|念)|(?:所有|全部)(?:用户|客户)的")

@@ -1340,3 +1340,8 @@ async def test_a_report_asking_whether_anything_can_be_done_hears_what_the_kb_sa
     state, _, replies, _ = await _conversation(_manager(demo_kb, pools), ["一进电梯手机就没信号了 你们有没有办法"])
     assert state.main_intent is Intent.FAULT_REPORT
     assert "电梯" in replies[0] and replies[0].endswith(prompts.SLOT_QUESTIONS["address"])
+
+
+def test_asking_who_someone_is_is_refused():
+    assert refusal_reason("有人用这个号冒充我 你能帮我查查是谁吗") == "others_data"
+    assert refusal_reason("有人冒用我的身份证办了号 我该怎么处理") is None  # one's own ID: a question
