@@ -226,6 +226,8 @@ def plan_answer(
             return NotInKb("nothing_relevant")
     elif named is None and price is not None and not kb.mentions(f"{price}元", doc_id):
         return NotInKb("unknown_offer", alternatives=_titles(kb, hits[0].category))
+    if (speed := _speed(question)) is not None and not any(kb.mentions(said) for said in _speed_said(speed)):
+        return NotInKb("unknown_offer", alternatives=(hits[0].title,))  # "两千兆的有没有"
     same_doc = _ranked(kb.statements(query, options.candidates, doc_ids=[doc_id]), wanted, options)
     if not same_doc:
         return NotInKb("nothing_relevant")
@@ -340,13 +342,17 @@ def _sole_mentions(
 
 def says_what_it_answers(question: str, plan: Grounded) -> bool:
     """Whether the question names a thing (a word of its own, not a place or a person) that the answer's
-    statements say: "移机要收钱吗" is on topic because the answer speaks of 移机."""
+    statements say: "押金要交吗" is on topic because the answer speaks of 押金."""
     said = "".join(plan.statements)
-    return any(
-        len(word.word) >= 2 and re.match(r"(?:n(?![rst])|v)", str(word.flag)) and word.word in said
-        and word.word not in _GENERIC_WORDS
-        for word in _pos_tagger().cut(question, HMM=False)
-    )
+    return any(word in said for word in _things_named(question))
+
+
+def _things_named(question: str) -> list[str]:
+    """The nouns and verbs of the question, of two characters or more, but no place, person or filler."""
+    return [
+        str(word.word) for word in _pos_tagger().cut(question, HMM=False)
+        if len(word.word) >= 2 and re.match(r"(?:n(?![rst])|v)", str(word.flag)) and word.word not in _GENERIC_WORDS
+    ]
 
 
 _GENERIC_WORDS = frozenset({"知道", "可以", "问问", "请问", "想问", "需要", "觉得", "时候", "东西", "事情", "问题", "情况"})
@@ -476,6 +482,19 @@ def _bigrams(text: str) -> set[str]:
 def _offer_number(question: str) -> str | None:
     match = _OFFER_NAME.search(chinese_to_digits(question))
     return next((group for group in match.groups() if group), None) if match else None
+
+
+_SPEED = re.compile(r"(\d+)\s*(?:兆|[mM](?![a-zA-Z]))")
+
+
+def _speed(question: str) -> str | None:
+    match = _SPEED.search(chinese_to_digits(question))
+    return match.group(1) if match else None
+
+
+def _speed_said(speed: str) -> list[str]:
+    """How a document may write a line speed: 1000M, 1000兆, 千兆."""
+    return [f"{speed}M", f"{speed}兆", *({"100": ["百兆"], "1000": ["千兆"], "10000": ["万兆"]}.get(speed, []))]
 
 
 def _price(question: str) -> str | None:

@@ -76,6 +76,7 @@ _FILLER = re.compile(
     r"^(喂|嗯+|呃|啊|哦|那个|就是那个|就是|的?(?:家庭|家里|我的|新的?|安装|装机|具体)?(?:住址|地址|位置)(?:是|在|啊)?|地方么?|装在|安装在|我家住?在?|我家里?在?|"
     r"俺家在?|我屋头在?|我住在?|住在|家住|我人在|人在|我在|我们在|(?:我们?的?)?(?:单位|公司|厂里|学校)(?:在|是)|在|是)+"
 )
+_HESITATION = re.compile(r"^(?:嗯+|呃|啊|哦)+")
 _TRAILER = re.compile(r"(那一片|这一片|那一下|那一哈|一带|那边|这边|那里|附近|上班的地方|上班|工作|那块|那儿|这儿|这里|的)+$")
 # Where the address stops within a piece: the caller goes on about themselves.
 _SPEAKER = re.compile(r"(我|俺|他|她|上班|工作|住的|家里)")
@@ -89,7 +90,10 @@ def _address_pieces(text: str) -> list[str]:
     pieces = re.split(r"[\s,，。！？!?；;、]+", spoken_digits_to_numerals(normalise(text)))
     kept: list[str] = []
     for piece in pieces:
-        core = _TRAILER.sub("", _FILLER.sub("", piece))
+        if kept and _FILLER.fullmatch(piece):
+            continue  # "海澄路 就是那个 滨江花园": chatter between parts of the address
+        # Inside the address only hesitations go: "一号 那个商场里" stays as said, all of it the caller's.
+        core = _TRAILER.sub("", (_HESITATION if kept else _FILLER).sub("", piece))
         if kept and (cut := _SPEAKER.search(core)) is not None:
             core = _TRAILER.sub("", core[: cut.start()])  # 软件园二期那一片我上班的地方 -> 软件园二期
         if not core or _NOT_ADDRESS.search(core):
@@ -181,6 +185,7 @@ FAULT_TYPES: tuple[tuple[str, str], ...] = (
     ("call_drop", r"掉话|打着打着|打起打起|说着说着|聊着聊着|说不了两句|说两句就断|通话.{0,12}断|电话.{0,12}断|打电话.{0,8}掉线|"
                   r"电话.{0,12}没声音"),
     ("intermittent", r"时断时续|时好时坏|时有时无|断断续续|一会儿?.{0,6}一会儿?|一阵.{0,4}一阵|断一下又好|好了又断|连上又断|又断|老是?断|总是?断|经常断|动不动.{0,2}断|老掉线|"
+                     r"掉网|(?:过)?一会儿?又(?:好|有|能用)了?|又有了|又好了|"
                      r"掉线|断好几|一天.*断|不稳定"),
     ("no_signal", r"没有?信号|信号(?:一点|一格|一丁点|半点)?(?:都|也)没|无信号|一格信号|冇信号|无服务|没服务|信号.{0,3}(?:差|弱)|打不出去?|打不了电话|打不通"),
     ("slow", r"慢|测(?:速|出来|下来|了一下)?.{0,6}(?:只有|才)|达不到|卡顿|很卡|好卡|太卡|特别卡|卡得|卡死|转圈|缓冲|延迟|刷不出来|网速"),

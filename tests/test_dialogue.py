@@ -113,6 +113,7 @@ def test_since_keeps_the_relative_wording(said, since):
         ("手机在家一格信号都没有", "no_signal"),
         ("打电话老掉线", "call_drop"),
         ("光猫那个灯变红了", "no_connection"),  # a red light: the fibre signal is lost
+        ("手机好好的突然没网了 等一会儿又有了", "intermittent"),  # gone, then back
     ],
 )
 def test_fault_types(said, kind):
@@ -127,6 +128,7 @@ def test_fault_types(said, kind):
         ("这个大概多长时间能修好", None),
         ("十五号开始的 大概", None),  # a date, not a house number
         ("在北港区 梧桐巷那一哈", "北港区梧桐巷"),
+        ("在西港区 滨海大道 八号 那个写字楼里", "西港区滨海大道八号那个写字楼里"),  # as said, no piece left out
     ],
 )
 def test_address_leaves_out_what_is_not_a_place(said, contains):
@@ -444,6 +446,7 @@ async def test_what_the_kb_does_not_hold_is_declined_without_figures(demo_kb, po
 
 
 def test_a_recognizer_s_chinese_numerals_are_still_on_topic() -> None:
+    assert about_telecom("那个三天两个G的包 从哪天开始算")
     assert about_telecom("我们镇上什么时候能用上五G啊") and about_telecom("四G还能用几年")
     assert not about_telecom("明天五点会不会下雨")
 
@@ -1345,3 +1348,12 @@ async def test_a_report_asking_whether_anything_can_be_done_hears_what_the_kb_sa
 def test_asking_who_someone_is_is_refused():
     assert refusal_reason("有人用这个号冒充我 你能帮我查查是谁吗") == "others_data"
     assert refusal_reason("有人冒用我的身份证办了号 我该怎么处理") is None  # one's own ID: a question
+
+
+@pytestmark_kb
+@pytest.mark.parametrize(("question", "declined"), [("有没有两千兆的宽带", True), ("一千兆的宽带一个月多少钱", False)])
+async def test_a_line_speed_the_kb_never_names_is_declined(demo_kb, question, declined):
+    plan = plan_answer(demo_kb, question)
+    assert isinstance(plan, NotInKb) is declined, plan
+    if declined:
+        assert plan.reason == "unknown_offer" and not re.search(r"\d", plan.alternatives[0])
