@@ -1206,6 +1206,7 @@ async def test_a_report_that_asks_what_a_light_means_hears_it_before_the_address
 def test_a_look_at_the_callers_own_account_asks_how_to_look_and_paying_for_someone_asks_how_to_pay():
     assert asked_types("帮我查一下我还剩几个G") == ["how"]  # the bot cannot see the account
     assert "payment" in asked_types("我妈手机停了 我能替她充吗")
+    assert "price" in asked_types("停机保号每个月收多少")
 
 
 def test_a_trouble_told_is_not_a_question_of_what_still_works():
