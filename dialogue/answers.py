@@ -330,11 +330,10 @@ def _sole_mentions(
     """Documents that alone say a thing the question names and the best document does not: "地铁三号线上
     没有5G" is about the coverage page's line on the metro, not the general page on weak signal."""
     found = []
-    for word in _pos_tagger().cut(question, HMM=False):
-        noun = str(word.flag).startswith("n") and not str(word.flag).startswith("nr")  # not a person's name
-        if len(word.word) < 2 or not noun or kb.mentions(word.word, best):
+    for word, kind in _things_named(question):
+        if kind != "noun" or kb.mentions(word, best):
             continue
-        saying = [doc_id for doc_id, _, _ in catalog if kb.mentions(word.word, doc_id)]
+        saying = [doc_id for doc_id, _, _ in catalog if kb.mentions(word, doc_id)]
         if len(saying) == 1:
             found.append(saying[0])
     return found
@@ -344,13 +343,15 @@ def says_what_it_answers(question: str, plan: Grounded) -> bool:
     """Whether the question names a thing (a word of its own, not a place or a person) that the answer's
     statements say: "押金要交吗" is on topic because the answer speaks of 押金."""
     said = "".join(plan.statements)
-    return any(word in said for word in _things_named(question))
+    return any(word in said for word, _ in _things_named(question))
 
 
-def _things_named(question: str) -> list[str]:
-    """The nouns and verbs of the question, of two characters or more, but no place, person or filler."""
+def _things_named(question: str) -> list[tuple[str, str]]:
+    """(word, "noun" or "verb") for the question's words of two characters or more, but no place, person
+    or filler."""
     return [
-        str(word.word) for word in _pos_tagger().cut(question, HMM=False)
+        (str(word.word), "noun" if str(word.flag).startswith("n") else "verb")
+        for word in _pos_tagger().cut(question, HMM=False)
         if len(word.word) >= 2 and re.match(r"(?:n(?![rst])|v)", str(word.flag)) and word.word not in _GENERIC_WORDS
     ]
 

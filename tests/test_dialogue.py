@@ -1294,38 +1294,13 @@ async def test_a_question_about_the_companys_own_money_is_declined_though_it_nam
 
 
 @pytest.fixture(scope="module")
-def lending_kb(tmp_path_factory: pytest.TempPathFactory) -> HybridRetriever:
+def services_kb(tmp_path_factory: pytest.TempPathFactory) -> HybridRetriever:
     return _small_kb(tmp_path_factory, {
         "lending": ("设备借用规定", "broadband", "- 光猫免费借用，无需押金；销户时须归还，损坏的赔偿150元。"),
         "hours": ("营业时间", "policies", "- 自营厅每天9:00–18:00营业。"),
-    })
-
-
-@pytestmark_kb
-@pytest.mark.parametrize(("said", "fact"), [("押金要交多少啊", "无需押金"), ("搬家移机收不收钱", None)])
-async def test_a_short_question_naming_what_the_answer_speaks_of_is_on_topic(demo_kb, lending_kb, pools, said, fact):
-    state, _, replies, _ = await _conversation(_manager(lending_kb if fact else demo_kb, pools), [said])
-    assert state.main_intent is Intent.CONSULTATION and (fact or "50元") in replies[0]
-
-
-@pytest.fixture(scope="module")
-def speeds_kb(tmp_path_factory: pytest.TempPathFactory) -> HybridRetriever:
-    return _small_kb(tmp_path_factory, {
         "speeds": ("光纤宽带资费", "broadband",
                    "- 300M宽带：69元/月，上行速率30M，适合两三口之家看视频、上网课。\n\n"
                    "- 1000M千兆宽带：149元/月，上行速率100M，配1台Wi-Fi 6路由器，适合多人同时打游戏、开直播。"),
-    })
-
-
-@pytestmark_kb
-def test_what_the_caller_would_change_to_is_the_one_priced(speeds_kb):
-    plan = plan_answer(speeds_kb, "现在用的三百兆 要是改成一千兆的 一个月多少钱")
-    assert not isinstance(plan, NotInKb) and plan.statements[0].startswith("1000M"), plan
-
-
-@pytest.fixture(scope="module")
-def list_kb(tmp_path_factory: pytest.TempPathFactory) -> HybridRetriever:
-    return _small_kb(tmp_path_factory, {
         "volte": ("高清通话说明", "mobile-network",
                   "开通高清通话需同时满足：\n\n- 手机支持高清通话功能；\n- 号码已办理任意5G套餐（星河4G老套餐不能开通）；\n"
                   "- 在手机设置中打开高清通话开关。\n\n高清通话不另收费，通话按套餐内分钟数计算。"),
@@ -1333,8 +1308,21 @@ def list_kb(tmp_path_factory: pytest.TempPathFactory) -> HybridRetriever:
 
 
 @pytestmark_kb
-def test_a_list_the_kb_cut_in_pieces_is_said_whole(list_kb):
-    plan = plan_answer(list_kb, "4G老套餐能开高清通话吗")
+@pytest.mark.parametrize(("said", "fact"), [("押金要交多少啊", "无需押金"), ("搬家移机收不收钱", None)])
+async def test_a_short_question_naming_what_the_answer_speaks_of_is_on_topic(demo_kb, services_kb, pools, said, fact):
+    state, _, replies, _ = await _conversation(_manager(services_kb if fact else demo_kb, pools), [said])
+    assert state.main_intent is Intent.CONSULTATION and (fact or "50元") in replies[0]
+
+
+@pytestmark_kb
+def test_what_the_caller_would_change_to_is_the_one_priced(services_kb):
+    plan = plan_answer(services_kb, "现在用的三百兆 要是改成一千兆的 一个月多少钱")
+    assert not isinstance(plan, NotInKb) and plan.statements[0].startswith("1000M"), plan
+
+
+@pytestmark_kb
+def test_a_list_the_kb_cut_in_pieces_is_said_whole(services_kb):
+    plan = plan_answer(services_kb, "4G老套餐能开高清通话吗")
     said = "".join(plan.statements) if not isinstance(plan, NotInKb) else ""
     assert all(item in said for item in ("支持高清通话功能", "任意5G套餐", "高清通话开关")), plan
 
