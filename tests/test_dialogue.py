@@ -175,6 +175,8 @@ def test_address_leaves_out_what_is_not_a_place(said, contains):
         ("我想补办张卡 外地身份证可以用吗", Intent.CONSULTATION),  # a wish, then a yes-or-no question about it
         ("我想停机保号 能帮我办一下吗", Intent.SERVICE_REQUEST),  # a plea to do it
         ("想把宽带换成五百兆的 月费多少", Intent.CONSULTATION),  # a wish, then how much it would cost
+        ("一般的投诉最多多少天能处理完", Intent.CONSULTATION),  # how many days: a question
+        ("整个小区都停网了 还得我自己去申请补偿吗", Intent.CONSULTATION),  # asks whether one must apply
     ],
 )
 def test_intents(said, intent):
