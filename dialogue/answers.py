@@ -346,14 +346,15 @@ def says_what_it_answers(question: str, plan: Grounded) -> bool:
     return any(word in said for word, _ in _things_named(question))
 
 
-def _things_named(question: str) -> list[tuple[str, str]]:
+@lru_cache(maxsize=256)  # a turn reads the same question for the page it names and for being on topic
+def _things_named(question: str) -> tuple[tuple[str, str], ...]:
     """(word, "noun" or "verb") for the question's words of two characters or more, but no place, person
     or filler."""
-    return [
+    return tuple(
         (str(word.word), "noun" if str(word.flag).startswith("n") else "verb")
         for word in _pos_tagger().cut(question, HMM=False)
         if len(word.word) >= 2 and re.match(r"(?:n(?![rst])|v)", str(word.flag)) and word.word not in _GENERIC_WORDS
-    ]
+    )
 
 
 _GENERIC_WORDS = frozenset({"知道", "可以", "问问", "请问", "想问", "需要", "觉得", "时候", "东西", "事情", "问题", "情况"})
